@@ -1,0 +1,44 @@
+"""Roles and what each may do: the rules, free of the web framework and the database."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass
+
+
+class Role(enum.StrEnum):
+    """The roles of DESIGN.md section 6."""
+
+    ADMIN = "admin"
+    MANAGER = "manager"
+    CLERK = "clerk"
+    CUSTOMER = "customer"
+    DEVICE = "device"
+
+
+STAFF = frozenset({Role.ADMIN, Role.MANAGER})
+"""Run the catalog, warehouses and stock of every warehouse."""
+
+STOCK_HANDLERS = frozenset({Role.ADMIN, Role.MANAGER, Role.CLERK})
+"""Record movements, counts and transfers; ship orders."""
+
+BUYERS = frozenset({Role.ADMIN, Role.MANAGER, Role.CLERK, Role.CUSTOMER})
+"""Place orders (staff place them on a customer's behalf, e.g. over the counter)."""
+
+ORDER_READERS_OF_ALL = frozenset({Role.ADMIN, Role.MANAGER, Role.CLERK})
+"""See every order; customers see only their own."""
+
+MIN_PASSWORD_LENGTH = 10
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling, as proven by a verified access token."""
+
+    user_id: uuid.UUID
+    role: Role
+
+    def has_role(self, allowed: frozenset[Role]) -> bool:
+        """Whether this caller's role is among ``allowed``."""
+        return self.role in allowed

@@ -1,0 +1,93 @@
+"""Password hashing (argon2id) and JWT access/refresh tokens."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Literal
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from storekeeper.db import utcnow
+from storekeeper.errors import NotAuthenticated
+
+# OWASP's argon2id baseline: m=19 MiB, t=2, p=1 (Password Storage Cheat Sheet).
+_hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
+# Verified against when the e-mail is unknown, so a miss costs what a hit costs.
+_DUMMY_HASH = _hasher.hash("storekeeper-timing-equaliser")
+
+ISSUER = "storekeeper"
+AUDIENCE = "storekeeper-api"
+ALGORITHM = "HS256"
+TokenType = Literal["access", "refresh"]
+
+
+def hash_password(password: str) -> str:
+    """An argon2id hash of ``password``."""
+    return _hasher.hash(password)
+
+
+def verify_password(password: str, password_hash: str | None) -> bool:
+    """Whether ``password`` matches; with no hash it still spends the time of a check."""
+    try:
+        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def needs_rehash(password_hash: str) -> bool:
+    """Whether the hash was made with weaker parameters than today's."""
+    return _hasher.check_needs_rehash(password_hash)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenClaims:
+    """What a verified token says."""
+
+    user_id: uuid.UUID
+    role: str
+    token_type: TokenType
+    jti: str
+
+
+def issue_token(
+    *, key: str, user_id: uuid.UUID, role: str, token_type: TokenType, ttl: timedelta
+) -> str:
+    """A signed JWT for ``user_id``."""
+    now = utcnow()
+    claims: dict[str, Any] = {
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": str(user_id),
+        "role": role,
+        "typ": token_type,
+        "iat": now,
+        "nbf": now,
+        "exp": now + ttl,
+        "jti": uuid.uuid4().hex,
+    }
+    return jwt.encode(claims, key, algorithm=ALGORITHM)
+
+
+def decode_token(token: str, *, key: str, expected_type: TokenType) -> TokenClaims:
+    """Verify signature, algorithm, issuer, audience, expiry and type, or raise NotAuthenticated."""
+    try:
+        claims = jwt.decode(
+            token,
+            key,
+            algorithms=[ALGORITHM],
+            audience=AUDIENCE,
+            issuer=ISSUER,
+            options={"require": ["exp", "iat", "sub", "jti", "iss", "aud"]},
+        )
+        user_id = uuid.UUID(claims["sub"])
+    except (jwt.PyJWTError, ValueError, KeyError) as exc:
+        raise NotAuthenticated("invalid or expired token", code="invalid_token") from exc
+    if claims.get("typ") != expected_type:
+        raise NotAuthenticated(f"a {expected_type} token is required", code="invalid_token")
+    return TokenClaims(
+        user_id=user_id, role=str(claims.get("role")), token_type=expected_type, jti=claims["jti"]
+    )

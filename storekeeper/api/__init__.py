@@ -1,0 +1,1 @@
+"""The HTTP API: the app factory, shared dependencies and error mapping."""

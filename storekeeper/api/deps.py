@@ -1,0 +1,62 @@
+"""FastAPI dependencies shared by every context's router."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
+
+from storekeeper.accounts import security
+from storekeeper.accounts.domain import Principal, Role
+from storekeeper.bootstrap import Container
+from storekeeper.db import Database
+from storekeeper.errors import NotAuthenticated, PermissionDenied
+
+_bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+
+
+def get_container(request: Request) -> Container:
+    """The app's composition root."""
+    container: Container = request.app.state.container
+    return container
+
+
+ContainerDep = Annotated[Container, Depends(get_container)]
+
+
+def get_db(container: ContainerDep) -> Database:
+    """The database; views open a unit of work with ``db.transaction()``."""
+    return container.db
+
+
+DatabaseDep = Annotated[Database, Depends(get_db)]
+
+
+def get_principal(
+    container: ContainerDep, token: Annotated[str | None, Depends(_bearer)]
+) -> Principal:
+    """The caller proven by the bearer access token."""
+    if not token:
+        raise NotAuthenticated("a bearer token is required")
+    claims = security.decode_token(token, key=container.signing_key, expected_type="access")
+    try:
+        role = Role(claims.role)
+    except ValueError as exc:
+        raise NotAuthenticated("token names an unknown role", code="invalid_token") from exc
+    return Principal(user_id=claims.user_id, role=role)
+
+
+CurrentUser = Annotated[Principal, Depends(get_principal)]
+
+
+def require(allowed: frozenset[Role]) -> Callable[[Principal], Principal]:
+    """A dependency admitting only callers whose role is in ``allowed``."""
+
+    def check(principal: CurrentUser) -> Principal:
+        if not principal.has_role(allowed):
+            raise PermissionDenied(f"role {principal.role.value} may not do this")
+        return principal
+
+    return check

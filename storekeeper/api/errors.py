@@ -1,0 +1,93 @@
+"""The one place where errors become HTTP responses: always ``{"detail", "code"}``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from storekeeper.errors import (
+    Conflict,
+    DomainError,
+    InvalidRequest,
+    NotAuthenticated,
+    NotFound,
+    PermissionDenied,
+)
+
+log = logging.getLogger(__name__)
+
+_STATUS: list[tuple[type[DomainError], int]] = [
+    (NotFound, status.HTTP_404_NOT_FOUND),
+    (Conflict, status.HTTP_409_CONFLICT),
+    (InvalidRequest, status.HTTP_422_UNPROCESSABLE_CONTENT),
+    (PermissionDenied, status.HTTP_403_FORBIDDEN),
+    (NotAuthenticated, status.HTTP_401_UNAUTHORIZED),
+]
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "not_authenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
+
+
+def error_body(detail: Any, code: str) -> dict[str, Any]:
+    """The shape of every error response."""
+    return {"detail": detail, "code": code}
+
+
+def status_for(exc: DomainError) -> int:
+    """The HTTP status of a domain error family."""
+    for family, code in _STATUS:
+        if isinstance(exc, family):
+            return code
+    return status.HTTP_400_BAD_REQUEST
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers on ``app``."""
+
+    @app.exception_handler(DomainError)
+    async def _domain(_: Request, exc: DomainError) -> JSONResponse:
+        code = status_for(exc)
+        headers = {"WWW-Authenticate": "Bearer"} if code == 401 else None
+        return JSONResponse(error_body(exc.detail, exc.code), status_code=code, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {k: v for k, v in error.items() if k in ("type", "loc", "msg")}
+            for error in exc.errors()
+        ]
+        return JSONResponse(
+            error_body(jsonable_encoder(errors), "validation_error"),
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(
+            error_body(exc.detail, _HTTP_CODES.get(exc.status_code, "http_error")),
+            status_code=exc.status_code,
+            headers=exc.headers,
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Never a traceback or SQL in a response; the log has the details.
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse(
+            error_body("internal error", "internal_error"),
+            status_code=status.HTTP_500_INTERNAL_SERVER_ERROR,
+        )

@@ -1,0 +1,41 @@
+"""Tables of the catalog context."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, CheckConstraint, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from storekeeper.db import Base, utcnow
+
+
+class Product(Base):
+    """A sellable item, identified by its SKU; archived products stay for history."""
+
+    __tablename__ = "catalog_product"
+    __table_args__ = (
+        CheckConstraint("price_cents >= 0", name="price_not_negative"),
+        CheckConstraint(
+            "min_temp_c IS NULL OR max_temp_c IS NULL OR min_temp_c <= max_temp_c",
+            name="temp_range_ordered",
+        ),
+    )
+
+    sku: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    price_cents: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    min_temp_c: Mapped[float | None]
+    max_temp_c: Mapped[float | None]
+    version: Mapped[int] = mapped_column(default=1)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    archived_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    @property
+    def archived(self) -> bool:
+        """Whether the product was withdrawn from sale."""
+        return self.archived_at is not None

@@ -1,0 +1,142 @@
+"""Use cases of the catalog context."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from storekeeper.catalog.events import ProductChanged
+from storekeeper.catalog.models import Product
+from storekeeper.db import utcnow
+from storekeeper.errors import Conflict, InvalidRequest, NotFound
+from storekeeper.events import outbox
+
+MAX_PAGE = 200
+
+
+class DuplicateSku(Conflict):
+    """A product with that SKU exists already."""
+
+    code = "duplicate_sku"
+
+
+class UnknownSku(NotFound):
+    """No product has that SKU."""
+
+    code = "unknown_sku"
+
+
+@dataclass(frozen=True, slots=True)
+class PriceQuote:
+    """What one unit of a SKU costs now."""
+
+    sku: str
+    price_cents: int
+    currency: str
+
+
+def create(session: Session, *, data: dict[str, Any]) -> Product:
+    """Add a product; its SKU must be new."""
+    if session.get(Product, data["sku"]) is not None:
+        raise DuplicateSku(f"SKU {data['sku']} exists already")
+    product = Product(**data)
+    session.add(product)
+    session.flush()
+    outbox.record(session, ProductChanged(sku=product.sku, version=1, change="created"))
+    return product
+
+
+def get_or_raise(session: Session, *, sku: str) -> Product:
+    """The product with ``sku``."""
+    product = session.get(Product, sku)
+    if product is None:
+        raise UnknownSku(f"no product with SKU {sku}")
+    return product
+
+
+def list_(
+    session: Session, *, q: str | None, limit: int, cursor: str | None
+) -> tuple[list[Product], str | None]:
+    """Active products in SKU order matching ``q`` (SKU or name, case-insensitive), one page."""
+    query = select(Product).where(Product.archived_at.is_(None)).order_by(Product.sku)
+    if q:
+        pattern = "%" + q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        query = query.where(
+            or_(
+                func.lower(Product.sku).like(pattern, escape="\\"),
+                func.lower(Product.name).like(pattern, escape="\\"),
+            )
+        )
+    if cursor:
+        query = query.where(Product.sku > _decode_cursor(cursor))
+    limit = max(1, min(limit, MAX_PAGE))
+    rows = list(session.scalars(query.limit(limit + 1)))
+    next_cursor = _encode_cursor(rows[limit - 1].sku) if len(rows) > limit else None
+    return rows[:limit], next_cursor
+
+
+def update(session: Session, *, sku: str, changes: dict[str, Any]) -> Product:
+    """Apply field changes; each effective edit bumps the version."""
+    product = get_or_raise(session, sku=sku)
+    changed = {k: v for k, v in changes.items() if getattr(product, k) != v}
+    low = changed.get("min_temp_c", product.min_temp_c)
+    high = changed.get("max_temp_c", product.max_temp_c)
+    if low is not None and high is not None and low > high:
+        raise InvalidRequest("min_temp_c must not exceed max_temp_c", code="invalid_range")
+    if not changed:
+        return product
+    for key, value in changed.items():
+        setattr(product, key, value)
+    product.version += 1
+    product.updated_at = utcnow()
+    session.flush()
+    outbox.record(session, ProductChanged(sku=sku, version=product.version, change="updated"))
+    return product
+
+
+def archive(session: Session, *, sku: str) -> Product:
+    """Withdraw a product from sale; history keeps it."""
+    product = get_or_raise(session, sku=sku)
+    if product.archived_at is None:
+        product.archived_at = product.updated_at = utcnow()
+        product.version += 1
+        session.flush()
+        outbox.record(session, ProductChanged(sku=sku, version=product.version, change="archived"))
+    return product
+
+
+def quote(session: Session, *, skus: Iterable[str]) -> dict[str, PriceQuote]:
+    """Current prices of the given active SKUs; raises UnknownSku naming the first missing one."""
+    wanted = sorted(set(skus))
+    rows = session.execute(
+        select(Product.sku, Product.price_cents, Product.currency).where(
+            Product.sku.in_(wanted), Product.archived_at.is_(None)
+        )
+    ).all()
+    quotes = {row.sku: PriceQuote(row.sku, row.price_cents, row.currency) for row in rows}
+    for sku in wanted:
+        if sku not in quotes:
+            raise UnknownSku(f"no product on sale with SKU {sku}")
+    return quotes
+
+
+def exists(session: Session, *, sku: str) -> bool:
+    """Whether a product (active or archived) has this SKU."""
+    return session.scalar(select(Product.sku).where(Product.sku == sku)) is not None
+
+
+def _encode_cursor(sku: str) -> str:
+    return base64.urlsafe_b64encode(sku.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise InvalidRequest("malformed cursor", code="invalid_cursor") from exc

@@ -1,0 +1,149 @@
+"""``storekeeper``: serve, migrate, load demo data, manage users, show settings."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from storekeeper.accounts.domain import Role
+from storekeeper.config import Settings
+
+app = typer.Typer(help="Storekeeper: inventory and orders.", no_args_is_help=True)
+users_app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+console = Console()
+
+
+def _migrate(settings: Settings) -> None:
+    from storekeeper import migrations
+
+    url = settings.effective_database_url
+    if url.startswith("sqlite"):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    migrations.upgrade(url)
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema up to date (safe to run again)."""
+    settings = Settings()
+    _migrate(settings)
+    console.print(f"[green]database at revision[/green] {_revision(settings)}")
+
+
+def _revision(settings: Settings) -> str | None:
+    from storekeeper import migrations
+
+    return migrations.current_revision(settings.effective_database_url)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Listen address [STOREKEEPER_HOST]")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port [STOREKEEPER_PORT]")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes")] = 1,
+    auto_migrate: Annotated[bool, typer.Option("--migrate/--no-migrate",
+                                               help="Migrate before serving")] = True,
+) -> None:
+    """Serve the HTTP API (OpenAPI docs at /docs)."""
+    import uvicorn
+
+    settings = Settings()
+    if auto_migrate:
+        _migrate(settings)
+    host, port = host or settings.host, port or settings.port
+    console.print(f"Storekeeper on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
+    uvicorn.run(
+        "storekeeper.api.app:create_app", factory=True, host=host, port=port, workers=workers,
+        access_log=False, log_level="info",
+    )
+
+
+@app.command()
+def demo(
+    if_empty: Annotated[bool, typer.Option("--if-empty", help="Do nothing unless the database "
+                                           "has no users yet")] = False,
+    products: Annotated[int, typer.Option(min=1, max=100_000)] = 50,
+) -> None:
+    """Load demo warehouses, products, stock and one user per role."""
+    from storekeeper import demo as demo_data
+    from storekeeper.bootstrap import bootstrap
+
+    settings = Settings()
+    _migrate(settings)
+    container = bootstrap(settings)
+    try:
+        if not demo_data.is_empty(container.db):
+            if if_empty:
+                console.print("database has data already: demo data not loaded")
+                return
+            console.print("[red]database is not empty[/red]: demo data goes into a fresh one")
+            raise typer.Exit(1)
+        with Progress(console=console, transient=True) as bar:
+            task = bar.add_task("loading demo data", total=products)
+            summary = demo_data.load(
+                container.db, products=products, progress=lambda n: bar.advance(task, n)
+            )
+    finally:
+        container.close()
+    console.print(f"[green]demo data loaded[/green]: {summary.products} products, "
+                  f"{summary.warehouses} warehouses, {summary.users} users")
+    table = Table("e-mail", "password", "role", title="Demo accounts")
+    for email, password, role in demo_data.DEMO_USERS:
+        table.add_row(email, password, role.value)
+    console.print(table)
+
+
+@users_app.command("create")
+def users_create(
+    email: Annotated[str, typer.Option(help="E-mail address, used to sign in")],
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True,
+                                          confirmation_prompt=True)],
+    role: Annotated[Role, typer.Option(help="admin, manager, clerk, customer or device")],
+) -> None:
+    """Create a user in the configured database."""
+    from pydantic import ValidationError
+
+    from storekeeper.accounts import service as accounts_service
+    from storekeeper.accounts.schemas import UserCreate
+    from storekeeper.bootstrap import bootstrap
+    from storekeeper.errors import DomainError
+
+    try:
+        body = UserCreate(email=email, password=password, role=role)
+    except ValidationError as exc:
+        for error in exc.errors():
+            console.print(f"[red]{'.'.join(map(str, error['loc']))}[/red]: {error['msg']}")
+        raise typer.Exit(2) from exc
+    settings = Settings()
+    _migrate(settings)
+    container = bootstrap(settings)
+    try:
+        with container.db.transaction() as session:
+            user = accounts_service.create_user(
+                session, email=body.email, password=body.password, role=body.role
+            )
+    except DomainError as exc:
+        console.print(f"[red]{exc.detail}[/red]")
+        raise typer.Exit(1) from exc
+    finally:
+        container.close()
+    console.print(f"created {user.role} {user.email} ({user.id})")
+
+
+@app.command("config")
+def show_config() -> None:
+    """Print the effective settings, secrets masked."""
+    table = Table("setting", "value", title="Storekeeper settings")
+    for name, value in Settings().masked().items():
+        table.add_row(name, str(value))
+    console.print(table)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

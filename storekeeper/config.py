@@ -1,0 +1,136 @@
+"""Settings: environment variables ``STOREKEEPER_*``, an optional ``.env`` and ``storekeeper.toml``."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+_SECRET_FILE = "secret_key"
+
+
+class InsecureSettings(ValueError):
+    """A setting left at a development default where a production deployment runs."""
+
+
+class Settings(BaseSettings):
+    """Every public setting of Storekeeper; names and defaults are listed in DESIGN.md section 3."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="STOREKEEPER_",
+        env_file=".env",
+        extra="ignore",
+        toml_file="storekeeper.toml",
+    )
+
+    env: Literal["local", "production"] = "local"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    data_dir: Path = Path("./data")
+    database_url: str = ""
+    secret_key: SecretStr = SecretStr("")
+    broker_url: str = ""
+    redis_url: str = ""
+    payment_url: str = ""
+    smtp_url: str = ""
+    mqtt_url: str = ""
+    telemetry_port: int = 7070
+    telemetry_url: str = ""
+    alert_grace_s: int = 300
+
+    access_token_ttl_s: int = Field(default=900, ge=30)
+    refresh_token_ttl_s: int = Field(default=14 * 24 * 3600, ge=60)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    db_pool_size: int = Field(default=20, ge=1)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Environment beats ``.env`` beats ``storekeeper.toml``."""
+        return (
+            init_settings,
+            env_settings,
+            dotenv_settings,
+            TomlConfigSettingsSource(settings_cls),
+            file_secret_settings,
+        )
+
+    @model_validator(mode="after")
+    def _refuse_insecure_production(self) -> Settings:
+        if self.env == "production":
+            if len(self.secret_key.get_secret_value()) < 32:
+                raise InsecureSettings(
+                    "STOREKEEPER_SECRET_KEY must be set to at least 32 characters "
+                    "when STOREKEEPER_ENV=production"
+                )
+            if not self.database_url:
+                raise InsecureSettings(
+                    "STOREKEEPER_DATABASE_URL must be set when STOREKEEPER_ENV=production"
+                )
+        return self
+
+    @property
+    def effective_database_url(self) -> str:
+        """The SQLAlchemy URL in use: the configured one, or a SQLite file in the data dir."""
+        url = self.database_url or f"sqlite:///{(self.data_dir / 'storekeeper.db').resolve()}"
+        # Plain postgres URLs mean psycopg 3, the driver we ship.
+        for prefix in ("postgresql://", "postgres://"):
+            if url.startswith(prefix):
+                return "postgresql+psycopg://" + url[len(prefix) :]
+        return url
+
+    def signing_key(self) -> str:
+        """The token-signing secret; in local mode one is generated once into the data dir."""
+        configured = self.secret_key.get_secret_value()
+        if configured:
+            return configured
+        path = self.data_dir / _SECRET_FILE
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        # O_EXCL: two processes starting together must end up sharing one key.
+        try:
+            with path.open("x") as handle:
+                handle.write(key)
+            path.chmod(0o600)
+        except FileExistsError:
+            return path.read_text().strip()
+        return key
+
+    def masked(self) -> dict[str, Any]:
+        """The effective settings with secrets and URL passwords hidden, for ``storekeeper config``."""
+        shown: dict[str, Any] = {}
+        for name, value in self.model_dump().items():
+            if isinstance(value, SecretStr) or name == "secret_key":
+                text = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+                shown[name] = "**********" if text else "(generated in data dir)"
+            elif isinstance(value, str) and "://" in value and "@" in value:
+                shown[name] = _mask_url_password(value)
+            else:
+                shown[name] = str(value) if isinstance(value, Path) else value
+        shown["effective_database_url"] = _mask_url_password(self.effective_database_url)
+        return shown
+
+
+def _mask_url_password(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    credentials, _, host = rest.rpartition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}"

@@ -1,0 +1,99 @@
+"""Demo data: three warehouses, a small grocery catalog with stock, and one user per role."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from storekeeper.accounts import service as accounts_service
+from storekeeper.accounts.domain import Role
+from storekeeper.catalog import service as catalog_service
+from storekeeper.db import Database
+from storekeeper.inventory import service as inventory_service
+
+WAREHOUSES = [
+    ("BER", "Berlin central", 52.52, 13.405),
+    ("HAM", "Hamburg port", 53.551, 9.993),
+    ("MUC", "Munich south", 48.137, 11.575),
+]
+
+DEMO_USERS = [
+    ("admin@example.com", "storekeeper-admin", Role.ADMIN),
+    ("manager@example.com", "storekeeper-manager", Role.MANAGER),
+    ("clerk@example.com", "storekeeper-clerk", Role.CLERK),
+    ("customer@example.com", "storekeeper-customer", Role.CUSTOMER),
+]
+
+_GOODS = [
+    # name, price in cents, min and max storage temperature (None: ambient)
+    ("Whole milk 1l", 129, 2.0, 6.0),
+    ("Greek yoghurt 500g", 249, 2.0, 6.0),
+    ("Butter 250g", 239, 2.0, 8.0),
+    ("Frozen peas 1kg", 349, -25.0, -18.0),
+    ("Vanilla ice cream 1l", 499, -25.0, -18.0),
+    ("Salmon fillet 300g", 799, 0.0, 4.0),
+    ("Espresso beans 1kg", 1899, None, None),
+    ("Olive oil 750ml", 999, None, None),
+    ("Basmati rice 2kg", 549, None, None),
+    ("Dark chocolate 100g", 229, 12.0, 20.0),
+]
+
+
+@dataclass(frozen=True, slots=True)
+class DemoSummary:
+    """What ``load`` created."""
+
+    products: int
+    warehouses: int
+    users: int
+
+
+def is_empty(db: Database) -> bool:
+    """Whether the database has no users yet (a fresh install)."""
+    with db.reading() as session:
+        return accounts_service.count(session) == 0
+
+
+def load(
+    db: Database, *, products: int = 50, seed: int = 7,
+    progress: Callable[[int], None] | None = None,
+) -> DemoSummary:
+    """Create the demo data in one transaction; ``progress`` is called once per product."""
+    rng = random.Random(seed)
+    with db.transaction() as session:
+        for code, name, lat, lon in WAREHOUSES:
+            inventory_service.create_warehouse(session, code=code, name=name, lat=lat, lon=lon)
+        for email, password, role in DEMO_USERS:
+            accounts_service.create_user(session, email=email, password=password, role=role)
+        for i in range(products):
+            _product(session, rng, i)
+            if progress:
+                progress(1)
+    return DemoSummary(products=products, warehouses=len(WAREHOUSES), users=len(DEMO_USERS))
+
+
+def _product(session: Session, rng: random.Random, i: int) -> None:
+    name, price, low, high = _GOODS[i % len(_GOODS)]
+    sku = f"DEMO-{i + 1:04d}"
+    catalog_service.create(
+        session,
+        data={
+            "sku": sku,
+            "name": name if i < len(_GOODS) else f"{name} (batch {i // len(_GOODS) + 1})",
+            "price_cents": price,
+            "currency": "EUR",
+            "attributes": {"category": "chilled" if low is not None and low >= 0 else
+                           "frozen" if low is not None else "ambient"},
+            "min_temp_c": low,
+            "max_temp_c": high,
+        },
+    )
+    for code, *_ in WAREHOUSES:
+        qty = rng.choice([0, 5, 20, 50, 120])
+        if qty:
+            inventory_service.record_movement(
+                session, sku=sku, warehouse=code, delta=qty, reason="receipt", ref="demo"
+            )

@@ -1,0 +1,1 @@
+"""Events: the transactional outbox every context writes its events to."""

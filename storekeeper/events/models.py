@@ -1,0 +1,35 @@
+"""The outbox table: events committed in the same transaction as the state change they describe."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from storekeeper.db import AutoIncrementId, Base, utcnow
+
+
+class OutboxEvent(Base):
+    """One event, waiting for (or already through) the relay; ``id`` orders it within the outbox."""
+
+    __tablename__ = "events_outbox"
+    __table_args__ = (
+        Index("ix_events_outbox_unpublished", "published_at", "id"),
+        Index("ix_events_outbox_aggregate", "aggregate_type", "aggregate_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        AutoIncrementId,
+        primary_key=True,
+        autoincrement=True,
+    )
+    event_id: Mapped[uuid.UUID] = mapped_column(unique=True, default=uuid.uuid4)
+    type: Mapped[str] = mapped_column(String(64))
+    aggregate_type: Mapped[str] = mapped_column(String(32))
+    aggregate_id: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]]
+    occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
+    published_at: Mapped[datetime | None] = mapped_column(default=None)

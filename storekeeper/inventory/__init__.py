@@ -1,0 +1,1 @@
+"""Inventory: warehouses, the stock ledger, and reservations that never oversell."""

@@ -1,0 +1,102 @@
+"""Request and response bodies of the inventory API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from storekeeper.catalog.schemas import Sku
+
+WarehouseCode = Annotated[
+    str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,31}$")
+]
+Quantity = Annotated[int, Field(gt=0, le=1_000_000_000)]
+Ref = Annotated[str, StringConstraints(max_length=128)]
+
+
+class WarehouseCreate(BaseModel):
+    """A new warehouse."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: WarehouseCode
+    name: str = Field(min_length=1, max_length=200)
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+
+
+class WarehouseRead(BaseModel):
+    """A warehouse as the API shows it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    code: str
+    name: str
+    lat: float
+    lon: float
+    created_at: datetime
+
+
+class MovementCreate(BaseModel):
+    """A change of on-hand stock: positive receives, negative takes away."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sku: Sku
+    warehouse: WarehouseCode
+    delta: int = Field(ge=-1_000_000_000, le=1_000_000_000)
+    reason: Literal["receipt", "damage", "correction", "sale"]
+    ref: Ref | None = None
+
+
+class CountCreate(BaseModel):
+    """A physical count: on-hand becomes ``counted``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sku: Sku
+    warehouse: WarehouseCode
+    counted: int = Field(ge=0, le=1_000_000_000)
+    ref: Ref | None = None
+
+
+class TransferCreate(BaseModel):
+    """Move units from one warehouse to another."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    sku: Sku
+    from_: WarehouseCode = Field(alias="from")
+    to: WarehouseCode
+    qty: Quantity
+
+
+class LevelRead(BaseModel):
+    """Stock of a SKU in one warehouse."""
+
+    warehouse: str
+    on_hand: int
+    reserved: int
+    available: int
+
+
+class TransferRead(BaseModel):
+    """Both sides of a transfer after it happened."""
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    sku: str
+    from_: LevelRead = Field(alias="from")
+    to: LevelRead
+
+
+class StockRead(BaseModel):
+    """Stock of a SKU: totals and per warehouse."""
+
+    sku: str
+    on_hand: int
+    reserved: int
+    available: int
+    warehouses: list[LevelRead]

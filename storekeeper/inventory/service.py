@@ -1,0 +1,357 @@
+"""Use cases of the inventory context: warehouses, movements, counts, transfers, reservations.
+
+Every change of on-hand goes through ``_apply_delta``: one conditional UPDATE of the running total
+(which refuses to take available stock below zero, atomically, on SQLite and PostgreSQL alike)
+plus one ledger row, so on-hand always equals the sum of the movements. Stock rows are updated
+through SQLAlchemy Core on these hot paths: the ORM's identity map adds nothing to a counter.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from storekeeper.catalog import service as catalog_service
+from storekeeper.db import utcnow
+from storekeeper.errors import Conflict, InvalidRequest, NotFound
+from storekeeper.events import outbox
+from storekeeper.inventory import domain
+from storekeeper.inventory.domain import Allocation, InsufficientStock, Point
+from storekeeper.inventory.events import StockChanged
+from storekeeper.inventory.models import Movement, Reservation, StockLevel, Warehouse
+
+_stock = StockLevel.__table__
+
+MANUAL_REASONS = frozenset({"receipt", "damage", "correction", "sale"})
+"""Reasons a caller may give to ``POST /stock/movements``; counts and transfers have their own."""
+
+
+class UnknownWarehouse(NotFound):
+    """No warehouse has that code."""
+
+    code = "unknown_warehouse"
+
+
+class DuplicateWarehouse(Conflict):
+    """A warehouse with that code exists already."""
+
+    code = "duplicate_warehouse"
+
+
+class BelowReserved(Conflict):
+    """A count below the units already reserved for orders."""
+
+    code = "below_reserved"
+
+
+@dataclass(frozen=True, slots=True)
+class Level:
+    """Stock of one SKU in one warehouse."""
+
+    warehouse: str
+    on_hand: int
+    reserved: int
+
+    @property
+    def available(self) -> int:
+        """Units that can still be promised: on-hand less reserved."""
+        return self.on_hand - self.reserved
+
+
+# --- warehouses -------------------------------------------------------------------------------
+
+
+def create_warehouse(
+    session: Session, *, code: str, name: str, lat: float, lon: float
+) -> Warehouse:
+    """Add a warehouse."""
+    if session.get(Warehouse, code) is not None:
+        raise DuplicateWarehouse(f"warehouse {code} exists already")
+    warehouse = Warehouse(code=code, name=name, lat=lat, lon=lon)
+    session.add(warehouse)
+    session.flush()
+    return warehouse
+
+
+def list_warehouses(session: Session) -> list[Warehouse]:
+    """Every warehouse in code order."""
+    return list(session.scalars(select(Warehouse).order_by(Warehouse.code)))
+
+
+def _sites(session: Session) -> dict[str, Point]:
+    rows = session.execute(select(Warehouse.code, Warehouse.lat, Warehouse.lon))
+    return {row.code: Point(row.lat, row.lon) for row in rows}
+
+
+def _require_warehouse(session: Session, code: str) -> None:
+    if session.scalar(select(Warehouse.code).where(Warehouse.code == code)) is None:
+        raise UnknownWarehouse(f"no warehouse with code {code}")
+
+
+def _require_sku(session: Session, sku: str) -> None:
+    if not catalog_service.exists(session, sku=sku):
+        raise catalog_service.UnknownSku(f"no product with SKU {sku}")
+
+
+# --- the ledger -------------------------------------------------------------------------------
+
+
+def _ensure_level(session: Session, sku: str, warehouse: str) -> None:
+    """Create the zero stock row if missing; concurrent creators do not collide."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    session.execute(
+        dialect.insert(_stock)
+        .values(sku=sku, warehouse_code=warehouse, on_hand=0, reserved=0, updated_at=utcnow())
+        .on_conflict_do_nothing()
+    )
+
+
+def _where(sku: str, warehouse: str) -> tuple[object, ...]:
+    return (_stock.c.sku == sku, _stock.c.warehouse_code == warehouse)
+
+
+def _apply_delta(
+    session: Session,
+    *,
+    sku: str,
+    warehouse: str,
+    delta: int,
+    reason: str,
+    ref: str | None,
+    actor_id: str | None,
+) -> Level:
+    """Add ``delta`` to on-hand and to the ledger, unless available stock would drop below 0."""
+    _ensure_level(session, sku, warehouse)
+    row = session.execute(
+        update(_stock)
+        .where(*_where(sku, warehouse), _stock.c.on_hand + delta - _stock.c.reserved >= 0)
+        .values(on_hand=_stock.c.on_hand + delta, updated_at=utcnow())
+        .returning(_stock.c.on_hand, _stock.c.reserved)
+    ).one_or_none()
+    if row is None:
+        current = level(session, sku=sku, warehouse=warehouse)
+        raise InsufficientStock(sku, requested=-delta, available=current.available)
+    session.add(
+        Movement(
+            sku=sku, warehouse_code=warehouse, delta=delta, reason=reason, ref=ref,
+            actor_id=actor_id,
+        )
+    )
+    outbox.record(
+        session,
+        StockChanged(sku=sku, warehouse=warehouse, on_hand=row.on_hand, reserved=row.reserved,
+                     reason=reason, ref=ref),
+    )
+    return Level(warehouse, row.on_hand, row.reserved)
+
+
+def level(session: Session, *, sku: str, warehouse: str) -> Level:
+    """Current stock of ``sku`` in ``warehouse`` (zero if never stocked)."""
+    row = session.execute(
+        select(_stock.c.on_hand, _stock.c.reserved).where(*_where(sku, warehouse))
+    ).one_or_none()
+    return Level(warehouse, row.on_hand, row.reserved) if row else Level(warehouse, 0, 0)
+
+
+def record_movement(
+    session: Session,
+    *,
+    sku: str,
+    warehouse: str,
+    delta: int,
+    reason: str,
+    ref: str | None = None,
+    actor_id: str | None = None,
+) -> Level:
+    """Receive, write off or correct stock; refused (409) if it would oversell what is there."""
+    if reason not in MANUAL_REASONS:
+        raise InvalidRequest(
+            f"reason must be one of {sorted(MANUAL_REASONS)}; counts and transfers have "
+            "their own endpoints", code="invalid_reason",
+        )
+    if delta == 0:
+        raise InvalidRequest("delta must not be zero", code="invalid_delta")
+    _require_sku(session, sku)
+    _require_warehouse(session, warehouse)
+    return _apply_delta(
+        session, sku=sku, warehouse=warehouse, delta=delta, reason=reason, ref=ref,
+        actor_id=actor_id,
+    )
+
+
+def record_count(
+    session: Session,
+    *,
+    sku: str,
+    warehouse: str,
+    counted: int,
+    ref: str | None = None,
+    actor_id: str | None = None,
+) -> Level:
+    """Set on-hand to what was counted by recording the difference as a ``count`` movement."""
+    _require_sku(session, sku)
+    _require_warehouse(session, warehouse)
+    _ensure_level(session, sku, warehouse)
+    row = session.execute(
+        select(_stock.c.on_hand, _stock.c.reserved).where(*_where(sku, warehouse)).with_for_update()
+    ).one()
+    if counted < row.reserved:
+        raise BelowReserved(
+            f"counted {counted} but {row.reserved} units of {sku} in {warehouse} are reserved "
+            "for orders: cancel or re-route those orders first"
+        )
+    # A zero difference is still recorded: the ledger shows the count took place.
+    return _apply_delta(
+        session, sku=sku, warehouse=warehouse, delta=counted - row.on_hand, reason="count",
+        ref=ref, actor_id=actor_id,
+    )
+
+
+def transfer(
+    session: Session,
+    *,
+    sku: str,
+    source: str,
+    target: str,
+    qty: int,
+    actor_id: str | None = None,
+) -> tuple[Level, Level]:
+    """Move ``qty`` units between warehouses as a pair of ``transfer`` movements."""
+    if source == target:
+        raise InvalidRequest("source and target warehouse must differ", code="invalid_transfer")
+    _require_sku(session, sku)
+    for code in sorted((source, target)):
+        _require_warehouse(session, code)
+        _ensure_level(session, sku, code)
+    # Lock both rows in one fixed order, so opposite transfers cannot deadlock.
+    session.execute(
+        select(_stock.c.sku)
+        .where(_stock.c.sku == sku, _stock.c.warehouse_code.in_((source, target)))
+        .order_by(_stock.c.warehouse_code)
+        .with_for_update()
+    ).all()
+    ref = f"transfer:{uuid.uuid4()}"
+    out = _apply_delta(session, sku=sku, warehouse=source, delta=-qty, reason="transfer",
+                       ref=ref, actor_id=actor_id)
+    into = _apply_delta(session, sku=sku, warehouse=target, delta=qty, reason="transfer",
+                        ref=ref, actor_id=actor_id)
+    return out, into
+
+
+def stock_of(session: Session, *, sku: str) -> list[Level]:
+    """Stock of ``sku`` in every warehouse that ever held it."""
+    _require_sku(session, sku)
+    rows = session.execute(
+        select(_stock.c.warehouse_code, _stock.c.on_hand, _stock.c.reserved)
+        .where(_stock.c.sku == sku)
+        .order_by(_stock.c.warehouse_code)
+    )
+    return [Level(r.warehouse_code, r.on_hand, r.reserved) for r in rows]
+
+
+# --- reservations -----------------------------------------------------------------------------
+
+
+def reserve(
+    session: Session, *, ref: str, lines: Mapping[str, int], ship_to: Point | None
+) -> list[Allocation]:
+    """Set stock aside for ``ref`` from the nearest warehouses that can serve, or raise.
+
+    The stock rows of every SKU in the order are locked (in one global order, so concurrent
+    orders cannot deadlock) before availability is read: no two orders can promise the same
+    unit. SQLite has no row locks; there the write transaction itself is exclusive.
+    """
+    rows = session.execute(
+        select(_stock.c.sku, _stock.c.warehouse_code, _stock.c.on_hand, _stock.c.reserved)
+        .where(_stock.c.sku.in_(sorted(lines)))
+        .order_by(_stock.c.sku, _stock.c.warehouse_code)
+        .with_for_update()
+    )
+    available: dict[str, dict[str, int]] = {}
+    for row in rows:
+        available.setdefault(row.sku, {})[row.warehouse_code] = row.on_hand - row.reserved
+    allocations = domain.allocate(lines, available, _sites(session), ship_to)
+    now = utcnow()
+    for alloc in allocations:
+        row = session.execute(
+            update(_stock)
+            .where(*_where(alloc.sku, alloc.warehouse),
+                   _stock.c.on_hand - _stock.c.reserved >= alloc.qty)
+            .values(reserved=_stock.c.reserved + alloc.qty, updated_at=now)
+            .returning(_stock.c.on_hand, _stock.c.reserved)
+        ).one()  # cannot miss: the row is locked and was just read with enough available
+        session.add(Reservation(ref=ref, sku=alloc.sku, warehouse_code=alloc.warehouse,
+                                qty=alloc.qty, created_at=now, updated_at=now))
+        outbox.record(session, StockChanged(sku=alloc.sku, warehouse=alloc.warehouse,
+                                            on_hand=row.on_hand, reserved=row.reserved,
+                                            reason="reserved", ref=ref))
+    return allocations
+
+
+def _take_active(session: Session, ref: str) -> list[Reservation]:
+    return list(
+        session.scalars(
+            select(Reservation)
+            .where(Reservation.ref == ref, Reservation.status == "active")
+            .order_by(Reservation.sku, Reservation.warehouse_code)
+            .with_for_update()
+        )
+    )
+
+
+def release(session: Session, *, ref: str) -> int:
+    """Give back every unit still reserved for ``ref``; returns how many. Idempotent."""
+    released = 0
+    now = utcnow()
+    for res in _take_active(session, ref):
+        row = session.execute(
+            update(_stock)
+            .where(*_where(res.sku, res.warehouse_code), _stock.c.reserved >= res.qty)
+            .values(reserved=_stock.c.reserved - res.qty, updated_at=now)
+            .returning(_stock.c.on_hand, _stock.c.reserved)
+        ).one()
+        res.status, res.updated_at = "released", now
+        released += res.qty
+        outbox.record(session, StockChanged(sku=res.sku, warehouse=res.warehouse_code,
+                                            on_hand=row.on_hand, reserved=row.reserved,
+                                            reason="released", ref=ref))
+    return released
+
+
+def fulfil(session: Session, *, ref: str, actor_id: str | None = None) -> int:
+    """Turn every active reservation of ``ref`` into a ``sale`` movement; returns units shipped."""
+    shipped = 0
+    now = utcnow()
+    for res in _take_active(session, ref):
+        row = session.execute(
+            update(_stock)
+            .where(*_where(res.sku, res.warehouse_code),
+                   and_(_stock.c.reserved >= res.qty, _stock.c.on_hand >= res.qty))
+            .values(reserved=_stock.c.reserved - res.qty, on_hand=_stock.c.on_hand - res.qty,
+                    updated_at=now)
+            .returning(_stock.c.on_hand, _stock.c.reserved)
+        ).one()
+        session.add(Movement(sku=res.sku, warehouse_code=res.warehouse_code, delta=-res.qty,
+                             reason="sale", ref=ref, actor_id=actor_id, created_at=now))
+        res.status, res.updated_at = "consumed", now
+        shipped += res.qty
+        outbox.record(session, StockChanged(sku=res.sku, warehouse=res.warehouse_code,
+                                            on_hand=row.on_hand, reserved=row.reserved,
+                                            reason="sale", ref=ref))
+    return shipped
+
+
+def ledger_totals(session: Session, *, skus: list[str] | None = None) -> dict[tuple[str, str], int]:
+    """Sum of movements per (SKU, warehouse): what on-hand must equal."""
+    query = select(Movement.sku, Movement.warehouse_code, func.sum(Movement.delta)).group_by(
+        Movement.sku, Movement.warehouse_code
+    )
+    if skus:
+        query = query.where(Movement.sku.in_(skus))
+    return {(sku, wh): int(total) for sku, wh, total in session.execute(query)}
+

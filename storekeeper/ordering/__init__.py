@@ -1,0 +1,1 @@
+"""Ordering: orders, their lines, idempotent placement and the order state machine."""

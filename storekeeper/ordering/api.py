@@ -1,0 +1,153 @@
+"""HTTP routes of the ordering context."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, status
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
+
+from storekeeper.accounts.domain import BUYERS, ORDER_READERS_OF_ALL, STOCK_HANDLERS, Principal
+from storekeeper.api.deps import ContainerDep, CurrentUser, DatabaseDep, require
+from storekeeper.inventory.domain import Point
+from storekeeper.ordering import idempotency, service
+from storekeeper.ordering.domain import OrderStatus
+from storekeeper.ordering.models import Order
+from storekeeper.ordering.schemas import (
+    CancelRequest,
+    Location,
+    OrderCreate,
+    OrderLineRead,
+    OrderPage,
+    OrderRead,
+    PaymentRead,
+)
+
+router = APIRouter(prefix="/orders", tags=["ordering"])
+Buyer = Annotated[Principal, Depends(require(BUYERS))]
+StockHandler = Annotated[Principal, Depends(require(STOCK_HANDLERS))]
+IdempotencyKey = Annotated[
+    str,
+    Header(alias="Idempotency-Key", min_length=1, max_length=255,
+           description="Unique per intended order; a retry with the same key and body replays "
+           "the first answer."),
+]
+
+
+def to_read(order: Order) -> OrderRead:
+    """The API view of an order."""
+    ship_to = None
+    if order.ship_to_lat is not None and order.ship_to_lon is not None:
+        ship_to = Location(lat=order.ship_to_lat, lon=order.ship_to_lon)
+    return OrderRead(
+        id=order.id,
+        status=OrderStatus(order.status),
+        customer_id=order.customer_id,
+        lines=[OrderLineRead.model_validate(line) for line in order.lines],
+        total_cents=order.total_cents,
+        currency=order.currency,
+        ship_to=ship_to,
+        payment=PaymentRead(method=order.payment_method, reference=order.payment_reference),
+        cancel_reason=order.cancel_reason,
+        created_at=order.created_at,
+        updated_at=order.updated_at,
+    )
+
+
+def _visible(order: Order, principal: Principal) -> bool:
+    return principal.has_role(ORDER_READERS_OF_ALL) or order.customer_id == principal.user_id
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=OrderRead,
+    responses={409: {"description": "insufficient stock, or Idempotency-Key reused"}},
+)
+def place_order(
+    body: OrderCreate, key: IdempotencyKey, who: Buyer, container: ContainerDep
+) -> JSONResponse:
+    """Place an order: stock is reserved from the nearest warehouses and payment requested."""
+    request_hash = idempotency.fingerprint(body.model_dump_json().encode())
+    try:
+        with container.db.transaction() as session:
+            stored = idempotency.lookup(
+                session, user_id=who.user_id, key=key, request_hash=request_hash
+            )
+            if stored is not None:
+                return JSONResponse(stored.body, status_code=stored.status_code)
+            record = idempotency.claim(
+                session, user_id=who.user_id, key=key, request_hash=request_hash
+            )
+            order = service.place(
+                session,
+                customer_id=who.user_id,
+                lines=[(line.sku, line.qty) for line in body.lines],
+                ship_to=Point(body.ship_to.lat, body.ship_to.lon) if body.ship_to else None,
+                payment_method=body.payment.method,
+                payment_token=body.payment.token,
+                gateways=container.payment_gateways,
+            )
+            payload = to_read(order).model_dump(mode="json")
+            idempotency.complete(record, status_code=status.HTTP_201_CREATED, body=payload)
+    except IntegrityError:
+        # A concurrent request with the same key committed first: answer as it did.
+        with container.db.reading() as session:
+            stored = idempotency.lookup(
+                session, user_id=who.user_id, key=key, request_hash=request_hash
+            )
+        if stored is None:
+            raise
+        return JSONResponse(stored.body, status_code=stored.status_code)
+    return JSONResponse(payload, status_code=status.HTTP_201_CREATED)
+
+
+@router.get("", response_model=OrderPage)
+def list_orders(
+    who: CurrentUser,
+    db: DatabaseDep,
+    status_: Annotated[OrderStatus | None, Query(alias="status")] = None,
+    limit: Annotated[int, Query(ge=1, le=service.MAX_PAGE)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> OrderPage:
+    """Orders newest first; customers see only their own."""
+    own_only = None if who.has_role(ORDER_READERS_OF_ALL) else who.user_id
+    with db.reading() as session:
+        orders, next_cursor = service.list_(
+            session, customer_id=own_only, status=status_, limit=limit, cursor=cursor
+        )
+        return OrderPage(items=[to_read(o) for o in orders], next_cursor=next_cursor)
+
+
+@router.get("/{order_id}", response_model=OrderRead)
+def get_order(order_id: uuid.UUID, who: CurrentUser, db: DatabaseDep) -> OrderRead:
+    """One order; a customer asking for someone else's gets 404."""
+    with db.reading() as session:
+        order = service.get_or_raise(session, order_id=order_id)
+        if not _visible(order, who):
+            raise service.OrderNotFound(f"no order {order_id}")
+        return to_read(order)
+
+
+@router.post("/{order_id}/cancel", response_model=OrderRead)
+def cancel_order(
+    order_id: uuid.UUID, who: CurrentUser, db: DatabaseDep, body: CancelRequest | None = None
+) -> OrderRead:
+    """Cancel an order that has not shipped; its stock is available again at once."""
+    with db.transaction() as session:
+        order = service.get_for_update(session, order_id=order_id)
+        if not _visible(order, who):
+            raise service.OrderNotFound(f"no order {order_id}")
+        service.cancel(session, order=order, reason=(body or CancelRequest()).reason)
+        return to_read(order)
+
+
+@router.post("/{order_id}/ship", response_model=OrderRead)
+def ship_order(order_id: uuid.UUID, who: StockHandler, db: DatabaseDep) -> OrderRead:
+    """Ship a confirmed order: its reserved units become ``sale`` movements."""
+    with db.transaction() as session:
+        order = service.get_for_update(session, order_id=order_id)
+        service.ship(session, order=order, actor_id=str(who.user_id))
+        return to_read(order)

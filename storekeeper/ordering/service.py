@@ -1,0 +1,214 @@
+"""Use cases of the ordering context: place, pay, cancel, ship, and read orders.
+
+Placing an order is the first half of the saga in DESIGN.md section 4: reserve stock, write the
+order and its ``order.placed`` event in one transaction, then ask the payment gateway. A gateway
+that authorizes at once (``manual``) confirms the order in the same transaction.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import binascii
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import TypeVar
+
+from sqlalchemy import literal, select, tuple_
+from sqlalchemy.orm import Session
+
+from storekeeper.catalog import service as catalog_service
+from storekeeper.db import utcnow
+from storekeeper.errors import InvalidRequest, NotFound
+from storekeeper.events import outbox
+from storekeeper.inventory import service as inventory_service
+from storekeeper.inventory.domain import Point, merge_lines
+from storekeeper.ordering.domain import OrderStatus, ensure_transition
+from storekeeper.ordering.events import (
+    OrderCancelled,
+    OrderConfirmed,
+    OrderEvent,
+    OrderPlaced,
+    OrderShipped,
+)
+from storekeeper.ordering.models import Order, OrderLine
+from storekeeper.payments.gateway import AuthorizationStatus, PaymentGateway
+
+MAX_PAGE = 100
+_E = TypeVar("_E", bound=OrderEvent)
+
+
+class OrderNotFound(NotFound):
+    """No such order, or not one the caller may see."""
+
+    code = "order_not_found"
+
+
+class PaymentMethodUnavailable(InvalidRequest):
+    """The payment method is not configured on this server."""
+
+    code = "payment_method_unavailable"
+
+
+def reservation_ref(order_id: uuid.UUID) -> str:
+    """The reference under which inventory holds this order's stock."""
+    return f"order:{order_id}"
+
+
+def _event(kind: type[_E], order: Order) -> _E:
+    return kind(
+        order_id=str(order.id),
+        customer_id=str(order.customer_id),
+        status=order.status,
+        total_cents=order.total_cents,
+        currency=order.currency,
+    )
+
+
+def place(
+    session: Session,
+    *,
+    customer_id: uuid.UUID,
+    lines: Sequence[tuple[str, int]],
+    ship_to: Point | None,
+    payment_method: str,
+    payment_token: str,
+    gateways: Mapping[str, PaymentGateway],
+) -> Order:
+    """Reserve stock for ``lines`` and record the order; pay at once if the gateway can."""
+    gateway = gateways.get(payment_method)
+    if gateway is None:
+        raise PaymentMethodUnavailable(
+            f"payment method {payment_method!r} is not available on this server "
+            f"(available: {', '.join(sorted(gateways))})"
+        )
+    wanted = merge_lines(lines)
+    quotes = catalog_service.quote(session, skus=wanted)
+    currencies = {q.currency for q in quotes.values()}
+    if len(currencies) > 1:
+        raise InvalidRequest(
+            f"an order is paid in one currency; these SKUs are priced in {sorted(currencies)}",
+            code="mixed_currencies",
+        )
+    order_id = uuid.uuid4()
+    allocations = inventory_service.reserve(
+        session, ref=reservation_ref(order_id), lines=wanted, ship_to=ship_to
+    )
+    now = utcnow()
+    order = Order(
+        id=order_id,
+        customer_id=customer_id,
+        status=OrderStatus.PENDING_PAYMENT.value,
+        currency=currencies.pop(),
+        total_cents=sum(a.qty * quotes[a.sku].price_cents for a in allocations),
+        ship_to_lat=ship_to.lat if ship_to else None,
+        ship_to_lon=ship_to.lon if ship_to else None,
+        payment_method=payment_method,
+        created_at=now,
+        updated_at=now,
+        lines=[
+            OrderLine(sku=a.sku, qty=a.qty, warehouse=a.warehouse,
+                      unit_price_cents=quotes[a.sku].price_cents)
+            for a in allocations
+        ],
+    )
+    session.add(order)
+    outbox.record(session, _event(OrderPlaced, order))
+    authorization = gateway.authorize(
+        order_id=str(order_id), amount_cents=order.total_cents, currency=order.currency,
+        token=payment_token,
+    )
+    if authorization.status is AuthorizationStatus.AUTHORIZED:
+        order.payment_reference = authorization.reference
+        _transition(session, order, OrderStatus.CONFIRMED)
+    elif authorization.status is AuthorizationStatus.DECLINED:
+        cancel(session, order=order, reason=f"payment declined: {authorization.reason}")
+    session.flush()
+    return order
+
+
+def _transition(session: Session, order: Order, target: OrderStatus, reason: str = "") -> None:
+    ensure_transition(OrderStatus(order.status), target)
+    order.status = target.value
+    order.updated_at = utcnow()
+    if target is OrderStatus.CONFIRMED:
+        outbox.record(session, _event(OrderConfirmed, order))
+    elif target is OrderStatus.CANCELLED:
+        outbox.record(session, dataclasses.replace(_event(OrderCancelled, order), reason=reason))
+    else:
+        outbox.record(session, _event(OrderShipped, order))
+
+
+def get_for_update(session: Session, *, order_id: uuid.UUID) -> Order:
+    """The order, locked against concurrent status changes until the transaction ends."""
+    order = session.scalar(select(Order).where(Order.id == order_id).with_for_update())
+    if order is None:
+        raise OrderNotFound(f"no order {order_id}")
+    return order
+
+
+def get_or_raise(session: Session, *, order_id: uuid.UUID) -> Order:
+    """The order with ``order_id``."""
+    order = session.get(Order, order_id)
+    if order is None:
+        raise OrderNotFound(f"no order {order_id}")
+    return order
+
+
+def cancel(session: Session, *, order: Order, reason: str) -> Order:
+    """Cancel an unshipped order and release its stock at once."""
+    _transition(session, order, OrderStatus.CANCELLED, reason)
+    order.cancel_reason = reason
+    inventory_service.release(session, ref=reservation_ref(order.id))
+    return order
+
+
+def ship(session: Session, *, order: Order, actor_id: str | None) -> Order:
+    """Turn a confirmed order's reservation into sales: the stock leaves the warehouse."""
+    _transition(session, order, OrderStatus.SHIPPED)
+    inventory_service.fulfil(session, ref=reservation_ref(order.id), actor_id=actor_id)
+    return order
+
+
+def list_(
+    session: Session,
+    *,
+    customer_id: uuid.UUID | None,
+    status: OrderStatus | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[Order], str | None]:
+    """Orders newest first, optionally only one customer's or one status."""
+    query = select(Order).order_by(Order.created_at.desc(), Order.id.desc())
+    if customer_id is not None:
+        query = query.where(Order.customer_id == customer_id)
+    if status is not None:
+        query = query.where(Order.status == status.value)
+    if cursor:
+        created_at, order_id = _decode_cursor(cursor)
+        query = query.where(
+            tuple_(Order.created_at, Order.id)
+            < tuple_(literal(created_at, Order.created_at.type), literal(order_id, Order.id.type))
+        )
+    limit = max(1, min(limit, MAX_PAGE))
+    rows = list(session.scalars(query.limit(limit + 1)))
+    next_cursor = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        next_cursor = _encode_cursor(last.created_at, last.id)
+    return rows[:limit], next_cursor
+
+
+def _encode_cursor(created_at: datetime, order_id: uuid.UUID) -> str:
+    raw = f"{created_at.isoformat()}|{order_id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created_at, order_id = raw.split("|")
+        return datetime.fromisoformat(created_at), uuid.UUID(order_id)
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise InvalidRequest("malformed cursor", code="invalid_cursor") from exc

@@ -1,0 +1,1 @@
+"""Payments: the gateway port and its adapters."""

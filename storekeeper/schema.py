@@ -1,0 +1,13 @@
+"""Imports every context's tables so that ``Base.metadata`` is complete (for Alembic and tests)."""
+
+from __future__ import annotations
+
+from storekeeper.accounts import models as accounts_models
+from storekeeper.catalog import models as catalog_models
+from storekeeper.db import Base
+from storekeeper.events import models as events_models
+from storekeeper.inventory import models as inventory_models
+from storekeeper.ordering import models as ordering_models
+
+CONTEXT_MODELS = (accounts_models, catalog_models, events_models, inventory_models, ordering_models)
+metadata = Base.metadata

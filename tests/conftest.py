@@ -1,0 +1,221 @@
+"""Fixtures shared by the whole suite: a clean real database per test, on SQLite and PostgreSQL.
+
+Each test that asks for ``database_url`` runs twice, once per backend. SQLite tests get a copy
+of a migrated template file; PostgreSQL tests get their xdist worker's own database, migrated
+once and truncated before each test, so workers never see each other's rows.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+
+from storekeeper import migrations
+from storekeeper.accounts import security
+from storekeeper.accounts import service as accounts_service
+from storekeeper.accounts.domain import Role
+from storekeeper.api.app import create_app
+from storekeeper.bootstrap import Container, bootstrap
+from storekeeper.config import Settings
+from storekeeper.schema import metadata
+
+PG_ADMIN_URL = os.environ.get(
+    "STOREKEEPER_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+TEST_SECRET = "test-secret-key-that-is-long-enough-for-hs256-0123456789"
+BACKENDS = ("sqlite", "postgresql")
+
+
+def _sa_url(url: str) -> str:
+    return url.replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated to head, copied for each test."""
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    migrations.upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_database(worker_id: str) -> Iterator[str]:
+    """This worker's own PostgreSQL database, migrated once."""
+    name = f"sk_test_{worker_id}_{os.getpid()}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = _sa_url(PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}")
+    migrations.upgrade(url)
+    yield url
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _truncate_all(url: str) -> None:
+    tables = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The database kind this test runs on."""
+    return str(request.param)
+
+
+@pytest.fixture
+def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A clean, migrated database of the current backend."""
+    if backend == "sqlite":
+        template: Path = request.getfixturevalue("sqlite_template")
+        target = tmp_path / "storekeeper.db"
+        shutil.copyfile(template, target)
+        return f"sqlite:///{target}"
+    url: str = request.getfixturevalue("pg_database")
+    _truncate_all(url)
+    return url
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    """Settings for a test: its own database and data dir, a fixed secret."""
+    return Settings(
+        database_url=database_url,
+        data_dir=tmp_path / "data",
+        secret_key=TEST_SECRET,  # type: ignore[arg-type]
+        _env_file=None,  # type: ignore[call-arg]
+    )
+
+
+@pytest.fixture
+def container(settings: Settings) -> Iterator[Container]:
+    """The composition root, wired to the test database."""
+    built = bootstrap(settings)
+    yield built
+    built.close()
+
+
+@pytest.fixture
+def client(container: Container) -> Iterator[TestClient]:
+    """An in-process HTTP client of the app."""
+    with TestClient(create_app(container=container), raise_server_exceptions=False) as tc:
+        yield tc
+
+
+@dataclass
+class Actor:
+    """A user of the test, with ready-made auth headers."""
+
+    id: uuid.UUID
+    email: str
+    password: str
+    role: Role
+    headers: dict[str, str]
+
+
+class Actors:
+    """Creates users of any role and hands out their bearer headers."""
+
+    def __init__(self, container: Container) -> None:
+        self.container = container
+
+    def make(self, role: Role, email: str | None = None) -> Actor:
+        """A new active user with ``role`` and a valid access token."""
+        email = email or f"{role.value}-{uuid.uuid4().hex[:8]}@example.com"
+        password = "correct-horse-battery"
+        with self.container.db.transaction() as session:
+            user = accounts_service.create_user(
+                session, email=email, password=password, role=role
+            )
+        token = security.issue_token(
+            key=self.container.signing_key, user_id=user.id, role=role.value,
+            token_type="access", ttl=timedelta(hours=1),
+        )
+        return Actor(user.id, email, password, role, {"Authorization": f"Bearer {token}"})
+
+
+@pytest.fixture
+def actors(container: Container) -> Actors:
+    """Factory of users."""
+    return Actors(container)
+
+
+@pytest.fixture
+def manager(actors: Actors) -> Actor:
+    """A manager."""
+    return actors.make(Role.MANAGER)
+
+
+@pytest.fixture
+def customer(actors: Actors) -> Actor:
+    """A customer."""
+    return actors.make(Role.CUSTOMER)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    """A real ``storekeeper`` API process on loopback."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+
+
+@pytest.fixture
+def live_server(settings: Settings, tmp_path: Path) -> Iterator[LiveServer]:
+    """Starts uvicorn in a separate process against the test database."""
+    port = _free_port()
+    env = {
+        **os.environ,
+        "STOREKEEPER_DATABASE_URL": settings.effective_database_url,
+        "STOREKEEPER_DATA_DIR": str(settings.data_dir),
+        "STOREKEEPER_SECRET_KEY": TEST_SECRET,
+    }
+    log = (tmp_path / "server.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", "storekeeper.api.app:create_app",
+         "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError((tmp_path / "server.log").read_text())
+        time.sleep(0.1)
+    yield LiveServer(url, process)
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.close()
