@@ -1,4 +1,4 @@
-"""Settings: environment variables ``STOREKEEPER_*``, an optional ``.env`` and ``storekeeper.toml``."""
+"""Settings from ``STOREKEEPER_*`` environment variables, ``.env`` and ``storekeeper.toml``."""
 
 from __future__ import annotations
 
@@ -113,7 +113,7 @@ class Settings(BaseSettings):
         return key
 
     def masked(self) -> dict[str, Any]:
-        """The effective settings with secrets and URL passwords hidden, for ``storekeeper config``."""
+        """The effective settings, secrets and URL passwords hidden (``storekeeper config``)."""
         shown: dict[str, Any] = {}
         for name, value in self.model_dump().items():
             if isinstance(value, SecretStr) or name == "secret_key":

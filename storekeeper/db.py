@@ -101,7 +101,7 @@ class Database:
                 connect_args={"check_same_thread": False, "timeout": 30},
             )
             _configure_sqlite(self.engine)
-            writer = self.engine.execution_options(sqlite_begin="IMMEDIATE")
+            writer: Engine = self.engine.execution_options(sqlite_begin="IMMEDIATE")
         else:
             self.engine = create_engine(
                 url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True

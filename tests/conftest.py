@@ -54,9 +54,10 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def pg_database(worker_id: str) -> Iterator[str]:
+def pg_database() -> Iterator[str]:
     """This worker's own PostgreSQL database, migrated once."""
-    name = f"sk_test_{worker_id}_{os.getpid()}"
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    name = f"sk_test_{worker}_{os.getpid()}"
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
         conn.execute(f'CREATE DATABASE "{name}"')
@@ -184,9 +185,8 @@ class LiveServer:
     process: subprocess.Popen[bytes]
 
 
-@pytest.fixture
-def live_server(settings: Settings, tmp_path: Path) -> Iterator[LiveServer]:
-    """Starts uvicorn in a separate process against the test database."""
+def start_server(settings: Settings, log_path: Path) -> LiveServer:
+    """Start uvicorn in a separate process against ``settings``' database; wait until healthy."""
     port = _free_port()
     env = {
         **os.environ,
@@ -194,28 +194,39 @@ def live_server(settings: Settings, tmp_path: Path) -> Iterator[LiveServer]:
         "STOREKEEPER_DATA_DIR": str(settings.data_dir),
         "STOREKEEPER_SECRET_KEY": TEST_SECRET,
     }
-    log = (tmp_path / "server.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "storekeeper.api.app:create_app",
-         "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--factory", "storekeeper.api.app:create_app",
+             "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
+            env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:
         try:
             if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                break
+                return LiveServer(url, process)
         except httpx.TransportError:
             pass
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
-            raise RuntimeError((tmp_path / "server.log").read_text())
+            raise RuntimeError(log_path.read_text())
         time.sleep(0.1)
-    yield LiveServer(url, process)
-    process.terminate()
+
+
+def stop_server(server: LiveServer) -> None:
+    """Stop the server process gracefully, killing it if it hangs."""
+    server.process.terminate()
     try:
-        process.wait(timeout=10)
+        server.process.wait(timeout=10)
     except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
+        server.process.kill()
+        server.process.wait()
+
+
+@pytest.fixture
+def live_server(settings: Settings, tmp_path: Path) -> Iterator[LiveServer]:
+    """A real API process on loopback, against the test database."""
+    server = start_server(settings, tmp_path / "server.log")
+    yield server
+    stop_server(server)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, status
@@ -16,6 +17,7 @@ from storekeeper.accounts.schemas import (
     TokenPair,
     UserCreate,
     UserRead,
+    UserUpdate,
 )
 from storekeeper.api.deps import ContainerDep, CurrentUser, DatabaseDep, require
 from storekeeper.bootstrap import Container
@@ -85,3 +87,10 @@ def list_users(_: Admin, db: DatabaseDep) -> list[User]:
     """Every account (admins only)."""
     with db.reading() as session:
         return service.list_(session)
+
+
+@router.patch("/users/{user_id}", response_model=UserRead)
+def update_user(user_id: uuid.UUID, body: UserUpdate, _: Admin, db: DatabaseDep) -> User:
+    """Change a user's role or disable the account (admins only)."""
+    with db.transaction() as session:
+        return service.update(session, user_id=user_id, role=body.role, is_active=body.is_active)

@@ -29,6 +29,15 @@ class Registration(BaseModel):
     password: str = Field(min_length=MIN_PASSWORD_LENGTH, max_length=256)
 
 
+class UserUpdate(BaseModel):
+    """Changes an admin makes to an account: its role, or disabling it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role | None = None
+    is_active: bool | None = None
+
+
 class UserRead(BaseModel):
     """An account as the API shows it (never the hash)."""
 

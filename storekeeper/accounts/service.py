@@ -89,3 +89,16 @@ def refresh(session: Session, *, key: str, refresh_token: str) -> User:
 def list_(session: Session) -> list[User]:
     """Every account, oldest first."""
     return list(session.scalars(select(User).order_by(User.created_at, User.email)))
+
+
+def update(
+    session: Session, *, user_id: uuid.UUID, role: Role | None, is_active: bool | None
+) -> User:
+    """Change an account's role or active flag."""
+    user = get_or_raise(session, user_id=user_id)
+    if role is not None:
+        user.role = role.value
+    if is_active is not None:
+        user.is_active = is_active
+    session.flush()
+    return user

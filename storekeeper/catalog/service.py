@@ -66,7 +66,8 @@ def list_(
     """Active products in SKU order matching ``q`` (SKU or name, case-insensitive), one page."""
     query = select(Product).where(Product.archived_at.is_(None)).order_by(Product.sku)
     if q:
-        pattern = "%" + q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        escaped = q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        pattern = f"%{escaped}%"
         query = query.where(
             or_(
                 func.lower(Product.sku).like(pattern, escape="\\"),

@@ -11,8 +11,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import cast
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import ColumnElement, Table, and_, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -25,7 +26,7 @@ from storekeeper.inventory.domain import Allocation, InsufficientStock, Point
 from storekeeper.inventory.events import StockChanged
 from storekeeper.inventory.models import Movement, Reservation, StockLevel, Warehouse
 
-_stock = StockLevel.__table__
+_stock = cast(Table, StockLevel.__table__)
 
 MANUAL_REASONS = frozenset({"receipt", "damage", "correction", "sale"})
 """Reasons a caller may give to ``POST /stock/movements``; counts and transfers have their own."""
@@ -111,7 +112,7 @@ def _ensure_level(session: Session, sku: str, warehouse: str) -> None:
     )
 
 
-def _where(sku: str, warehouse: str) -> tuple[object, ...]:
+def _where(sku: str, warehouse: str) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
     return (_stock.c.sku == sku, _stock.c.warehouse_code == warehouse)
 
 

@@ -59,7 +59,9 @@ def lookup(
     return StoredResponse(record.status_code, record.response)
 
 
-def claim(session: Session, *, user_id: uuid.UUID, key: str, request_hash: str) -> IdempotencyRecord:
+def claim(
+    session: Session, *, user_id: uuid.UUID, key: str, request_hash: str
+) -> IdempotencyRecord:
     """Insert the key now, so that concurrent duplicates collide before doing any work."""
     record = IdempotencyRecord(user_id=user_id, key=key, request_hash=request_hash)
     session.add(record)

@@ -8,8 +8,8 @@ that authorizes at once (``manual``) confirms the order in the same transaction.
 from __future__ import annotations
 
 import base64
-import dataclasses
 import binascii
+import dataclasses
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime

@@ -35,7 +35,9 @@ class PaymentGateway(Protocol):
 
     name: str
 
-    def authorize(self, *, order_id: str, amount_cents: int, currency: str, token: str) -> Authorization:
+    def authorize(
+        self, *, order_id: str, amount_cents: int, currency: str, token: str
+    ) -> Authorization:
         """Ask for ``amount_cents``; idempotent per ``order_id``."""
         ...
 
@@ -45,7 +47,9 @@ class ManualGateway:
 
     name = "manual"
 
-    def authorize(self, *, order_id: str, amount_cents: int, currency: str, token: str) -> Authorization:
+    def authorize(
+        self, *, order_id: str, amount_cents: int, currency: str, token: str
+    ) -> Authorization:
         """Authorize immediately; the reference is the order id."""
         return Authorization(AuthorizationStatus.AUTHORIZED, reference=f"manual:{order_id}")
 
