@@ -58,7 +58,10 @@ def is_empty(db: Database) -> bool:
 
 
 def load(
-    db: Database, *, products: int = 50, seed: int = 7,
+    db: Database,
+    *,
+    products: int = 50,
+    seed: int = 7,
     progress: Callable[[int], None] | None = None,
 ) -> DemoSummary:
     """Create the demo data in one transaction; ``progress`` is called once per product."""
@@ -85,8 +88,13 @@ def _product(session: Session, rng: random.Random, i: int) -> None:
             "name": name if i < len(_GOODS) else f"{name} (batch {i // len(_GOODS) + 1})",
             "price_cents": price,
             "currency": "EUR",
-            "attributes": {"category": "chilled" if low is not None and low >= 0 else
-                           "frozen" if low is not None else "ambient"},
+            "attributes": {
+                "category": "chilled"
+                if low is not None and low >= 0
+                else "frozen"
+                if low is not None
+                else "ambient"
+            },
             "min_temp_c": low,
             "max_temp_c": high,
         },

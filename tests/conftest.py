@@ -143,12 +143,13 @@ class Actors:
         email = email or f"{role.value}-{uuid.uuid4().hex[:8]}@example.com"
         password = "correct-horse-battery"
         with self.container.db.transaction() as session:
-            user = accounts_service.create_user(
-                session, email=email, password=password, role=role
-            )
+            user = accounts_service.create_user(session, email=email, password=password, role=role)
         token = security.issue_token(
-            key=self.container.signing_key, user_id=user.id, role=role.value,
-            token_type="access", ttl=timedelta(hours=1),
+            key=self.container.signing_key,
+            user_id=user.id,
+            role=role.value,
+            token_type="access",
+            ttl=timedelta(hours=1),
         )
         return Actor(user.id, email, password, role, {"Authorization": f"Bearer {token}"})
 
@@ -196,9 +197,21 @@ def start_server(settings: Settings, log_path: Path) -> LiveServer:
     }
     with log_path.open("ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "storekeeper.api.app:create_app",
-             "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "storekeeper.api.app:create_app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--no-access-log",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30

@@ -17,23 +17,40 @@ AUGSBURG = {"lat": 48.366, "lon": 10.898}
 def add_warehouses(client: TestClient, headers: dict[str, str]) -> None:
     """Create BER, HAM and MUC."""
     for code, (lat, lon) in WAREHOUSES.items():
-        r = client.post("/api/v1/warehouses", headers=headers,
-                        json={"code": code, "name": code, "lat": lat, "lon": lon})
+        r = client.post(
+            "/api/v1/warehouses",
+            headers=headers,
+            json={"code": code, "name": code, "lat": lat, "lon": lon},
+        )
         assert r.status_code == 201, r.text
 
 
 def add_product(
-    client: TestClient, headers: dict[str, str], sku: str, price_cents: int = 250,
-    stock: dict[str, int] | None = None, currency: str = "EUR",
+    client: TestClient,
+    headers: dict[str, str],
+    sku: str,
+    price_cents: int = 250,
+    stock: dict[str, int] | None = None,
+    currency: str = "EUR",
 ) -> None:
     """Create a product and receive ``stock`` per warehouse."""
-    r = client.post("/api/v1/products", headers=headers,
-                    json={"sku": sku, "name": f"Product {sku}", "price_cents": price_cents,
-                          "currency": currency})
+    r = client.post(
+        "/api/v1/products",
+        headers=headers,
+        json={
+            "sku": sku,
+            "name": f"Product {sku}",
+            "price_cents": price_cents,
+            "currency": currency,
+        },
+    )
     assert r.status_code == 201, r.text
     for code, qty in (stock or {}).items():
-        r = client.post("/api/v1/stock/movements", headers=headers,
-                        json={"sku": sku, "warehouse": code, "delta": qty, "reason": "receipt"})
+        r = client.post(
+            "/api/v1/stock/movements",
+            headers=headers,
+            json={"sku": sku, "warehouse": code, "delta": qty, "reason": "receipt"},
+        )
         assert r.status_code == 201, r.text
 
 

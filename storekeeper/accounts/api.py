@@ -21,6 +21,7 @@ from storekeeper.accounts.schemas import (
 )
 from storekeeper.api.deps import ContainerDep, CurrentUser, DatabaseDep, require
 from storekeeper.bootstrap import Container
+from storekeeper.errors import NotAuthenticated
 
 router = APIRouter(tags=["accounts"])
 Admin = Annotated[Principal, Depends(require(frozenset({Role.ADMIN})))]
@@ -60,9 +61,7 @@ def token(
 def refresh(body: RefreshRequest, container: ContainerDep) -> TokenPair:
     """Trade a refresh token for a new pair."""
     with container.db.reading() as session:
-        user = service.refresh(
-            session, key=container.signing_key, refresh_token=body.refresh_token
-        )
+        user = service.refresh(session, key=container.signing_key, refresh_token=body.refresh_token)
         return _tokens(container, user)
 
 
@@ -70,7 +69,10 @@ def refresh(body: RefreshRequest, container: ContainerDep) -> TokenPair:
 def me(principal: CurrentUser, db: DatabaseDep) -> User:
     """The signed-in account."""
     with db.reading() as session:
-        return service.get_or_raise(session, user_id=principal.user_id)
+        user = session.get(User, principal.user_id)
+    if user is None or not user.is_active:
+        raise NotAuthenticated("account disabled or gone", code="invalid_token")
+    return user
 
 
 @router.post("/users", status_code=status.HTTP_201_CREATED, response_model=UserRead)

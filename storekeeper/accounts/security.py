@@ -87,7 +87,9 @@ def decode_token(token: str, *, key: str, expected_type: TokenType) -> TokenClai
     except (jwt.PyJWTError, ValueError, KeyError) as exc:
         raise NotAuthenticated("invalid or expired token", code="invalid_token") from exc
     if claims.get("typ") != expected_type:
-        raise NotAuthenticated(f"a {expected_type} token is required", code="invalid_token")
+        raise NotAuthenticated(
+            f"this endpoint needs the {expected_type} token", code="invalid_token"
+        )
     return TokenClaims(
         user_id=user_id, role=str(claims.get("role")), token_type=expected_type, jti=claims["jti"]
     )

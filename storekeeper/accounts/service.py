@@ -60,13 +60,15 @@ def authenticate(session: Session, *, email: str, password: str) -> User:
     return user
 
 
-def issue_tokens(
-    *, key: str, user: User, access_ttl_s: int, refresh_ttl_s: int
-) -> TokenPair:
+def issue_tokens(*, key: str, user: User, access_ttl_s: int, refresh_ttl_s: int) -> TokenPair:
     """A fresh access and refresh token for ``user``."""
+
     def token(token_type: security.TokenType, ttl_s: int) -> str:
         return security.issue_token(
-            key=key, user_id=user.id, role=user.role, token_type=token_type,
+            key=key,
+            user_id=user.id,
+            role=user.role,
+            token_type=token_type,
             ttl=timedelta(seconds=ttl_s),
         )
 

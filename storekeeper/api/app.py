@@ -58,7 +58,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         title="Storekeeper",
         version=storekeeper.__version__,
         description="Inventory and order backend: catalog, multi-warehouse stock that never "
-        "oversells, idempotent orders. Errors are `{\"detail\", \"code\"}`.",
+        'oversells, idempotent orders. Errors are `{"detail", "code"}`.',
         lifespan=lifespan,
     )
     app.state.container = container

@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from storekeeper.errors import (
@@ -72,6 +73,18 @@ def install(app: FastAPI) -> None:
         ]
         return JSONResponse(
             error_body(jsonable_encoder(errors), "validation_error"),
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        )
+
+    @app.exception_handler(DataError)
+    async def _data(request: Request, exc: DataError) -> JSONResponse:
+        # The database refused a value the schemas let through (PostgreSQL: a NUL character in
+        # text): bad input, not a server fault.
+        log.warning(
+            "database refused a value on %s %s: %s", request.method, request.url.path, exc.orig
+        )
+        return JSONResponse(
+            error_body("a value in the request cannot be stored", "invalid_data"),
             status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
         )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,7 @@ from storekeeper.errors import Conflict, InvalidRequest, NotFound
 from storekeeper.events import outbox
 
 MAX_PAGE = 200
+_CURSOR_SKU = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]{0,63}")
 
 
 class DuplicateSku(Conflict):
@@ -138,6 +140,11 @@ def _encode_cursor(sku: str) -> str:
 
 def _decode_cursor(cursor: str) -> str:
     try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        sku = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
         raise InvalidRequest("malformed cursor", code="invalid_cursor") from exc
+    # Cursors we issue always hold a SKU; anything else (e.g. a NUL byte, which PostgreSQL
+    # refuses in text, or the empty string lenient base64 makes of junk) is not ours.
+    if not _CURSOR_SKU.fullmatch(sku):
+        raise InvalidRequest("malformed cursor", code="invalid_cursor")
+    return sku

@@ -46,8 +46,9 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Listen address [STOREKEEPER_HOST]")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port [STOREKEEPER_PORT]")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes")] = 1,
-    auto_migrate: Annotated[bool, typer.Option("--migrate/--no-migrate",
-                                               help="Migrate before serving")] = True,
+    auto_migrate: Annotated[
+        bool, typer.Option("--migrate/--no-migrate", help="Migrate before serving")
+    ] = True,
 ) -> None:
     """Serve the HTTP API (OpenAPI docs at /docs)."""
     import uvicorn
@@ -58,15 +59,21 @@ def serve(
     host, port = host or settings.host, port or settings.port
     console.print(f"Storekeeper on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
     uvicorn.run(
-        "storekeeper.api.app:create_app", factory=True, host=host, port=port, workers=workers,
-        access_log=False, log_level="info",
+        "storekeeper.api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=False,
+        log_level="info",
     )
 
 
 @app.command()
 def demo(
-    if_empty: Annotated[bool, typer.Option("--if-empty", help="Do nothing unless the database "
-                                           "has no users yet")] = False,
+    if_empty: Annotated[
+        bool, typer.Option("--if-empty", help="Do nothing unless the database has no users yet")
+    ] = False,
     products: Annotated[int, typer.Option(min=1, max=100_000)] = 50,
 ) -> None:
     """Load demo warehouses, products, stock and one user per role."""
@@ -90,8 +97,10 @@ def demo(
             )
     finally:
         container.close()
-    console.print(f"[green]demo data loaded[/green]: {summary.products} products, "
-                  f"{summary.warehouses} warehouses, {summary.users} users")
+    console.print(
+        f"[green]demo data loaded[/green]: {summary.products} products, "
+        f"{summary.warehouses} warehouses, {summary.users} users"
+    )
     table = Table("e-mail", "password", "role", title="Demo accounts")
     for email, password, role in demo_data.DEMO_USERS:
         table.add_row(email, password, role.value)
@@ -101,8 +110,7 @@ def demo(
 @users_app.command("create")
 def users_create(
     email: Annotated[str, typer.Option(help="E-mail address, used to sign in")],
-    password: Annotated[str, typer.Option(prompt=True, hide_input=True,
-                                          confirmation_prompt=True)],
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)],
     role: Annotated[Role, typer.Option(help="admin, manager, clerk, customer or device")],
 ) -> None:
     """Create a user in the configured database."""
@@ -146,4 +154,22 @@ def show_config() -> None:
 
 def main() -> None:
     """Console-script entry point."""
-    app()
+    from pydantic import ValidationError
+    from sqlalchemy.exc import OperationalError
+
+    try:
+        app()
+    except OperationalError as exc:
+        Console(stderr=True).print(
+            f"[red]cannot reach the database[/red]: {exc.orig}", markup=True, highlight=False
+        )
+        raise SystemExit(1) from exc
+    except ValidationError as exc:
+        # Every command reads Settings first: a bad setting is the operator's to fix, so name
+        # it plainly instead of showing a traceback.
+        errors = Console(stderr=True)
+        errors.print(f"[red]invalid {exc.title.lower()}[/red]")
+        for error in exc.errors():
+            where = ".".join(map(str, error["loc"]))
+            errors.print(f"{where + ': ' if where else ''}{error['msg']}", markup=False)
+        raise SystemExit(2) from exc

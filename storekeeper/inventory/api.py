@@ -27,8 +27,12 @@ StockHandler = Annotated[Principal, Depends(require(STOCK_HANDLERS))]
 
 
 def _level(level: service.Level) -> LevelRead:
-    return LevelRead(warehouse=level.warehouse, on_hand=level.on_hand, reserved=level.reserved,
-                     available=level.available)
+    return LevelRead(
+        warehouse=level.warehouse,
+        on_hand=level.on_hand,
+        reserved=level.reserved,
+        available=level.available,
+    )
 
 
 @router.post("/warehouses", status_code=status.HTTP_201_CREATED, response_model=WarehouseRead)
@@ -50,8 +54,13 @@ def record_movement(body: MovementCreate, who: StockHandler, db: DatabaseDep) ->
     """Receive (+), write off or sell (-), or correct stock; 409 if it would go below zero."""
     with db.transaction() as session:
         level = service.record_movement(
-            session, sku=body.sku, warehouse=body.warehouse, delta=body.delta,
-            reason=body.reason, ref=body.ref, actor_id=str(who.user_id),
+            session,
+            sku=body.sku,
+            warehouse=body.warehouse,
+            delta=body.delta,
+            reason=body.reason,
+            ref=body.ref,
+            actor_id=str(who.user_id),
         )
     return _level(level)
 
@@ -61,7 +70,11 @@ def record_count(body: CountCreate, who: StockHandler, db: DatabaseDep) -> Level
     """Set on-hand to a physical count; the difference is recorded as a movement."""
     with db.transaction() as session:
         level = service.record_count(
-            session, sku=body.sku, warehouse=body.warehouse, counted=body.counted, ref=body.ref,
+            session,
+            sku=body.sku,
+            warehouse=body.warehouse,
+            counted=body.counted,
+            ref=body.ref,
             actor_id=str(who.user_id),
         )
     return _level(level)
@@ -72,7 +85,11 @@ def transfer(body: TransferCreate, who: StockHandler, db: DatabaseDep) -> Transf
     """Move units between two warehouses."""
     with db.transaction() as session:
         out, into = service.transfer(
-            session, sku=body.sku, source=body.from_, target=body.to, qty=body.qty,
+            session,
+            sku=body.sku,
+            source=body.from_,
+            target=body.to,
+            qty=body.qty,
             actor_id=str(who.user_id),
         )
     return TransferRead(sku=body.sku, from_=_level(out), to=_level(into))
@@ -87,5 +104,10 @@ def get_stock(
         levels = service.stock_of(session, sku=sku)
     on_hand = sum(lv.on_hand for lv in levels)
     reserved = sum(lv.reserved for lv in levels)
-    return StockRead(sku=sku, on_hand=on_hand, reserved=reserved, available=on_hand - reserved,
-                     warehouses=[_level(lv) for lv in levels])
+    return StockRead(
+        sku=sku,
+        on_hand=on_hand,
+        reserved=reserved,
+        available=on_hand - reserved,
+        warehouses=[_level(lv) for lv in levels],
+    )

@@ -139,14 +139,24 @@ def _apply_delta(
         raise InsufficientStock(sku, requested=-delta, available=current.available)
     session.add(
         Movement(
-            sku=sku, warehouse_code=warehouse, delta=delta, reason=reason, ref=ref,
+            sku=sku,
+            warehouse_code=warehouse,
+            delta=delta,
+            reason=reason,
+            ref=ref,
             actor_id=actor_id,
         )
     )
     outbox.record(
         session,
-        StockChanged(sku=sku, warehouse=warehouse, on_hand=row.on_hand, reserved=row.reserved,
-                     reason=reason, ref=ref),
+        StockChanged(
+            sku=sku,
+            warehouse=warehouse,
+            on_hand=row.on_hand,
+            reserved=row.reserved,
+            reason=reason,
+            ref=ref,
+        ),
     )
     return Level(warehouse, row.on_hand, row.reserved)
 
@@ -173,14 +183,20 @@ def record_movement(
     if reason not in MANUAL_REASONS:
         raise InvalidRequest(
             f"reason must be one of {sorted(MANUAL_REASONS)}; counts and transfers have "
-            "their own endpoints", code="invalid_reason",
+            "their own endpoints",
+            code="invalid_reason",
         )
     if delta == 0:
         raise InvalidRequest("delta must not be zero", code="invalid_delta")
     _require_sku(session, sku)
     _require_warehouse(session, warehouse)
     return _apply_delta(
-        session, sku=sku, warehouse=warehouse, delta=delta, reason=reason, ref=ref,
+        session,
+        sku=sku,
+        warehouse=warehouse,
+        delta=delta,
+        reason=reason,
+        ref=ref,
         actor_id=actor_id,
     )
 
@@ -208,8 +224,13 @@ def record_count(
         )
     # A zero difference is still recorded: the ledger shows the count took place.
     return _apply_delta(
-        session, sku=sku, warehouse=warehouse, delta=counted - row.on_hand, reason="count",
-        ref=ref, actor_id=actor_id,
+        session,
+        sku=sku,
+        warehouse=warehouse,
+        delta=counted - row.on_hand,
+        reason="count",
+        ref=ref,
+        actor_id=actor_id,
     )
 
 
@@ -225,6 +246,8 @@ def transfer(
     """Move ``qty`` units between warehouses as a pair of ``transfer`` movements."""
     if source == target:
         raise InvalidRequest("source and target warehouse must differ", code="invalid_transfer")
+    if qty <= 0:
+        raise InvalidRequest("a transfer moves a positive quantity", code="invalid_quantity")
     _require_sku(session, sku)
     for code in sorted((source, target)):
         _require_warehouse(session, code)
@@ -237,10 +260,18 @@ def transfer(
         .with_for_update()
     ).all()
     ref = f"transfer:{uuid.uuid4()}"
-    out = _apply_delta(session, sku=sku, warehouse=source, delta=-qty, reason="transfer",
-                       ref=ref, actor_id=actor_id)
-    into = _apply_delta(session, sku=sku, warehouse=target, delta=qty, reason="transfer",
-                        ref=ref, actor_id=actor_id)
+    out = _apply_delta(
+        session,
+        sku=sku,
+        warehouse=source,
+        delta=-qty,
+        reason="transfer",
+        ref=ref,
+        actor_id=actor_id,
+    )
+    into = _apply_delta(
+        session, sku=sku, warehouse=target, delta=qty, reason="transfer", ref=ref, actor_id=actor_id
+    )
     return out, into
 
 
@@ -267,6 +298,8 @@ def reserve(
     orders cannot deadlock) before availability is read: no two orders can promise the same
     unit. SQLite has no row locks; there the write transaction itself is exclusive.
     """
+    if any(qty <= 0 for qty in lines.values()):
+        raise InvalidRequest("reserved quantities must be positive", code="invalid_quantity")
     rows = session.execute(
         select(_stock.c.sku, _stock.c.warehouse_code, _stock.c.on_hand, _stock.c.reserved)
         .where(_stock.c.sku.in_(sorted(lines)))
@@ -281,16 +314,34 @@ def reserve(
     for alloc in allocations:
         row = session.execute(
             update(_stock)
-            .where(*_where(alloc.sku, alloc.warehouse),
-                   _stock.c.on_hand - _stock.c.reserved >= alloc.qty)
+            .where(
+                *_where(alloc.sku, alloc.warehouse),
+                _stock.c.on_hand - _stock.c.reserved >= alloc.qty,
+            )
             .values(reserved=_stock.c.reserved + alloc.qty, updated_at=now)
             .returning(_stock.c.on_hand, _stock.c.reserved)
         ).one()  # cannot miss: the row is locked and was just read with enough available
-        session.add(Reservation(ref=ref, sku=alloc.sku, warehouse_code=alloc.warehouse,
-                                qty=alloc.qty, created_at=now, updated_at=now))
-        outbox.record(session, StockChanged(sku=alloc.sku, warehouse=alloc.warehouse,
-                                            on_hand=row.on_hand, reserved=row.reserved,
-                                            reason="reserved", ref=ref))
+        session.add(
+            Reservation(
+                ref=ref,
+                sku=alloc.sku,
+                warehouse_code=alloc.warehouse,
+                qty=alloc.qty,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        outbox.record(
+            session,
+            StockChanged(
+                sku=alloc.sku,
+                warehouse=alloc.warehouse,
+                on_hand=row.on_hand,
+                reserved=row.reserved,
+                reason="reserved",
+                ref=ref,
+            ),
+        )
     return allocations
 
 
@@ -318,9 +369,17 @@ def release(session: Session, *, ref: str) -> int:
         ).one()
         res.status, res.updated_at = "released", now
         released += res.qty
-        outbox.record(session, StockChanged(sku=res.sku, warehouse=res.warehouse_code,
-                                            on_hand=row.on_hand, reserved=row.reserved,
-                                            reason="released", ref=ref))
+        outbox.record(
+            session,
+            StockChanged(
+                sku=res.sku,
+                warehouse=res.warehouse_code,
+                on_hand=row.on_hand,
+                reserved=row.reserved,
+                reason="released",
+                ref=ref,
+            ),
+        )
     return released
 
 
@@ -331,19 +390,41 @@ def fulfil(session: Session, *, ref: str, actor_id: str | None = None) -> int:
     for res in _take_active(session, ref):
         row = session.execute(
             update(_stock)
-            .where(*_where(res.sku, res.warehouse_code),
-                   and_(_stock.c.reserved >= res.qty, _stock.c.on_hand >= res.qty))
-            .values(reserved=_stock.c.reserved - res.qty, on_hand=_stock.c.on_hand - res.qty,
-                    updated_at=now)
+            .where(
+                *_where(res.sku, res.warehouse_code),
+                and_(_stock.c.reserved >= res.qty, _stock.c.on_hand >= res.qty),
+            )
+            .values(
+                reserved=_stock.c.reserved - res.qty,
+                on_hand=_stock.c.on_hand - res.qty,
+                updated_at=now,
+            )
             .returning(_stock.c.on_hand, _stock.c.reserved)
         ).one()
-        session.add(Movement(sku=res.sku, warehouse_code=res.warehouse_code, delta=-res.qty,
-                             reason="sale", ref=ref, actor_id=actor_id, created_at=now))
+        session.add(
+            Movement(
+                sku=res.sku,
+                warehouse_code=res.warehouse_code,
+                delta=-res.qty,
+                reason="sale",
+                ref=ref,
+                actor_id=actor_id,
+                created_at=now,
+            )
+        )
         res.status, res.updated_at = "consumed", now
         shipped += res.qty
-        outbox.record(session, StockChanged(sku=res.sku, warehouse=res.warehouse_code,
-                                            on_hand=row.on_hand, reserved=row.reserved,
-                                            reason="sale", ref=ref))
+        outbox.record(
+            session,
+            StockChanged(
+                sku=res.sku,
+                warehouse=res.warehouse_code,
+                on_hand=row.on_hand,
+                reserved=row.reserved,
+                reason="sale",
+                ref=ref,
+            ),
+        )
     return shipped
 
 
@@ -355,4 +436,3 @@ def ledger_totals(session: Session, *, skus: list[str] | None = None) -> dict[tu
     if skus:
         query = query.where(Movement.sku.in_(skus))
     return {(sku, wh): int(total) for sku, wh, total in session.execute(query)}
-

@@ -30,9 +30,13 @@ Buyer = Annotated[Principal, Depends(require(BUYERS))]
 StockHandler = Annotated[Principal, Depends(require(STOCK_HANDLERS))]
 IdempotencyKey = Annotated[
     str,
-    Header(alias="Idempotency-Key", min_length=1, max_length=255,
-           description="Unique per intended order; a retry with the same key and body replays "
-           "the first answer."),
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        description="Unique per intended order; a retry with the same key and body replays "
+        "the first answer.",
+    ),
 ]
 
 

@@ -36,7 +36,9 @@ class Order(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     lines: Mapped[list[OrderLine]] = relationship(
-        back_populates="order", order_by="OrderLine.id", lazy="selectin",
+        back_populates="order",
+        order_by="OrderLine.id",
+        lazy="selectin",
         cascade="all, delete-orphan",
     )
 

@@ -108,15 +108,21 @@ def place(
         created_at=now,
         updated_at=now,
         lines=[
-            OrderLine(sku=a.sku, qty=a.qty, warehouse=a.warehouse,
-                      unit_price_cents=quotes[a.sku].price_cents)
+            OrderLine(
+                sku=a.sku,
+                qty=a.qty,
+                warehouse=a.warehouse,
+                unit_price_cents=quotes[a.sku].price_cents,
+            )
             for a in allocations
         ],
     )
     session.add(order)
     outbox.record(session, _event(OrderPlaced, order))
     authorization = gateway.authorize(
-        order_id=str(order_id), amount_cents=order.total_cents, currency=order.currency,
+        order_id=str(order_id),
+        amount_cents=order.total_cents,
+        currency=order.currency,
         token=payment_token,
     )
     if authorization.status is AuthorizationStatus.AUTHORIZED:
@@ -209,6 +215,9 @@ def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         created_at, order_id = raw.split("|")
-        return datetime.fromisoformat(created_at), uuid.UUID(order_id)
+        moment = datetime.fromisoformat(created_at)
+        if moment.tzinfo is None:  # we only ever issue aware cursors; naive ones cannot be bound
+            raise ValueError("naive timestamp in cursor")
+        return moment, uuid.UUID(order_id)
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
         raise InvalidRequest("malformed cursor", code="invalid_cursor") from exc

@@ -22,8 +22,12 @@ CLIENTS = 8
 
 
 def test_orders_acknowledged_before_kill_9_exist_after_restart(
-    client: TestClient, container: Container, settings: Settings, tmp_path: Path,
-    manager: Actor, customer: Actor,
+    client: TestClient,
+    container: Container,
+    settings: Settings,
+    tmp_path: Path,
+    manager: Actor,
+    customer: Actor,
 ) -> None:
     add_warehouses(client, manager.headers)
     add_product(client, manager.headers, "BREAD", stock={"BER": 100_000})
@@ -36,8 +40,11 @@ def test_orders_acknowledged_before_kill_9_exist_after_restart(
         with httpx.Client(base_url=server.url, timeout=5) as http:
             while True:
                 try:
-                    r = http.post("/api/v1/orders", json={"lines": [{"sku": "BREAD", "qty": 1}]},
-                                  headers={**customer.headers, "Idempotency-Key": str(uuid.uuid4())})
+                    r = http.post(
+                        "/api/v1/orders",
+                        json={"lines": [{"sku": "BREAD", "qty": 1}]},
+                        headers={**customer.headers, "Idempotency-Key": str(uuid.uuid4())},
+                    )
                 except httpx.TransportError:
                     return  # the server is gone: what was acknowledged so far is what counts
                 if r.status_code == 201:

@@ -19,16 +19,20 @@ def test_order_is_served_by_nearest_warehouse_with_enough_stock(
     client: TestClient, manager: Actor, customer: Actor
 ) -> None:
     add_warehouses(client, manager.headers)
-    add_product(client, manager.headers, "MILK", price_cents=129,
-                stock={"HAM": 2, "BER": 10, "MUC": 10})
+    add_product(
+        client, manager.headers, "MILK", price_cents=129, stock={"HAM": 2, "BER": 10, "MUC": 10}
+    )
 
-    near_bremen = _order(client, customer, {"lines": [{"sku": "MILK", "qty": 2}],
-                                            "ship_to": BREMEN})
+    near_bremen = _order(
+        client, customer, {"lines": [{"sku": "MILK", "qty": 2}], "ship_to": BREMEN}
+    )
     # Hamburg is nearest to Bremen but now empty: Berlin is nearer than Munich.
-    next_bremen = _order(client, customer, {"lines": [{"sku": "MILK", "qty": 1}],
-                                            "ship_to": BREMEN})
-    near_augsburg = _order(client, customer, {"lines": [{"sku": "MILK", "qty": 3}],
-                                              "ship_to": AUGSBURG})
+    next_bremen = _order(
+        client, customer, {"lines": [{"sku": "MILK", "qty": 1}], "ship_to": BREMEN}
+    )
+    near_augsburg = _order(
+        client, customer, {"lines": [{"sku": "MILK", "qty": 3}], "ship_to": AUGSBURG}
+    )
 
     assert near_bremen.status_code == 201, near_bremen.text
     assert [(ln["warehouse"], ln["qty"]) for ln in near_bremen.json()["lines"]] == [("HAM", 2)]
@@ -48,7 +52,9 @@ def test_line_is_split_only_when_no_single_warehouse_can_serve(
 
     assert r.status_code == 201, r.text
     assert [(ln["warehouse"], ln["qty"]) for ln in r.json()["lines"]] == [
-        ("HAM", 4), ("BER", 5), ("MUC", 1)
+        ("HAM", 4),
+        ("BER", 5),
+        ("MUC", 1),
     ]
     levels = stock(client, manager.headers, "RICE")
     assert levels["total"] == {"on_hand": 12, "reserved": 10, "available": 2}
@@ -83,7 +89,10 @@ def test_cancel_releases_stock_and_ship_turns_reservation_into_sale(
     assert cancelled.json()["status"] == "cancelled"
     assert shipped.json()["status"] == "shipped"
     assert stock(client, manager.headers, "TEA")["BER"] == {
-        "warehouse": "BER", "on_hand": 3, "reserved": 0, "available": 3
+        "warehouse": "BER",
+        "on_hand": 3,
+        "reserved": 0,
+        "available": 3,
     }
     again = client.post(f"/api/v1/orders/{second['id']}/cancel", headers=manager.headers)
     assert again.status_code == 409
@@ -122,9 +131,13 @@ def test_customers_see_only_their_own_orders(
     listed = client.get("/api/v1/orders", headers=customer.headers).json()["items"]
     assert [o["id"] for o in listed] == [mine["id"]]
     assert client.get(f"/api/v1/orders/{theirs['id']}", headers=customer.headers).status_code == 404
-    assert client.post(f"/api/v1/orders/{theirs['id']}/cancel",
-                       headers=customer.headers).status_code == 404
-    assert client.post(f"/api/v1/orders/{mine['id']}/ship",
-                       headers=customer.headers).status_code == 403
+    assert (
+        client.post(f"/api/v1/orders/{theirs['id']}/cancel", headers=customer.headers).status_code
+        == 404
+    )
+    assert (
+        client.post(f"/api/v1/orders/{mine['id']}/ship", headers=customer.headers).status_code
+        == 403
+    )
     staff_view = client.get("/api/v1/orders", headers=manager.headers).json()["items"]
     assert {o["id"] for o in staff_view} == {mine["id"], theirs["id"]}
