@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, status
+from fastapi import APIRouter, Depends, Path, Query, Response, status
 
 from storekeeper.accounts.domain import STAFF, Principal
 from storekeeper.api.deps import DatabaseDep, require
@@ -40,10 +40,16 @@ def list_products(
 
 
 @router.get("/{sku}", response_model=ProductRead)
-def get_product(sku: SkuPath, db: DatabaseDep) -> Product:
+async def get_product(sku: SkuPath, db: DatabaseDep) -> Response:
     """One product, archived or not; public."""
+    # The hottest read of a shop. A primary-key lookup takes a fraction of a millisecond, less
+    # than the thread-pool hop a sync view would cost, so it runs on the event loop; and the
+    # JSON is written by pydantic-core directly (bench W1 measures both).
     with db.reading() as session:
-        return service.get_or_raise(session, sku=sku)
+        product = service.get_or_raise(session, sku=sku)
+    return Response(
+        ProductRead.model_validate(product).model_dump_json(), media_type="application/json"
+    )
 
 
 @router.patch("/{sku}", response_model=ProductRead)
