@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     access_token_ttl_s: int = Field(default=900, ge=30)
     refresh_token_ttl_s: int = Field(default=14 * 24 * 3600, ge=60)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
-    db_pool_size: int = Field(default=20, ge=1)
+    db_pool_size: int = Field(default=10, ge=1)
 
     @classmethod
     def settings_customise_sources(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
@@ -51,6 +52,11 @@ def create_app(settings: Settings | None = None, container: Container | None = N
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # As many request threads as pooled connections: a thread beyond that would only wait
+        # for a connection, and fewer threads contend less for the GIL (bench W2 on PostgreSQL:
+        # higher throughput and half the p99 with a small pool than with anyio's default 40).
+        limiter = anyio.to_thread.current_default_thread_limiter()
+        limiter.total_tokens = container.db.pool_size
         yield
         container.close()
 

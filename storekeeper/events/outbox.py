@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar, Protocol
+import uuid
+from typing import ClassVar, Protocol, cast
 
+from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session
 
+from storekeeper.db import utcnow
 from storekeeper.events.models import OutboxEvent
+
+_outbox = cast(Table, OutboxEvent.__table__)
 
 
 class Event(Protocol):
@@ -20,14 +25,25 @@ class Event(Protocol):
     def aggregate_id(self) -> str: ...
 
 
-def record(session: Session, event: Event) -> None:
-    """Add ``event`` to the outbox; it commits (or not) with the caller's transaction."""
-    payload: dict[str, Any] = dataclasses.asdict(event)  # type: ignore[call-overload]
-    session.add(
-        OutboxEvent(
-            type=event.type,
-            aggregate_type=event.aggregate_type,
-            aggregate_id=event.aggregate_id,
-            payload=payload,
-        )
+def record(session: Session, *events: Event) -> None:
+    """Add ``events`` to the outbox, in order; they commit (or not) with the caller's transaction.
+
+    A Core INSERT (one executemany for several events), not ORM objects: events are written on
+    every hot path and never read back in the same transaction.
+    """
+    if not events:
+        return
+    session.execute(
+        insert(_outbox),
+        [
+            {
+                "event_id": uuid.uuid4(),
+                "type": event.type,
+                "aggregate_type": event.aggregate_type,
+                "aggregate_id": event.aggregate_id,
+                "payload": dataclasses.asdict(event),  # type: ignore[call-overload]
+                "occurred_at": utcnow(),
+            }
+            for event in events
+        ],
     )

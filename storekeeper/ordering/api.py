@@ -17,12 +17,9 @@ from storekeeper.ordering.domain import OrderStatus
 from storekeeper.ordering.models import Order
 from storekeeper.ordering.schemas import (
     CancelRequest,
-    Location,
     OrderCreate,
-    OrderLineRead,
     OrderPage,
     OrderRead,
-    PaymentRead,
 )
 
 router = APIRouter(prefix="/orders", tags=["ordering"])
@@ -38,26 +35,6 @@ IdempotencyKey = Annotated[
         "the first answer.",
     ),
 ]
-
-
-def to_read(order: Order) -> OrderRead:
-    """The API view of an order."""
-    ship_to = None
-    if order.ship_to_lat is not None and order.ship_to_lon is not None:
-        ship_to = Location(lat=order.ship_to_lat, lon=order.ship_to_lon)
-    return OrderRead(
-        id=order.id,
-        status=OrderStatus(order.status),
-        customer_id=order.customer_id,
-        lines=[OrderLineRead.model_validate(line) for line in order.lines],
-        total_cents=order.total_cents,
-        currency=order.currency,
-        ship_to=ship_to,
-        payment=PaymentRead(method=order.payment_method, reference=order.payment_reference),
-        cancel_reason=order.cancel_reason,
-        created_at=order.created_at,
-        updated_at=order.updated_at,
-    )
 
 
 def _visible(order: Order, principal: Principal) -> bool:
@@ -82,9 +59,6 @@ def place_order(
             )
             if stored is not None:
                 return JSONResponse(stored.body, status_code=stored.status_code)
-            record = idempotency.claim(
-                session, user_id=who.user_id, key=key, request_hash=request_hash
-            )
             order = service.place(
                 session,
                 customer_id=who.user_id,
@@ -94,8 +68,15 @@ def place_order(
                 payment_token=body.payment.token,
                 gateways=container.payment_gateways,
             )
-            payload = to_read(order).model_dump(mode="json")
-            idempotency.complete(record, status_code=status.HTTP_201_CREATED, body=payload)
+            payload = order.model_dump(mode="json")
+            idempotency.remember(
+                session,
+                user_id=who.user_id,
+                key=key,
+                request_hash=request_hash,
+                status_code=status.HTTP_201_CREATED,
+                body=payload,
+            )
     except IntegrityError:
         # A concurrent request with the same key committed first: answer as it did.
         with container.db.reading() as session:
@@ -122,7 +103,7 @@ def list_orders(
         orders, next_cursor = service.list_(
             session, customer_id=own_only, status=status_, limit=limit, cursor=cursor
         )
-        return OrderPage(items=[to_read(o) for o in orders], next_cursor=next_cursor)
+        return OrderPage(items=[service.view(o) for o in orders], next_cursor=next_cursor)
 
 
 @router.get("/{order_id}", response_model=OrderRead)
@@ -132,7 +113,7 @@ def get_order(order_id: uuid.UUID, who: CurrentUser, db: DatabaseDep) -> OrderRe
         order = service.get_or_raise(session, order_id=order_id)
         if not _visible(order, who):
             raise service.OrderNotFound(f"no order {order_id}")
-        return to_read(order)
+        return service.view(order)
 
 
 @router.post("/{order_id}/cancel", response_model=OrderRead)
@@ -145,7 +126,7 @@ def cancel_order(
         if not _visible(order, who):
             raise service.OrderNotFound(f"no order {order_id}")
         service.cancel(session, order=order, reason=(body or CancelRequest()).reason)
-        return to_read(order)
+        return service.view(order)
 
 
 @router.post("/{order_id}/ship", response_model=OrderRead)
@@ -154,4 +135,4 @@ def ship_order(order_id: uuid.UUID, who: StockHandler, db: DatabaseDep) -> Order
     with db.transaction() as session:
         order = service.get_for_update(session, order_id=order_id)
         service.ship(session, order=order, actor_id=str(who.user_id))
-        return to_read(order)
+        return service.view(order)

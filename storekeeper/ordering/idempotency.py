@@ -1,8 +1,9 @@
 """Idempotency keys for order placement: a retry replays the first answer, never a second order.
 
-The key is claimed (inserted) before any work is done, in the same transaction as the order. A
-concurrent request with the same key then waits on the unique key (PostgreSQL) or on the write
-lock (SQLite) and, once the first commits, finds the stored answer instead of ordering again.
+The answer is stored under the key in the same transaction as the order. A concurrent request
+with the same key either waits on the write lock and then finds the stored answer (SQLite), or
+does its work, collides on the key's primary key when it stores its own answer, rolls back
+everything, and replays the first answer instead (PostgreSQL). Either way: one order.
 """
 
 from __future__ import annotations
@@ -10,24 +11,22 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
+from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session
 
+from storekeeper.db import utcnow
 from storekeeper.errors import Conflict
 from storekeeper.ordering.models import IdempotencyRecord
+
+_records = cast(Table, IdempotencyRecord.__table__)
 
 
 class IdempotencyKeyReused(Conflict):
     """The key was used before with a different request body."""
 
     code = "idempotency_key_reused"
-
-
-class RequestInProgress(Conflict):
-    """The first request with this key has not finished yet."""
-
-    code = "idempotency_key_in_progress"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,22 +53,29 @@ def lookup(
         raise IdempotencyKeyReused(
             "this Idempotency-Key was already used with a different request body"
         )
-    if record.status_code is None or record.response is None:
-        raise RequestInProgress("a request with this Idempotency-Key is still being processed")
     return StoredResponse(record.status_code, record.response)
 
 
-def claim(
-    session: Session, *, user_id: uuid.UUID, key: str, request_hash: str
-) -> IdempotencyRecord:
-    """Insert the key now, so that concurrent duplicates collide before doing any work."""
-    record = IdempotencyRecord(user_id=user_id, key=key, request_hash=request_hash)
-    session.add(record)
-    session.flush()
-    return record
-
-
-def complete(record: IdempotencyRecord, *, status_code: int, body: dict[str, Any]) -> None:
-    """Remember the answer given, for replays."""
-    record.status_code = status_code
-    record.response = body
+def remember(
+    session: Session,
+    *,
+    user_id: uuid.UUID,
+    key: str,
+    request_hash: str,
+    status_code: int,
+    body: dict[str, Any],
+) -> None:
+    """Store the answer under the key; a concurrent twin fails here with IntegrityError."""
+    session.execute(
+        insert(_records),
+        [
+            {
+                "user_id": user_id,
+                "key": key,
+                "request_hash": request_hash,
+                "status_code": status_code,
+                "response": body,
+                "created_at": utcnow(),
+            }
+        ],
+    )

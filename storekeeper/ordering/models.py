@@ -67,6 +67,6 @@ class IdempotencyRecord(Base):
     user_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     request_hash: Mapped[str] = mapped_column(String(64))
-    status_code: Mapped[int | None]
-    response: Mapped[dict[str, Any] | None]
+    status_code: Mapped[int]
+    response: Mapped[dict[str, Any]]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
