@@ -125,6 +125,7 @@ class Database:
         )
         # Reads run without BEGIN/ROLLBACK (autocommit): a read that needs several statements
         # to agree must use ``transaction()``. That saves two round trips per read.
+        self._reader_engine = reader
         self._readers = sessionmaker(reader, expire_on_commit=False)
         self._writers = sessionmaker(writer, expire_on_commit=False)
 
@@ -154,8 +155,8 @@ class Database:
         with self._readers() as session:
             yield session
 
-    async def read(self, query: Callable[[Session], T]) -> T:
-        """Run ``query`` in a read session from async code, without blocking the event loop long.
+    async def read(self, query: Callable[[Connection], T]) -> T:
+        """Run a Core ``query`` from async code without blocking the event loop for long.
 
         On SQLite a read is a local file lookup of microseconds, cheaper than handing it to a
         thread, so it runs inline; on PostgreSQL it is a network round trip and goes to the
@@ -165,9 +166,10 @@ class Database:
             return self._read_now(query)
         return await anyio.to_thread.run_sync(self._read_now, query)
 
-    def _read_now(self, query: Callable[[Session], T]) -> T:
-        with self.reading() as session:
-            return query(session)
+    def _read_now(self, query: Callable[[Connection], T]) -> T:
+        # A bare connection, not an ORM session: a session costs more than a point read.
+        with self._reader_engine.connect() as connection:
+            return query(connection)
 
     def dispose(self) -> None:
         """Close every pooled connection."""

@@ -44,7 +44,7 @@ async def get_product(sku: SkuPath, db: DatabaseDep) -> Response:
     """One product, archived or not; public."""
     # The hottest read of a shop: async with no thread hop on SQLite (see Database.read), and
     # the JSON written by pydantic-core directly. Bench W1 measures it.
-    view = await db.read(lambda session: service.get_view(session, sku=sku))
+    view = await db.read(lambda connection: service.get_view(connection, sku=sku))
     return Response(view.model_dump_json(), media_type="application/json")
 
 

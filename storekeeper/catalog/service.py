@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, func, or_, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from storekeeper.catalog.events import ProductChanged
@@ -22,6 +23,9 @@ from storekeeper.events import outbox
 MAX_PAGE = 200
 _product = cast(Table, Product.__table__)
 _BY_SKU = select(_product).where(_product.c.sku == bindparam("sku"))
+_PRICES = select(_product.c.sku, _product.c.price_cents, _product.c.currency).where(
+    _product.c.sku.in_(bindparam("skus", expanding=True)), _product.c.archived_at.is_(None)
+)
 _CURSOR_SKU = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]{0,63}")
 
 
@@ -65,9 +69,9 @@ def get_or_raise(session: Session, *, sku: str) -> Product:
     return product
 
 
-def get_view(session: Session, *, sku: str) -> ProductRead:
+def get_view(connection: Connection, *, sku: str) -> ProductRead:
     """The API view of one product, by a prebuilt Core statement: the hottest read of a shop."""
-    row = session.execute(_BY_SKU, {"sku": sku}).mappings().one_or_none()
+    row = connection.execute(_BY_SKU, {"sku": sku}).mappings().one_or_none()
     if row is None:
         raise UnknownSku(f"no product with SKU {sku}")
     return ProductRead.model_validate({**row, "archived": row["archived_at"] is not None})
@@ -128,11 +132,7 @@ def archive(session: Session, *, sku: str) -> Product:
 def quote(session: Session, *, skus: Iterable[str]) -> dict[str, PriceQuote]:
     """Current prices of the given active SKUs; raises UnknownSku naming the first missing one."""
     wanted = sorted(set(skus))
-    rows = session.execute(
-        select(Product.sku, Product.price_cents, Product.currency).where(
-            Product.sku.in_(wanted), Product.archived_at.is_(None)
-        )
-    ).all()
+    rows = session.connection().execute(_PRICES, {"skus": wanted}).all()
     quotes = {row.sku: PriceQuote(row.sku, row.price_cents, row.currency) for row in rows}
     for sku in wanted:
         if sku not in quotes:

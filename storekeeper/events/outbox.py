@@ -28,12 +28,12 @@ class Event(Protocol):
 def record(session: Session, *events: Event) -> None:
     """Add ``events`` to the outbox, in order; they commit (or not) with the caller's transaction.
 
-    A Core INSERT (one executemany for several events), not ORM objects: events are written on
-    every hot path and never read back in the same transaction.
+    A Core INSERT on the session's connection (one executemany for several events), not ORM
+    objects: events are written on every hot path and never read back in the same transaction.
     """
     if not events:
         return
-    session.execute(
+    session.connection().execute(
         insert(_outbox),
         [
             {

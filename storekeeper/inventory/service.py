@@ -316,16 +316,17 @@ def reserve(
     """
     if any(qty <= 0 for qty in lines.values()):
         raise InvalidRequest("reserved quantities must be positive", code="invalid_quantity")
+    connection = session.connection()  # Core on the session's connection: no ORM layer
     available: dict[str, dict[str, int]] = {}
-    for row in session.execute(_LOCK_STOCK_OF_SKUS, {"skus": sorted(lines)}):
+    for row in connection.execute(_LOCK_STOCK_OF_SKUS, {"skus": sorted(lines)}):
         available.setdefault(row.sku, {})[row.warehouse_code] = row.on_hand - row.reserved
-    sites = {row.code: Point(row.lat, row.lon) for row in session.execute(_SITES)}
+    sites = {row.code: Point(row.lat, row.lon) for row in connection.execute(_SITES)}
     allocations = domain.allocate(lines, available, sites, ship_to)
     now = utcnow()
     events: list[StockChanged] = []
     for alloc in allocations:
         # Cannot miss: the row is locked and was just read with enough available.
-        row = session.execute(
+        row = connection.execute(
             _RESERVE,
             {"r_sku": alloc.sku, "r_warehouse": alloc.warehouse, "r_qty": alloc.qty, "r_now": now},
         ).one()
@@ -339,7 +340,7 @@ def reserve(
                 ref=ref,
             )
         )
-    session.execute(
+    connection.execute(
         insert(_reservation),
         [
             {

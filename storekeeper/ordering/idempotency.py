@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table, insert
+from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from storekeeper.db import utcnow
@@ -21,6 +21,9 @@ from storekeeper.errors import Conflict
 from storekeeper.ordering.models import IdempotencyRecord
 
 _records = cast(Table, IdempotencyRecord.__table__)
+_LOOKUP = select(_records.c.request_hash, _records.c.status_code, _records.c.response).where(
+    _records.c.user_id == bindparam("user_id"), _records.c.key == bindparam("key")
+)
 
 
 class IdempotencyKeyReused(Conflict):
@@ -46,7 +49,7 @@ def lookup(
     session: Session, *, user_id: uuid.UUID, key: str, request_hash: str
 ) -> StoredResponse | None:
     """The stored answer for this key, None if the key is new; 409 if it came with another body."""
-    record = session.get(IdempotencyRecord, (user_id, key))
+    record = session.connection().execute(_LOOKUP, {"user_id": user_id, "key": key}).one_or_none()
     if record is None:
         return None
     if record.request_hash != request_hash:
@@ -66,7 +69,7 @@ def remember(
     body: dict[str, Any],
 ) -> None:
     """Store the answer under the key; a concurrent twin fails here with IntegrityError."""
-    session.execute(
+    session.connection().execute(
         insert(_records),
         [
             {

@@ -165,8 +165,9 @@ def place(
         events.append(
             dataclasses.replace(_event(OrderCancelled, order), reason=order.cancel_reason)
         )
-    session.execute(insert(_order), [_order_row(order)])
-    session.execute(
+    connection = session.connection()
+    connection.execute(insert(_order), [_order_row(order)])
+    connection.execute(
         insert(_order_line), [{"order_id": order_id, **ln.model_dump()} for ln in order.lines]
     )
     outbox.record(session, *events)

@@ -1,0 +1,144 @@
+"""Run the benchmarks of DESIGN.md section 9 (W1, W2) and write their results to bench/results."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from bench import infra, loadgen, report, w1, w2
+from bench.options import Options, environment
+
+Benchmark = Callable[[str, Options], tuple[dict[str, Any], bool]]
+BENCHMARKS: dict[str, Benchmark] = {"W1": w1.run, "W2": w2.run}
+BACKENDS = ("sqlite", "postgresql")
+RESULTS_DIR = Path(__file__).parent / "results"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument(
+        "--only",
+        choices=sorted(BENCHMARKS),
+        action="append",
+        help="run only this benchmark (repeatable; default: all)",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        action="append",
+        help="run only on this database (repeatable; default: both)",
+    )
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="seconds measured per side, app and ceiling (default 10)",
+    )
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=2.0,
+        metavar="S",
+        help="seconds of warm-up before each measured run (default 2)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="slices the measurement is split into, app and ceiling taking "
+        "turns A B B A (default 2)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="uvicorn worker processes, app and ceiling alike (default 1)",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="after each measured run, one more under py-spy; stacks and a "
+        "summary go to the results directory",
+    )
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=RESULTS_DIR,
+        metavar="DIR",
+        help="where the JSON results go (default bench/results)",
+    )
+    return parser
+
+
+def _check_postgres() -> None:
+    infra.require_loopback(infra.PG_ADMIN_URL)
+    try:
+        with psycopg.connect(infra.PG_ADMIN_URL, connect_timeout=5):
+            pass
+    except psycopg.OperationalError as exc:
+        sys.exit(
+            f"PostgreSQL at {infra.PG_ADMIN_URL} is not reachable ({exc}); "
+            "start it (make services) or pass --backend sqlite"
+        )
+
+
+def _validate(args: argparse.Namespace) -> None:
+    if not 1 <= args.duration <= 600 or not 0 <= args.warmup <= 120:
+        sys.exit("--duration must be within 1..600 s and --warmup within 0..120 s")
+    if not 1 <= args.workers <= 16 or not 1 <= args.rounds <= 10:
+        sys.exit("--workers must be within 1..16 and --rounds within 1..10")
+    if args.duration / args.rounds < 1:
+        sys.exit("each of the --rounds slices of --duration must last at least 1 s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the chosen benchmarks; exit status 1 if any run was not clean (e.g. oversold)."""
+    args = _parser().parse_args(argv)
+    _validate(args)
+    backends = args.backend or list(BACKENDS)
+    if "postgresql" in backends:
+        _check_postgres()
+    started = time.monotonic()
+    env = environment()
+    print(
+        f"Storekeeper benchmarks at {env['commit']}: {env['cpus']} cores, Python {env['python']}, "
+        f"load generator: {loadgen.generator_name()}\nNote: {env['note']}.",
+        flush=True,
+    )
+    failures: list[str] = []
+    args.results.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="sk_bench_") as tmp:
+        opts = Options(
+            duration_s=args.duration,
+            warmup_s=args.warmup,
+            rounds=args.rounds,
+            workers=args.workers,
+            profile=args.profile,
+            results_dir=args.results,
+            workdir=Path(tmp),
+        )
+        for name in args.only or list(BENCHMARKS):
+            for backend in backends:
+                document, clean = BENCHMARKS[name](backend, opts)
+                path = report.write(opts.results_dir, f"{name}-{backend}", document)
+                print(f"  -> {path}", flush=True)
+                if not clean:
+                    failures.append(f"{name}-{backend}")
+    print(
+        f"\nfinished in {time.monotonic() - started:.0f} s"
+        + (f"; NOT clean: {', '.join(failures)}" if failures else ""),
+        flush=True,
+    )
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
