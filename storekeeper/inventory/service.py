@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import cast
 
-from sqlalchemy import ColumnElement, Table, and_, bindparam, func, insert, select, update
+from sqlalchemy import ColumnElement, Table, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -373,62 +373,43 @@ def _take_active(session: Session, ref: str) -> list[Reservation]:
 
 def release(session: Session, *, ref: str) -> int:
     """Give back every unit still reserved for ``ref``; returns how many. Idempotent."""
-    released = 0
-    now = utcnow()
-    for res in _take_active(session, ref):
-        row = session.execute(
-            update(_stock)
-            .where(*_where(res.sku, res.warehouse_code), _stock.c.reserved >= res.qty)
-            .values(reserved=_stock.c.reserved - res.qty, updated_at=now)
-            .returning(_stock.c.on_hand, _stock.c.reserved)
-        ).one()
-        res.status, res.updated_at = "released", now
-        released += res.qty
-        outbox.record(
-            session,
-            StockChanged(
-                sku=res.sku,
-                warehouse=res.warehouse_code,
-                on_hand=row.on_hand,
-                reserved=row.reserved,
-                reason="released",
-                ref=ref,
-            ),
-        )
-    return released
+    return _settle(session, ref=ref, consume=False, actor_id=None)
 
 
 def fulfil(session: Session, *, ref: str, actor_id: str | None = None) -> int:
     """Turn every active reservation of ``ref`` into a ``sale`` movement; returns units shipped."""
-    shipped = 0
+    return _settle(session, ref=ref, consume=True, actor_id=actor_id)
+
+
+def _settle(session: Session, *, ref: str, consume: bool, actor_id: str | None) -> int:
+    """Close the active reservations of ``ref``: released back, or consumed as sales."""
+    settled = 0
     now = utcnow()
+    reason = "sale" if consume else "released"
     for res in _take_active(session, ref):
+        change: dict[str, object] = {"reserved": _stock.c.reserved - res.qty, "updated_at": now}
+        if consume:  # reserved <= on_hand (a CHECK) makes on_hand >= qty here too
+            change["on_hand"] = _stock.c.on_hand - res.qty
         row = session.execute(
             update(_stock)
-            .where(
-                *_where(res.sku, res.warehouse_code),
-                and_(_stock.c.reserved >= res.qty, _stock.c.on_hand >= res.qty),
-            )
-            .values(
-                reserved=_stock.c.reserved - res.qty,
-                on_hand=_stock.c.on_hand - res.qty,
-                updated_at=now,
-            )
+            .where(*_where(res.sku, res.warehouse_code), _stock.c.reserved >= res.qty)
+            .values(change)
             .returning(_stock.c.on_hand, _stock.c.reserved)
         ).one()
-        session.add(
-            Movement(
-                sku=res.sku,
-                warehouse_code=res.warehouse_code,
-                delta=-res.qty,
-                reason="sale",
-                ref=ref,
-                actor_id=actor_id,
-                created_at=now,
+        if consume:
+            session.add(
+                Movement(
+                    sku=res.sku,
+                    warehouse_code=res.warehouse_code,
+                    delta=-res.qty,
+                    reason="sale",
+                    ref=ref,
+                    actor_id=actor_id,
+                    created_at=now,
+                )
             )
-        )
-        res.status, res.updated_at = "consumed", now
-        shipped += res.qty
+        res.status, res.updated_at = ("consumed" if consume else "released"), now
+        settled += res.qty
         outbox.record(
             session,
             StockChanged(
@@ -436,11 +417,11 @@ def fulfil(session: Session, *, ref: str, actor_id: str | None = None) -> int:
                 warehouse=res.warehouse_code,
                 on_hand=row.on_hand,
                 reserved=row.reserved,
-                reason="sale",
+                reason=reason,
                 ref=ref,
             ),
         )
-    return shipped
+    return settled
 
 
 def ledger_totals(session: Session, *, skus: list[str] | None = None) -> dict[tuple[str, str], int]:
