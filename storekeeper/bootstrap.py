@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from storekeeper.config import Settings
 from storekeeper.db import Database
+from storekeeper.events.relay import Consumers
 from storekeeper.payments.gateway import PaymentGateway, configured_gateways
 
 
@@ -17,6 +18,7 @@ class Container:
     db: Database
     signing_key: str
     payment_gateways: dict[str, PaymentGateway] = field(default_factory=dict)
+    consumers: Consumers = field(default_factory=Consumers)
 
     def close(self) -> None:
         """Release connections."""

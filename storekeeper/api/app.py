@@ -17,6 +17,7 @@ from storekeeper.api.limits import BodySizeLimit
 from storekeeper.bootstrap import Container, bootstrap
 from storekeeper.catalog.api import router as catalog_router
 from storekeeper.config import Settings
+from storekeeper.events.relay import RelayThread
 from storekeeper.inventory.api import router as inventory_router
 from storekeeper.ordering.api import router as ordering_router
 
@@ -57,7 +58,14 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         # higher throughput and half the p99 with a small pool than with anyio's default 40).
         limiter = anyio.to_thread.current_default_thread_limiter()
         limiter.total_tokens = container.db.pool_size
+        # Embedded mode: events go from the outbox to in-process consumers in this process.
+        relay = None
+        if not container.settings.broker_url:
+            relay = RelayThread(container.db, container.consumers)
+            relay.start()
         yield
+        if relay is not None:
+            relay.stop()
         container.close()
 
     app = FastAPI(

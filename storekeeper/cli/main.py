@@ -15,6 +15,8 @@ from storekeeper.config import Settings
 app = typer.Typer(help="Storekeeper: inventory and orders.", no_args_is_help=True)
 users_app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
+events_app = typer.Typer(help="Inspect the event outbox.", no_args_is_help=True)
+app.add_typer(events_app, name="events")
 console = Console()
 
 
@@ -141,6 +143,26 @@ def users_create(
     finally:
         container.close()
     console.print(f"created {user.role} {user.email} ({user.id})")
+
+
+@events_app.command("status")
+def events_status() -> None:
+    """Show outbox lag: events waiting for the relay, delivered, and the oldest waiting one."""
+    from storekeeper.bootstrap import bootstrap
+    from storekeeper.events.relay import status
+
+    container = bootstrap(Settings())
+    try:
+        current = status(container.db)
+    finally:
+        container.close()
+    table = Table("measure", "value", title="Event outbox")
+    table.add_row("pending (not yet delivered)", str(current.pending))
+    table.add_row("delivered", str(current.published))
+    table.add_row("oldest pending event", str(current.oldest_pending_at or "-"))
+    table.add_row("lag (seconds)", f"{current.lag_s:.1f}")
+    table.add_row("last delivery", str(current.last_published_at or "-"))
+    console.print(table)
 
 
 @app.command("config")

@@ -33,3 +33,17 @@ class OutboxEvent(Base):
     payload: Mapped[dict[str, Any]]
     occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
     published_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class InboxRecord(Base):
+    """An event a consumer has processed; written in the same transaction as the consumer's effect.
+
+    Redelivery of the same event to the same consumer finds this row and does nothing, which is
+    what makes at-least-once delivery safe.
+    """
+
+    __tablename__ = "events_inbox"
+
+    consumer: Mapped[str] = mapped_column(String(64), primary_key=True)
+    event_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    processed_at: Mapped[datetime] = mapped_column(default=utcnow)

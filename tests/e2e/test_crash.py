@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from sqlalchemy import func, select
 from storekeeper.bootstrap import Container
 from storekeeper.config import Settings
 from storekeeper.events.models import OutboxEvent
+from storekeeper.events.relay import status as relay_status
 from storekeeper.inventory import service as inventory_service
 from tests.conftest import Actor, start_server, stop_server
 from tests.shop import add_product, add_warehouses
@@ -69,6 +71,11 @@ def test_orders_acknowledged_before_kill_9_exist_after_restart(
                 r = http.get(f"/api/v1/orders/{order_id}", headers=customer.headers)
                 assert r.status_code == 200, f"acknowledged order {order_id} lost: {r.text}"
                 assert r.json()["status"] == "confirmed"
+        # The restarted process's relay delivers what the killed one left in the outbox.
+        deadline = time.monotonic() + 60
+        while relay_status(container.db).pending and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert relay_status(container.db).pending == 0
     finally:
         stop_server(restarted)
 
