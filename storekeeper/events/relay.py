@@ -65,9 +65,9 @@ _PENDING = select(_outbox).where(_outbox.c.published_at.is_(None)).order_by(_out
 
 def relay_once(db: Database, consumers: Consumers) -> int:
     """Deliver pending events in order until one fails or none is left; returns how many."""
-    delivered = 0
     with db.reading() as session:
         rows = session.connection().execute(_PENDING).mappings().all()
+    delivered: list[int] = []
     for row in rows:
         envelope = Envelope(
             position=row["id"],
@@ -80,14 +80,15 @@ def relay_once(db: Database, consumers: Consumers) -> int:
         )
         if not _deliver(db, consumers, envelope):
             break
+        delivered.append(envelope.position)
+    if delivered:
+        # One write per pass, not per event: a crash before it only means redelivery, which the
+        # consumers' inbox turns into a no-op.
         with db.transaction() as session:
             session.connection().execute(
-                update(_outbox)
-                .where(_outbox.c.id == envelope.position)
-                .values(published_at=utcnow())
+                update(_outbox).where(_outbox.c.id.in_(delivered)).values(published_at=utcnow())
             )
-        delivered += 1
-    return delivered
+    return len(delivered)
 
 
 def _deliver(db: Database, consumers: Consumers, envelope: Envelope) -> bool:
