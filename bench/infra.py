@@ -128,13 +128,13 @@ def storekeeper_command(port: int, workers: int) -> list[str]:
         str(_BIN / "storekeeper"),
         "serve",
         "--no-migrate",
-        "--host",
-        LOOPBACK,
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
+        *_listen(port, workers),
     ]
+
+
+def _listen(port: int, workers: int) -> list[str]:
+    """The listen flags both servers get, so app and ceiling run alike."""
+    return ["--host", LOOPBACK, "--port", str(port), "--workers", str(workers)]
 
 
 def uvicorn_command(factory: str, port: int, workers: int) -> list[str]:
@@ -145,12 +145,7 @@ def uvicorn_command(factory: str, port: int, workers: int) -> list[str]:
         "uvicorn",
         "--factory",
         factory,
-        "--host",
-        LOOPBACK,
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
+        *_listen(port, workers),
         "--no-access-log",
         "--log-level",
         "info",

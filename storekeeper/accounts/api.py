@@ -21,7 +21,6 @@ from storekeeper.accounts.schemas import (
 )
 from storekeeper.api.deps import ContainerDep, CurrentUser, DatabaseDep, require
 from storekeeper.bootstrap import Container
-from storekeeper.errors import NotAuthenticated
 
 router = APIRouter(tags=["accounts"])
 Admin = Annotated[Principal, Depends(require(frozenset({Role.ADMIN})))]
@@ -69,10 +68,7 @@ def refresh(body: RefreshRequest, container: ContainerDep) -> TokenPair:
 def me(principal: CurrentUser, db: DatabaseDep) -> User:
     """The signed-in account."""
     with db.reading() as session:
-        user = session.get(User, principal.user_id)
-    if user is None or not user.is_active:
-        raise NotAuthenticated("account disabled or gone", code="invalid_token")
-    return user
+        return service.get_active_or_raise(session, user_id=principal.user_id)
 
 
 @router.post("/users", status_code=status.HTTP_201_CREATED, response_model=UserRead)

@@ -82,7 +82,12 @@ def issue_tokens(*, key: str, user: User, access_ttl_s: int, refresh_ttl_s: int)
 def refresh(session: Session, *, key: str, refresh_token: str) -> User:
     """The still-active user a valid refresh token names."""
     claims = security.decode_token(refresh_token, key=key, expected_type="refresh")
-    user = session.get(User, claims.user_id)
+    return get_active_or_raise(session, user_id=claims.user_id)
+
+
+def get_active_or_raise(session: Session, *, user_id: uuid.UUID) -> User:
+    """The user a token names, if the account still exists and is active; else 401."""
+    user = session.get(User, user_id)
     if user is None or not user.is_active:
         raise NotAuthenticated("account disabled or gone", code="invalid_token")
     return user

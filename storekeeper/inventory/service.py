@@ -121,8 +121,10 @@ def _apply_delta(
     ref: str | None,
     actor_id: str | None,
 ) -> Level:
-    """Add ``delta`` to on-hand and to the ledger, unless available stock would drop below 0."""
-    _ensure_level(session, sku, warehouse)
+    """Add ``delta`` to on-hand and to the ledger, unless available stock would drop below 0.
+
+    The stock row must exist (``_ensure_level``); a missing row reads as zero stock.
+    """
     row = session.execute(
         update(_stock)
         .where(*_where(sku, warehouse), _stock.c.on_hand + delta - _stock.c.reserved >= 0)
@@ -185,6 +187,7 @@ def record_movement(
         raise InvalidRequest("delta must not be zero", code="invalid_delta")
     _require_sku(session, sku)
     _require_warehouse(session, warehouse)
+    _ensure_level(session, sku, warehouse)
     return _apply_delta(
         session,
         sku=sku,
