@@ -7,7 +7,10 @@ from dataclasses import dataclass, field
 from storekeeper.config import Settings
 from storekeeper.db import Database
 from storekeeper.events.relay import Consumers
+from storekeeper.notifications.mail import Mailer, mailer_from_settings
 from storekeeper.payments.gateway import PaymentGateway, configured_gateways
+from storekeeper.tasks.background import Background, Periodic
+from storekeeper.tasks.queue import JobRegistry
 
 
 @dataclass
@@ -17,8 +20,11 @@ class Container:
     settings: Settings
     db: Database
     signing_key: str
+    mailer: Mailer
     payment_gateways: dict[str, PaymentGateway] = field(default_factory=dict)
     consumers: Consumers = field(default_factory=Consumers)
+    jobs: JobRegistry = field(default_factory=JobRegistry)
+    periodic: list[Periodic] = field(default_factory=list)
 
     def close(self) -> None:
         """Release connections."""
@@ -27,13 +33,36 @@ class Container:
 
 def bootstrap(settings: Settings | None = None) -> Container:
     """Wire a container from ``settings`` (read from the environment when not given)."""
+    from storekeeper.notifications import handlers as notifications
+    from storekeeper.ordering import saga
+
     settings = settings or Settings()
     if not settings.database_url:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.effective_database_url, pool_size=settings.db_pool_size)
-    return Container(
+    container = Container(
         settings=settings,
         db=db,
         signing_key=settings.signing_key(),
         payment_gateways=configured_gateways(settings),
+        mailer=mailer_from_settings(settings),
     )
+    # Each context subscribes its event consumers, job functions and sweepers.
+    saga.register(container)
+    notifications.register(container)
+    return container
+
+
+def background(container: Container, *, run_jobs: bool) -> Background:
+    """This process's background threads for the configured mode (not started).
+
+    Embedded mode (no broker): events go to in-process consumers and, with ``run_jobs``, jobs
+    run here. Distributed mode: events and due jobs go to the broker for the Celery workers.
+    """
+    settings = container.settings
+    if not settings.broker_url:
+        return Background(container, job_threads=settings.job_threads if run_jobs else 0)
+    from storekeeper.tasks.celery_app import create_celery, publisher
+
+    publish, dispatch = publisher(create_celery(settings))
+    return Background(container, publish=publish, dispatch_job=dispatch)

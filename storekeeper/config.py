@@ -51,6 +51,17 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     db_pool_size: int = Field(default=10, ge=1)
 
+    payment_timeout_s: float = Field(default=3.0, gt=0)
+    payment_retries: int = Field(default=2, ge=0, le=10)
+    payment_breaker_failures: int = Field(default=5, ge=1)
+    payment_breaker_reset_s: float = Field(default=30.0, gt=0)
+    payment_deadline_s: int = Field(default=120, ge=5)
+    mail_from: str = "Storekeeper <storekeeper@localhost>"
+    job_max_attempts: int = Field(default=8, ge=1)
+    job_threads: int = Field(default=2, ge=1, le=64)
+    job_lease_s: float = Field(default=60.0, gt=0)
+    lease_s: float = Field(default=15.0, gt=0)
+
     @classmethod
     def settings_customise_sources(
         cls,

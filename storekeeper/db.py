@@ -58,6 +58,14 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def as_aware(value: datetime | str | None) -> datetime | None:
+    """An aggregate's datetime as aware UTC (aggregates lose the column type on SQLite)."""
+    if value is None:
+        return None
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 class Base(DeclarativeBase):
     """Declarative base of every context's tables; one metadata so Alembic sees them all."""
 
@@ -174,3 +182,14 @@ class Database:
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+
+
+def insert_ignoring_conflicts(dialect: str, table: Any) -> Any:
+    """``INSERT … ON CONFLICT DO NOTHING`` for ``table`` on SQLite or PostgreSQL."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table).on_conflict_do_nothing()
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table).on_conflict_do_nothing()

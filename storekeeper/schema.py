@@ -8,6 +8,14 @@ from storekeeper.db import Base
 from storekeeper.events import models as events_models
 from storekeeper.inventory import models as inventory_models
 from storekeeper.ordering import models as ordering_models
+from storekeeper.tasks import models as tasks_models
 
-CONTEXT_MODELS = (accounts_models, catalog_models, events_models, inventory_models, ordering_models)
+CONTEXT_MODELS = (
+    accounts_models,
+    catalog_models,
+    events_models,
+    inventory_models,
+    ordering_models,
+    tasks_models,
+)
 metadata = Base.metadata

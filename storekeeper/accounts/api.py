@@ -39,9 +39,7 @@ def _tokens(container: Container, user: User) -> TokenPair:
 def register(body: Registration, db: DatabaseDep) -> User:
     """Sign up as a customer."""
     with db.transaction() as session:
-        return service.create_user(
-            session, email=body.email, password=body.password, role=Role.CUSTOMER
-        )
+        return service.register(session, email=body.email, password=body.password)
 
 
 @router.post("/auth/token", response_model=TokenPair)

@@ -10,9 +10,11 @@ from sqlalchemy.orm import Session
 
 from storekeeper.accounts import security
 from storekeeper.accounts.domain import Role
+from storekeeper.accounts.events import AccountRegistered
 from storekeeper.accounts.models import User
 from storekeeper.accounts.schemas import TokenPair
 from storekeeper.errors import Conflict, NotAuthenticated, NotFound
+from storekeeper.events import outbox
 
 
 class DuplicateEmail(Conflict):
@@ -34,6 +36,18 @@ def create_user(session: Session, *, email: str, password: str, role: Role) -> U
     session.add(user)
     session.flush()
     return user
+
+
+def register(session: Session, *, email: str, password: str) -> User:
+    """Sign a customer up; announces ``account.registered`` (the welcome e-mail follows)."""
+    user = create_user(session, email=email, password=password, role=Role.CUSTOMER)
+    outbox.record(session, AccountRegistered(user_id=str(user.id), email=user.email))
+    return user
+
+
+def email_of(session: Session, *, user_id: uuid.UUID) -> str:
+    """Where to write to the user (for notifications)."""
+    return get_or_raise(session, user_id=user_id).email
 
 
 def get_or_raise(session: Session, *, user_id: uuid.UUID) -> User:

@@ -14,10 +14,9 @@ import storekeeper
 from storekeeper.accounts.api import router as accounts_router
 from storekeeper.api import errors
 from storekeeper.api.limits import BodySizeLimit
-from storekeeper.bootstrap import Container, bootstrap
+from storekeeper.bootstrap import Container, background, bootstrap
 from storekeeper.catalog.api import router as catalog_router
 from storekeeper.config import Settings
-from storekeeper.events.relay import RelayThread
 from storekeeper.inventory.api import router as inventory_router
 from storekeeper.ordering.api import router as ordering_router
 
@@ -58,14 +57,11 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         # higher throughput and half the p99 with a small pool than with anyio's default 40).
         limiter = anyio.to_thread.current_default_thread_limiter()
         limiter.total_tokens = container.db.pool_size
-        # Embedded mode: events go from the outbox to in-process consumers in this process.
-        relay = None
-        if not container.settings.broker_url:
-            relay = RelayThread(container.db, container.consumers)
-            relay.start()
+        # The outbox relay, jobs (embedded mode) and sweepers; see storekeeper.tasks.background.
+        worker = background(container, run_jobs=True)
+        worker.start()
         yield
-        if relay is not None:
-            relay.stop()
+        worker.stop()
         container.close()
 
     app = FastAPI(

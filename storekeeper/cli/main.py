@@ -165,6 +165,41 @@ def events_status() -> None:
     console.print(table)
 
 
+@app.command("payment-sim")
+def payment_sim(
+    host: Annotated[str, typer.Option(help="Listen address")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Listen port")] = 8099,
+    latency_ms: Annotated[int, typer.Option(min=0, help="Delay before each /v1 answer")] = 0,
+    jitter_ms: Annotated[int, typer.Option(min=0, help="Extra random delay, up to this")] = 0,
+    failure_rate: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of /v1 calls answered 503")
+    ] = 0.0,
+    decline_rate: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of authorizations declined")
+    ] = 0.0,
+    seed: Annotated[int | None, typer.Option(help="Seed of the fault and decline draws")] = None,
+    outage: Annotated[
+        bool, typer.Option("--outage/--no-outage", help="Start with every /v1 call failing")
+    ] = False,
+) -> None:
+    """Run a payment gateway simulator with fault injection (point STOREKEEPER_PAYMENT_URL at it).
+
+    State is kept in memory. Change faults while it runs: see docs/payments.md.
+    """
+    from storekeeper.payments import sim
+
+    config = sim.SimConfig(
+        latency_ms=latency_ms,
+        jitter_ms=jitter_ms,
+        failure_rate=failure_rate,
+        decline_rate=decline_rate,
+        seed=seed,
+        outage=outage,
+    )
+    console.print(f"payment simulator on http://{host}:{port}  (stats: /_sim/stats)")
+    sim.serve_sim(host, port, config)
+
+
 @app.command("config")
 def show_config() -> None:
     """Print the effective settings, secrets masked."""

@@ -1,26 +1,28 @@
-"""The outbox relay for embedded mode: delivers committed events to in-process consumers.
+"""The outbox relay and event delivery.
 
-At least once and in outbox order (so in order per aggregate). Each consumer's effect commits
-together with its inbox record, so a redelivered event is a no-op for a consumer that already
-processed it. A consumer that fails stops the relay at that event: later events wait (keeping
-their order) and the failed one is retried on the next pass; consumers that already succeeded
-on it are not run again.
+The relay reads committed events in outbox order and hands each to a publisher: in embedded mode
+straight to the in-process consumers (``deliver``), in distributed mode to the broker, whose
+workers then call ``deliver``. A publisher that fails stops the pass at that event, so later
+events wait and keep their order; the event is retried on the next pass. Delivery is therefore at
+least once, and ``deliver`` makes it exactly once per consumer's effect and in order per
+aggregate, however many workers deliver concurrently: see ``deliver``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
-import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy import Table, and_, func, select, update
+from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.orm import Session
 
-from storekeeper.db import Database, utcnow
+from storekeeper.db import Database, as_aware, utcnow
 from storekeeper.events.models import InboxRecord, OutboxEvent
 
 log = logging.getLogger(__name__)
@@ -40,36 +42,10 @@ class Envelope:
     payload: dict[str, Any]
     occurred_at: datetime
 
-
-Handler = Callable[[Session, Envelope], None]
-"""Applies an event's effect inside the given transaction; raises to have it retried."""
-
-
-@dataclass
-class Consumers:
-    """Which named consumer handles which event types."""
-
-    _by_type: dict[str, list[tuple[str, Handler]]] = field(default_factory=dict)
-
-    def subscribe(self, consumer: str, event_type: str, handler: Handler) -> None:
-        """Have ``consumer`` run ``handler`` for every event of ``event_type``."""
-        self._by_type.setdefault(event_type, []).append((consumer, handler))
-
-    def for_type(self, event_type: str) -> list[tuple[str, Handler]]:
-        """The consumers of ``event_type``, in subscription order."""
-        return self._by_type.get(event_type, [])
-
-
-_PENDING = select(_outbox).where(_outbox.c.published_at.is_(None)).order_by(_outbox.c.id).limit(200)
-
-
-def relay_once(db: Database, consumers: Consumers) -> int:
-    """Deliver pending events in order until one fails or none is left; returns how many."""
-    with db.reading() as session:
-        rows = session.connection().execute(_PENDING).mappings().all()
-    delivered: list[int] = []
-    for row in rows:
-        envelope = Envelope(
+    @classmethod
+    def from_row(cls, row: RowMapping) -> Envelope:
+        """The envelope of an outbox row."""
+        return cls(
             position=row["id"],
             event_id=row["event_id"],
             type=row["type"],
@@ -78,51 +54,141 @@ def relay_once(db: Database, consumers: Consumers) -> int:
             payload=row["payload"],
             occurred_at=row["occurred_at"],
         )
-        if not _deliver(db, consumers, envelope):
+
+    def to_message(self) -> dict[str, Any]:
+        """The JSON form sent through a broker."""
+        return {
+            "position": self.position,
+            "event_id": str(self.event_id),
+            "type": self.type,
+            "aggregate_type": self.aggregate_type,
+            "aggregate_id": self.aggregate_id,
+            "payload": self.payload,
+            "occurred_at": self.occurred_at.isoformat(),
+        }
+
+    @classmethod
+    def from_message(cls, message: Mapping[str, Any]) -> Envelope:
+        """Read the JSON form back."""
+        return cls(
+            position=int(message["position"]),
+            event_id=uuid.UUID(message["event_id"]),
+            type=message["type"],
+            aggregate_type=message["aggregate_type"],
+            aggregate_id=message["aggregate_id"],
+            payload=dict(message["payload"]),
+            occurred_at=datetime.fromisoformat(message["occurred_at"]),
+        )
+
+
+Handler = Callable[[Session, Envelope], None]
+"""Applies an event's effect inside the given transaction; raises to have it retried."""
+
+Publish = Callable[[Envelope], None]
+"""Hands one event on (to consumers or a broker); raises if it could not."""
+
+
+@dataclass
+class Consumers:
+    """Which named consumer handles which event types."""
+
+    _handlers: dict[str, dict[str, Handler]] = field(default_factory=dict)
+
+    def subscribe(self, consumer: str, event_type: str, handler: Handler) -> None:
+        """Have ``consumer`` run ``handler`` for every event of ``event_type``."""
+        self._handlers.setdefault(consumer, {})[event_type] = handler
+
+    def of(self, event_type: str) -> list[str]:
+        """The consumers of ``event_type``, in subscription order."""
+        return [name for name, handlers in self._handlers.items() if event_type in handlers]
+
+    def handlers(self, consumer: str) -> dict[str, Handler]:
+        """``consumer``'s handler for each event type it takes."""
+        return self._handlers[consumer]
+
+
+_PENDING = select(_outbox).where(_outbox.c.published_at.is_(None)).order_by(_outbox.c.id).limit(200)
+
+
+def relay_once(db: Database, publish: Publish) -> int:
+    """Publish pending events in order until one fails or none is left; returns how many."""
+    with db.reading() as session:
+        rows = session.connection().execute(_PENDING).mappings().all()
+    published: list[int] = []
+    for row in rows:
+        envelope = Envelope.from_row(row)
+        try:
+            publish(envelope)
+        except Exception:  # the event stays pending and is retried on the next pass
+            log.exception("could not publish event %s (%s); retrying", row["id"], row["type"])
             break
-        delivered.append(envelope.position)
-    if delivered:
-        # One write per pass, not per event: a crash before it only means redelivery, which the
-        # consumers' inbox turns into a no-op.
+        published.append(envelope.position)
+    if published:
+        # One write per pass, not per event: a crash before it only means republishing, which
+        # the consumers' inbox turns into a no-op.
         with db.transaction() as session:
             session.connection().execute(
-                update(_outbox).where(_outbox.c.id.in_(delivered)).values(published_at=utcnow())
+                update(_outbox).where(_outbox.c.id.in_(published)).values(published_at=utcnow())
             )
-    return len(delivered)
+    return len(published)
 
 
-def _deliver(db: Database, consumers: Consumers, envelope: Envelope) -> bool:
-    for consumer, handler in consumers.for_type(envelope.type):
-        try:
-            with db.transaction() as session:
-                connection = session.connection()
-                seen = connection.execute(
-                    select(_inbox.c.event_id).where(
-                        _inbox.c.consumer == consumer, _inbox.c.event_id == envelope.event_id
-                    )
-                ).first()
-                if seen is not None:
-                    continue
-                handler(session, envelope)
+def local_delivery(db: Database, consumers: Consumers) -> Publish:
+    """The embedded-mode publisher: deliver each event to the in-process consumers."""
+    return lambda envelope: deliver(db, consumers, envelope)
+
+
+def deliver(db: Database, consumers: Consumers, envelope: Envelope) -> None:
+    """Apply ``envelope`` to each of its consumers: once, and in order per aggregate.
+
+    For each consumer, in one transaction: take a per-(consumer, aggregate) lock, find every event
+    of this aggregate up to this one that the consumer takes and has not processed yet, apply them
+    in outbox order, and record them in its inbox. A redelivered event thus finds itself in the
+    inbox and does nothing; an event that overtook an earlier one (two workers, a retried
+    message) applies the earlier one first. Raises on the first failing consumer; consumers that
+    committed before it are not run again when the event comes back.
+    """
+    for consumer in consumers.of(envelope.type):
+        handlers = consumers.handlers(consumer)
+        with db.transaction() as session:
+            connection = session.connection()
+            if db.dialect == "postgresql":  # SQLite serializes writers already
                 connection.execute(
-                    insert(_inbox),
-                    [
-                        {
-                            "consumer": consumer,
-                            "event_id": envelope.event_id,
-                            "processed_at": utcnow(),
-                        }
-                    ],
+                    select(func.pg_advisory_xact_lock(_lock_key(consumer, envelope)))
                 )
-        except Exception:
-            log.exception(
-                "consumer %s failed on event %s (%s); it will be retried",
-                consumer,
-                envelope.position,
-                envelope.type,
-            )
-            return False
-    return True
+            for row in _unprocessed(connection, consumer, list(handlers), envelope):
+                earlier = Envelope.from_row(row)
+                handlers[earlier.type](session, earlier)
+                connection.execute(
+                    _inbox.insert().values(
+                        consumer=consumer, event_id=earlier.event_id, processed_at=utcnow()
+                    )
+                )
+
+
+def _unprocessed(
+    connection: Connection, consumer: str, types: list[str], envelope: Envelope
+) -> list[RowMapping]:
+    query = (
+        select(_outbox)
+        .outerjoin(
+            _inbox, and_(_inbox.c.consumer == consumer, _inbox.c.event_id == _outbox.c.event_id)
+        )
+        .where(
+            _outbox.c.aggregate_type == envelope.aggregate_type,
+            _outbox.c.aggregate_id == envelope.aggregate_id,
+            _outbox.c.id <= envelope.position,
+            _outbox.c.type.in_(types),
+            _inbox.c.event_id.is_(None),
+        )
+        .order_by(_outbox.c.id)
+    )
+    return list(connection.execute(query).mappings())
+
+
+def _lock_key(consumer: str, envelope: Envelope) -> int:
+    name = f"{consumer}|{envelope.aggregate_type}|{envelope.aggregate_id}".encode()
+    return int.from_bytes(hashlib.blake2b(name, digest_size=8).digest(), "big", signed=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,40 +219,15 @@ def status(db: Database) -> OutboxStatus:
             )
             .one()
         )
-    oldest = _aware(row.oldest)
+    oldest = as_aware(row.oldest)
     lag = (utcnow() - oldest).total_seconds() if oldest else 0.0
-    return OutboxStatus(row.pending, row.published, oldest, _aware(row.last), lag)
+    return OutboxStatus(row.pending, row.published, oldest, as_aware(row.last), lag)
 
 
-def _aware(value: datetime | str | None) -> datetime | None:
-    # Aggregates lose the column type on SQLite and come back as text.
-    if value is None:
-        return None
-    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-class RelayThread:
-    """Runs ``relay_once`` every ``interval_s`` in a daemon thread until stopped."""
-
-    def __init__(self, db: Database, consumers: Consumers, *, interval_s: float = 0.5) -> None:
-        self._db, self._consumers, self._interval = db, consumers, interval_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="outbox-relay", daemon=True)
-
-    def start(self) -> None:
-        """Begin relaying."""
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Finish the current pass and stop."""
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                relay_once(self._db, self._consumers)
-            except Exception:  # a database hiccup must not end the relay for good
-                log.exception("outbox relay pass failed; retrying")
-            self._stop.wait(self._interval)
+def processed_by_consumer(db: Database) -> dict[str, int]:
+    """How many events each consumer has processed (its inbox size)."""
+    with db.reading() as session:
+        rows = session.connection().execute(
+            select(_inbox.c.consumer, func.count()).group_by(_inbox.c.consumer)
+        )
+        return {consumer: count for consumer, count in rows.all()}

@@ -118,21 +118,33 @@ def get_order(order_id: uuid.UUID, who: CurrentUser, db: DatabaseDep) -> OrderRe
 
 @router.post("/{order_id}/cancel", response_model=OrderRead)
 def cancel_order(
-    order_id: uuid.UUID, who: CurrentUser, db: DatabaseDep, body: CancelRequest | None = None
+    order_id: uuid.UUID,
+    who: CurrentUser,
+    container: ContainerDep,
+    body: CancelRequest | None = None,
 ) -> OrderRead:
-    """Cancel an order that has not shipped; its stock is available again at once."""
-    with db.transaction() as session:
+    """Cancel an order that has not shipped; its stock is available again at once, and a card
+    payment is voided or refunded in the background."""
+    with container.db.transaction() as session:
         order = service.get_for_update(session, order_id=order_id)
         if not _visible(order, who):
             raise service.OrderNotFound(f"no order {order_id}")
-        service.cancel(session, order=order, reason=(body or CancelRequest()).reason)
+        service.cancel(
+            session,
+            order=order,
+            reason=(body or CancelRequest()).reason,
+            gateways=container.payment_gateways,
+        )
         return service.view(order)
 
 
 @router.post("/{order_id}/ship", response_model=OrderRead)
-def ship_order(order_id: uuid.UUID, who: StockHandler, db: DatabaseDep) -> OrderRead:
-    """Ship a confirmed order: its reserved units become ``sale`` movements."""
-    with db.transaction() as session:
+def ship_order(order_id: uuid.UUID, who: StockHandler, container: ContainerDep) -> OrderRead:
+    """Ship a confirmed order: its reserved units become ``sale`` movements; a card payment is
+    captured in the background."""
+    with container.db.transaction() as session:
         order = service.get_for_update(session, order_id=order_id)
-        service.ship(session, order=order, actor_id=str(who.user_id))
+        service.ship(
+            session, order=order, actor_id=str(who.user_id), gateways=container.payment_gateways
+        )
         return service.view(order)

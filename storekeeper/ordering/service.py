@@ -1,8 +1,9 @@
 """Use cases of the ordering context: place, pay, cancel, ship, and read orders.
 
 Placing an order is the first half of the saga in DESIGN.md section 4: reserve stock, write the
-order and its ``order.placed`` event in one transaction, then ask the payment gateway. A gateway
-that authorizes at once (``manual``) confirms the order in the same transaction.
+order and its ``order.placed`` event in one transaction. A gateway that answers at once without
+a network (``manual``) confirms the order in that same transaction; a remote one (``card``) gets
+a ``collect_payment`` job queued in it, and ``ordering.saga`` settles the order later.
 """
 
 from __future__ import annotations
@@ -36,8 +37,12 @@ from storekeeper.ordering.events import (
 from storekeeper.ordering.models import Order, OrderLine
 from storekeeper.ordering.schemas import Location, OrderLineRead, OrderRead, PaymentRead
 from storekeeper.payments.gateway import AuthorizationStatus, PaymentGateway
+from storekeeper.tasks import queue
 
 MAX_PAGE = 100
+COLLECT_PAYMENT = "ordering.collect_payment"
+REFUND_PAYMENT = "ordering.refund_payment"
+CAPTURE_PAYMENT = "ordering.capture_payment"
 _E = TypeVar("_E", bound=OrderEvent)
 _order = cast(Table, Order.__table__)
 _order_line = cast(Table, OrderLine.__table__)
@@ -146,6 +151,15 @@ def place(
         updated_at=now,
     )
     events: list[Event] = [_event(OrderPlaced, order)]
+    if gateway.remote:
+        _write(session, order, events)
+        queue.enqueue(
+            session,
+            COLLECT_PAYMENT,
+            {"order_id": str(order_id), "token": payment_token},
+            key=f"collect:{order_id}",
+        )
+        return order
     authorization = gateway.authorize(
         order_id=str(order_id),
         amount_cents=order.total_cents,
@@ -165,13 +179,17 @@ def place(
         events.append(
             dataclasses.replace(_event(OrderCancelled, order), reason=order.cancel_reason)
         )
+    _write(session, order, events)
+    return order
+
+
+def _write(session: Session, order: OrderRead, events: list[Event]) -> None:
     connection = session.connection()
     connection.execute(insert(_order), [_order_row(order)])
     connection.execute(
-        insert(_order_line), [{"order_id": order_id, **ln.model_dump()} for ln in order.lines]
+        insert(_order_line), [{"order_id": order.id, **ln.model_dump()} for ln in order.lines]
     )
     outbox.record(session, *events)
-    return order
 
 
 def _order_row(order: OrderRead) -> dict[str, object]:
@@ -219,19 +237,66 @@ def get_or_raise(session: Session, *, order_id: uuid.UUID) -> Order:
     return order
 
 
-def cancel(session: Session, *, order: Order, reason: str) -> Order:
-    """Cancel an unshipped order and release its stock at once."""
+def confirm(session: Session, *, order: Order, reference: str) -> Order:
+    """Payment authorized: the order will ship."""
+    _transition(session, order, OrderStatus.CONFIRMED)
+    order.payment_reference = reference
+    return order
+
+
+def cancel(
+    session: Session, *, order: Order, reason: str, gateways: Mapping[str, PaymentGateway]
+) -> Order:
+    """Cancel an unshipped order: release its stock at once, give back any payment later."""
     _transition(session, order, OrderStatus.CANCELLED, reason)
     order.cancel_reason = reason
     inventory_service.release(session, ref=reservation_ref(order.id))
+    if _is_remote(order, gateways):
+        request_refund(session, order)
     return order
 
 
-def ship(session: Session, *, order: Order, actor_id: str | None) -> Order:
-    """Turn a confirmed order's reservation into sales: the stock leaves the warehouse."""
+def request_refund(session: Session, order: Order) -> None:
+    """Queue the job that voids or refunds whatever the gateway holds for ``order``."""
+    queue.enqueue(
+        session,
+        REFUND_PAYMENT,
+        {"order_id": str(order.id), "method": order.payment_method},
+        key=f"refund:{order.id}",
+        max_attempts=30,
+    )
+
+
+def ship(
+    session: Session,
+    *,
+    order: Order,
+    actor_id: str | None,
+    gateways: Mapping[str, PaymentGateway],
+) -> Order:
+    """Turn a confirmed order's reservation into sales; capture a card payment later."""
     _transition(session, order, OrderStatus.SHIPPED)
     inventory_service.fulfil(session, ref=reservation_ref(order.id), actor_id=actor_id)
+    if _is_remote(order, gateways):
+        queue.enqueue(
+            session,
+            CAPTURE_PAYMENT,
+            {
+                "order_id": str(order.id),
+                "method": order.payment_method,
+                "amount_cents": order.total_cents,
+            },
+            key=f"capture:{order.id}",
+            max_attempts=30,
+        )
     return order
+
+
+def _is_remote(order: Order, gateways: Mapping[str, PaymentGateway]) -> bool:
+    # A method no longer configured is treated as remote: its job fails visibly in
+    # ``storekeeper jobs status`` instead of a payment being forgotten.
+    gateway = gateways.get(order.payment_method)
+    return gateway is None or gateway.remote
 
 
 def list_(

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 from storekeeper.bootstrap import Container
 from storekeeper.catalog import service as catalog_service
 from storekeeper.events.models import OutboxEvent
-from storekeeper.events.relay import Consumers, Envelope, relay_once, status
+from storekeeper.events.relay import Consumers, Envelope, local_delivery, relay_once, status
 
 
 def _products(container: Container, *skus: str) -> None:
@@ -30,6 +30,10 @@ def _count_on(sku: str) -> object:
     return handler
 
 
+def _relay(container: Container, consumers: Consumers) -> int:
+    return relay_once(container.db, local_delivery(container.db, consumers))
+
+
 def _seen(container: Container, sku: str) -> list[str]:
     with container.db.reading() as session:
         return list(catalog_service.get_or_raise(session, sku=sku).attributes.get("seen", []))
@@ -41,25 +45,25 @@ def test_relay_delivers_every_event_once_in_outbox_order(container: Container) -
     consumers.subscribe("audit", "product.changed", _count_on("LOG"))  # type: ignore[arg-type]
     _products(container, "A", "B", "C")
 
-    delivered = relay_once(container.db, consumers)
+    delivered = _relay(container, consumers)
 
     # LOG's own creation is an event too; its handler sees it and the three after it.
     assert delivered == 4
     assert _seen(container, "LOG") == ["LOG", "A", "B", "C"]
     assert status(container.db).pending == 0
-    assert relay_once(container.db, consumers) == 0
+    assert _relay(container, consumers) == 0
 
 
 def test_redelivered_event_does_not_repeat_a_consumers_effect(container: Container) -> None:
     _products(container, "LOG", "A")
     consumers = Consumers()
     consumers.subscribe("audit", "product.changed", _count_on("LOG"))  # type: ignore[arg-type]
-    relay_once(container.db, consumers)
+    _relay(container, consumers)
     # As if the relay died after the consumers committed but before marking the events sent.
     with container.db.transaction() as session:
         session.execute(update(OutboxEvent).values(published_at=None))
 
-    assert relay_once(container.db, consumers) == 2
+    assert _relay(container, consumers) == 2
     assert _seen(container, "LOG") == ["LOG", "A"]
 
 
@@ -77,12 +81,12 @@ def test_a_failing_consumer_holds_later_events_back_until_it_succeeds(
     consumers.subscribe("audit", "product.changed", _count_on("LOG"))  # type: ignore[arg-type]
     consumers.subscribe("mailer", "product.changed", flaky)
 
-    assert relay_once(container.db, consumers) == 1  # LOG delivered, stuck at A
+    assert _relay(container, consumers) == 1  # LOG delivered, stuck at A
     assert _seen(container, "LOG") == ["LOG", "A"]  # audit ran on A once; B waits
     assert status(container.db).pending == 2
 
     broken["on"] = ""
-    assert relay_once(container.db, consumers) == 2
+    assert _relay(container, consumers) == 2
     assert _seen(container, "LOG") == ["LOG", "A", "B"]  # audit not run twice on A
     with container.db.reading() as session:
         unsent = session.scalars(select(OutboxEvent).where(OutboxEvent.published_at.is_(None)))
@@ -93,7 +97,7 @@ def test_status_reports_pending_events_and_their_age(container: Container) -> No
     _products(container, "A", "B")
 
     before = status(container.db)
-    relay_once(container.db, Consumers())
+    _relay(container, Consumers())
     after = status(container.db)
 
     assert (before.pending, before.published) == (2, 0)

@@ -1,0 +1,1 @@
+"""Notifications: transactional e-mail rendered from templates and sent through a mailer."""

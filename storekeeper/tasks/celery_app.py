@@ -1,0 +1,100 @@
+"""The Celery app of distributed mode: event delivery and job runs on RabbitMQ or Redis.
+
+Two queues. ``storekeeper.events`` carries one message per outbox event, published by the
+leader in outbox order (with publisher confirms on RabbitMQ); a worker applies it with
+``events.relay.deliver``, which keeps per-aggregate order and once-per-consumer effects however
+many workers run. ``storekeeper.jobs`` carries "run job N" messages; the job's row in the
+database stays the source of truth (see ``tasks.queue``).
+
+Tasks are acknowledged late and rejected back to the queue when their worker is lost, so a
+message whose worker was killed is delivered again. The worker pool is threads: the work is
+waiting on the database, the payment gateway and SMTP, and threads need no fork after the
+database pool and the leader thread exist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from celery import Celery
+
+from storekeeper.config import Settings
+from storekeeper.events.relay import Envelope, Publish, deliver
+from storekeeper.tasks import queue
+
+if TYPE_CHECKING:
+    from storekeeper.bootstrap import Container
+
+EVENTS_QUEUE = "storekeeper.events"
+JOBS_QUEUE = "storekeeper.jobs"
+DELIVER_EVENT = "storekeeper.deliver_event"
+RUN_JOB = "storekeeper.run_job"
+
+
+def create_celery(settings: Settings) -> Celery:
+    """A Celery app on ``settings.broker_url``, able to publish; ``bind_tasks`` makes it run."""
+    app = Celery("storekeeper", broker=settings.broker_url, set_as_current=False)
+    transport_options: dict[str, Any] = {}
+    if settings.broker_url.startswith(("amqp", "pyamqp")):
+        # The broker confirms each message: a publish that returns is stored in the queue.
+        transport_options["confirm_publish"] = True
+    else:
+        # Redis has no per-message acks: unacked messages come back after this many seconds.
+        transport_options["visibility_timeout"] = max(60, int(settings.job_lease_s * 2))
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_default_queue=JOBS_QUEUE,  # queues are declared durable when first used
+        task_routes={DELIVER_EVENT: {"queue": EVENTS_QUEUE}, RUN_JOB: {"queue": JOBS_QUEUE}},
+        broker_transport_options=transport_options,
+        broker_connection_timeout=3,
+        broker_connection_retry_on_startup=True,
+        # Publishing is retried by the relay's next pass, not by blocking inside a pass.
+        task_publish_retry=True,
+        task_publish_retry_policy={"max_retries": 1, "interval_start": 0.2, "interval_step": 0.5},
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+    )
+    return app
+
+
+def publisher(app: Celery) -> tuple[Publish, Callable[[int], None]]:
+    """The leader's two callables: publish an event, dispatch a job."""
+
+    def publish(envelope: Envelope) -> None:
+        app.send_task(DELIVER_EVENT, args=[envelope.to_message()], queue=EVENTS_QUEUE)
+
+    def dispatch(job_id: int) -> None:
+        app.send_task(RUN_JOB, args=[job_id], queue=JOBS_QUEUE)
+
+    return publish, dispatch
+
+
+def bind_tasks(app: Celery, container: Container) -> None:
+    """Register the worker's tasks, running against ``container``."""
+
+    @app.task(  # type: ignore[untyped-decorator]
+        name=DELIVER_EVENT,
+        bind=True,
+        max_retries=None,
+        acks_late=True,
+    )
+    def deliver_event(task: Any, message: dict[str, Any]) -> None:
+        envelope = Envelope.from_message(message)
+        try:
+            deliver(container.db, container.consumers, envelope)
+        except Exception as exc:
+            # Retried with growing delays; later events of other aggregates carry on.
+            retries = task.request.retries
+            raise task.retry(exc=exc, countdown=min(300, 2**retries)) from exc
+
+    @app.task(name=RUN_JOB, acks_late=True)  # type: ignore[untyped-decorator]
+    def run_job(job_id: int) -> None:
+        job = queue.claim(container.db, job_id, lease_s=container.settings.job_lease_s)
+        if job is not None:  # else done already, not due, or another worker holds it
+            queue.run(container, job)
