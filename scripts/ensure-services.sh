@@ -20,3 +20,27 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432; then
   fi
 fi
 wait_for PostgreSQL pg_isready -q -h 127.0.0.1 -p 5432
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+  echo "services: starting Redis"
+  mkdir -p /var/lib/redis /var/log/redis 2>/dev/null || true
+  redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+    --dir /var/lib/redis --logfile /var/log/redis/ci.log || true
+fi
+wait_for Redis redis-cli -h 127.0.0.1 -p 6379 ping
+
+if ! port_open 5672; then
+  echo "services: starting RabbitMQ"
+  rabbitmq-server -detached || true
+fi
+# RabbitMQ takes a while to boot; give it up to a minute.
+for _ in $(seq 1 4); do port_open 5672 && break; sleep 15; done
+wait_for RabbitMQ port_open 5672
+
+if ! port_open 1883; then
+  echo "services: starting Mosquitto"
+  mosquitto -d -c /etc/mosquitto/mosquitto.conf || true
+fi
+wait_for Mosquitto port_open 1883

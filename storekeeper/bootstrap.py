@@ -28,6 +28,8 @@ class Container:
 
     def close(self) -> None:
         """Release connections."""
+        for gateway in self.payment_gateways.values():
+            gateway.close()
         self.db.dispose()
 
 
@@ -64,5 +66,5 @@ def background(container: Container, *, run_jobs: bool) -> Background:
         return Background(container, job_threads=settings.job_threads if run_jobs else 0)
     from storekeeper.tasks.celery_app import create_celery, publisher
 
-    publish, dispatch = publisher(create_celery(settings))
+    publish, dispatch = publisher(create_celery(settings), settings)
     return Background(container, publish=publish, dispatch_job=dispatch)

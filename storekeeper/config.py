@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     database_url: str = ""
     secret_key: SecretStr = SecretStr("")
     broker_url: str = ""
+    broker_prefix: str = Field(default="storekeeper", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     redis_url: str = ""
     payment_url: str = ""
     smtp_url: str = ""
@@ -55,7 +56,7 @@ class Settings(BaseSettings):
     payment_retries: int = Field(default=2, ge=0, le=10)
     payment_breaker_failures: int = Field(default=5, ge=1)
     payment_breaker_reset_s: float = Field(default=30.0, gt=0)
-    payment_deadline_s: int = Field(default=120, ge=5)
+    payment_deadline_s: float = Field(default=120.0, ge=1)
     mail_from: str = "Storekeeper <storekeeper@localhost>"
     job_max_attempts: int = Field(default=8, ge=1)
     job_threads: int = Field(default=2, ge=1, le=64)

@@ -17,6 +17,8 @@ users_app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 events_app = typer.Typer(help="Inspect the event outbox.", no_args_is_help=True)
 app.add_typer(events_app, name="events")
+jobs_app = typer.Typer(help="Inspect background jobs.", no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
 console = Console()
 
 
@@ -149,11 +151,12 @@ def users_create(
 def events_status() -> None:
     """Show outbox lag: events waiting for the relay, delivered, and the oldest waiting one."""
     from storekeeper.bootstrap import bootstrap
-    from storekeeper.events.relay import status
+    from storekeeper.events.relay import processed_by_consumer, status
 
     container = bootstrap(Settings())
     try:
         current = status(container.db)
+        processed = processed_by_consumer(container.db)
     finally:
         container.close()
     table = Table("measure", "value", title="Event outbox")
@@ -162,7 +165,55 @@ def events_status() -> None:
     table.add_row("oldest pending event", str(current.oldest_pending_at or "-"))
     table.add_row("lag (seconds)", f"{current.lag_s:.1f}")
     table.add_row("last delivery", str(current.last_published_at or "-"))
+    for consumer, count in sorted(processed.items()):
+        table.add_row(f"processed by {consumer}", str(count))
     console.print(table)
+
+
+@jobs_app.command("status")
+def jobs_status() -> None:
+    """Show background jobs per state, the oldest waiting one and the latest failures."""
+    from storekeeper.bootstrap import bootstrap
+    from storekeeper.tasks.queue import status
+
+    container = bootstrap(Settings())
+    try:
+        current = status(container.db)
+    finally:
+        container.close()
+    table = Table("state", "jobs", title="Background jobs")
+    for state in ("queued", "running", "done", "failed"):
+        table.add_row(state, str(current.counts.get(state, 0)))
+    table.add_row("oldest queued job", str(current.oldest_queued_at or "-"))
+    console.print(table)
+    for job_id, name, error in current.failed_recent:
+        console.print(f"[red]failed[/red] job {job_id} {name}: {error}", highlight=False)
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(min=1, max=64, help="Jobs run at once")] = 4,
+) -> None:
+    """Run a Celery worker (distributed mode): delivers events and runs jobs from the broker.
+
+    Needs STOREKEEPER_BROKER_URL (amqp://… or redis://…). In embedded mode `serve` runs the
+    jobs itself and no worker is needed.
+    """
+    from storekeeper.bootstrap import bootstrap
+    from storekeeper.tasks.celery_app import run_worker
+
+    settings = Settings()
+    if not settings.broker_url:
+        console.print(
+            "[red]storekeeper worker needs STOREKEEPER_BROKER_URL[/red] (amqp://… or redis://…); "
+            "without a broker, `storekeeper serve` runs jobs in-process."
+        )
+        raise typer.Exit(2)
+    container = bootstrap(settings)
+    try:
+        run_worker(container, concurrency=concurrency)
+    finally:
+        container.close()
 
 
 @app.command("payment-sim")

@@ -24,7 +24,7 @@ from storekeeper.db import utcnow
 from storekeeper.ordering import service
 from storekeeper.ordering.domain import OrderStatus
 from storekeeper.ordering.models import Order
-from storekeeper.payments.gateway import AuthorizationStatus, GatewayUnavailable
+from storekeeper.payments.gateway import AuthorizationStatus, GatewayRejected, GatewayUnavailable
 from storekeeper.tasks.background import Periodic
 from storekeeper.tasks.queue import PermanentJobError
 
@@ -41,7 +41,12 @@ def register(container: Container) -> None:
     container.jobs.register(service.REFUND_PAYMENT, refund_payment)
     container.jobs.register(service.CAPTURE_PAYMENT, capture_payment)
     container.periodic.append(
-        Periodic("ordering.sweep_stale_payments", every_s=5.0, run=sweep_stale_payments)
+        Periodic(
+            "ordering.sweep_stale_payments",
+            # Often enough that an order never waits much past its deadline.
+            every_s=max(0.5, min(5.0, container.settings.payment_deadline_s / 4)),
+            run=sweep_stale_payments,
+        )
     )
 
 
@@ -102,6 +107,8 @@ def refund_payment(container: Container, args: dict[str, Any]) -> None:
         raise PermanentJobError(f"payment method {args['method']!r} is not configured")
     try:
         outcome = gateway.refund(order_id=args["order_id"])
+    except GatewayRejected as exc:
+        raise PermanentJobError(f"refund of order {args['order_id']}: {exc.reason}") from exc
     except GatewayUnavailable as exc:
         raise RuntimeError(f"refund of order {args['order_id']} failed: {exc.reason}") from exc
     log.info("order %s payment %s", args["order_id"], outcome)
@@ -114,6 +121,8 @@ def capture_payment(container: Container, args: dict[str, Any]) -> None:
         raise PermanentJobError(f"payment method {args['method']!r} is not configured")
     try:
         gateway.capture(order_id=args["order_id"], amount_cents=int(args["amount_cents"]))
+    except GatewayRejected as exc:
+        raise PermanentJobError(f"capture of order {args['order_id']}: {exc.reason}") from exc
     except GatewayUnavailable as exc:
         raise RuntimeError(f"capture of order {args['order_id']} failed: {exc.reason}") from exc
 

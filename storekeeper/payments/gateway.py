@@ -85,6 +85,10 @@ class PaymentGateway(Protocol):
         """
         ...
 
+    def close(self) -> None:
+        """Release connections (at shutdown)."""
+        ...
+
 
 class ManualGateway:
     """Cash on delivery or invoice: nothing to ask, so it authorizes at once."""
@@ -104,6 +108,9 @@ class ManualGateway:
     def refund(self, *, order_id: str) -> RefundOutcome:
         """Voided: no money was ever taken through Storekeeper."""
         return RefundOutcome.VOIDED
+
+    def close(self) -> None:
+        """Nothing to release."""
 
 
 def configured_gateways(settings: Settings) -> dict[str, PaymentGateway]:

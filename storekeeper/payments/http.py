@@ -68,7 +68,7 @@ def _describe(exc: BaseException | None) -> str:
     if isinstance(exc, _ServerError):
         return str(exc)
     if isinstance(exc, httpx.HTTPError):
-        return f"connection error: {exc or type(exc).__name__}"
+        return f"connection error: {str(exc) or type(exc).__name__}"
     return repr(exc)
 
 

@@ -281,6 +281,12 @@ class _Ledger:
                 "refunds": counts["refunds"],
                 "voids": counts["voids"],
                 "max_authorizations_per_order": max(map(len, self._by_order.values()), default=0),
+                # Orders whose money the gateway holds (authorized or captured, not given back).
+                "held_orders": sorted(
+                    order_id
+                    for order_id in self._by_order
+                    if (live := self._live(order_id)) and live.status in ("authorized", "captured")
+                ),
             }
 
 

@@ -1,6 +1,7 @@
 """The Celery app of distributed mode: event delivery and job runs on RabbitMQ or Redis.
 
-Two queues. ``storekeeper.events`` carries one message per outbox event, published by the
+Two queues (names prefixed with ``STOREKEEPER_BROKER_PREFIX``, so that several deployments can
+share a broker). ``storekeeper.events`` carries one message per outbox event, published by the
 leader in outbox order (with publisher confirms on RabbitMQ); a worker applies it with
 ``events.relay.deliver``, which keeps per-aggregate order and once-per-consumer effects however
 many workers run. ``storekeeper.jobs`` carries "run job N" messages; the job's row in the
@@ -26,15 +27,19 @@ from storekeeper.tasks import queue
 if TYPE_CHECKING:
     from storekeeper.bootstrap import Container
 
-EVENTS_QUEUE = "storekeeper.events"
-JOBS_QUEUE = "storekeeper.jobs"
 DELIVER_EVENT = "storekeeper.deliver_event"
 RUN_JOB = "storekeeper.run_job"
+
+
+def queue_names(settings: Settings) -> tuple[str, str]:
+    """The events queue and the jobs queue of this deployment."""
+    return f"{settings.broker_prefix}.events", f"{settings.broker_prefix}.jobs"
 
 
 def create_celery(settings: Settings) -> Celery:
     """A Celery app on ``settings.broker_url``, able to publish; ``bind_tasks`` makes it run."""
     app = Celery("storekeeper", broker=settings.broker_url, set_as_current=False)
+    events_queue, jobs_queue = queue_names(settings)
     transport_options: dict[str, Any] = {}
     if settings.broker_url.startswith(("amqp", "pyamqp")):
         # The broker confirms each message: a publish that returns is stored in the queue.
@@ -49,8 +54,8 @@ def create_celery(settings: Settings) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        task_default_queue=JOBS_QUEUE,  # queues are declared durable when first used
-        task_routes={DELIVER_EVENT: {"queue": EVENTS_QUEUE}, RUN_JOB: {"queue": JOBS_QUEUE}},
+        task_default_queue=jobs_queue,  # queues are declared durable when first used
+        task_routes={DELIVER_EVENT: {"queue": events_queue}, RUN_JOB: {"queue": jobs_queue}},
         broker_transport_options=transport_options,
         broker_connection_timeout=3,
         broker_connection_retry_on_startup=True,
@@ -63,14 +68,15 @@ def create_celery(settings: Settings) -> Celery:
     return app
 
 
-def publisher(app: Celery) -> tuple[Publish, Callable[[int], None]]:
+def publisher(app: Celery, settings: Settings) -> tuple[Publish, Callable[[int], None]]:
     """The leader's two callables: publish an event, dispatch a job."""
+    events_queue, jobs_queue = queue_names(settings)
 
     def publish(envelope: Envelope) -> None:
-        app.send_task(DELIVER_EVENT, args=[envelope.to_message()], queue=EVENTS_QUEUE)
+        app.send_task(DELIVER_EVENT, args=[envelope.to_message()], queue=events_queue)
 
     def dispatch(job_id: int) -> None:
-        app.send_task(RUN_JOB, args=[job_id], queue=JOBS_QUEUE)
+        app.send_task(RUN_JOB, args=[job_id], queue=jobs_queue)
 
     return publish, dispatch
 
@@ -98,3 +104,32 @@ def bind_tasks(app: Celery, container: Container) -> None:
         job = queue.claim(container.db, job_id, lease_s=container.settings.job_lease_s)
         if job is not None:  # else done already, not due, or another worker holds it
             queue.run(container, job)
+
+
+def run_worker(container: Container, *, concurrency: int, loglevel: str = "INFO") -> None:
+    """Run a Celery worker on both queues until it is told to stop (``storekeeper worker``).
+
+    The process also runs the leader loop (standing by while another process holds the lease),
+    so a deployment of API processes and workers always has one process relaying the outbox.
+    """
+    from storekeeper.bootstrap import background
+
+    app = create_celery(container.settings)
+    bind_tasks(app, container)
+    leader = background(container, run_jobs=False)
+    leader.start()
+    try:
+        app.worker_main(
+            [
+                "worker",
+                "--pool=threads",
+                f"--concurrency={concurrency}",
+                "--queues=" + ",".join(queue_names(container.settings)),
+                "--without-mingle",
+                "--without-gossip",
+                f"--loglevel={loglevel}",
+                "--hostname=storekeeper@%h",
+            ]
+        )
+    finally:
+        leader.stop()

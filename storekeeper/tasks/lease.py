@@ -49,15 +49,17 @@ class LeaderLease:
                     or_(_lease.c.holder == self.holder, _lease.c.expires_at < now),
                 )
                 .values(holder=self.holder, expires_at=until)
-            ).rowcount
-            if not taken:
+                .returning(_lease.c.name)
+            ).first()
+            if taken is None:
+                # RETURNING, not rowcount: psycopg reports -1 for ON CONFLICT inserts.
                 taken = connection.execute(
-                    insert_ignoring_conflicts(self._db.dialect, _lease).values(
-                        name=self.name, holder=self.holder, expires_at=until
-                    )
-                ).rowcount
-        self._held_until = until if taken else None
-        return bool(taken)
+                    insert_ignoring_conflicts(self._db.dialect, _lease)
+                    .values(name=self.name, holder=self.holder, expires_at=until)
+                    .returning(_lease.c.name)
+                ).first()
+        self._held_until = until if taken is not None else None
+        return taken is not None
 
     def release(self) -> None:
         """Give the lease up at once, so another process need not wait for it to expire."""

@@ -8,15 +8,11 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,87 +28,7 @@ from storekeeper.payments.gateway import (
     configured_gateways,
 )
 from storekeeper.payments.http import HttpGateway
-
-# --- helpers -----------------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _storekeeper() -> str:
-    script = shutil.which("storekeeper", path=str(Path(sys.executable).parent))
-    assert script is not None, "the storekeeper console script is not installed in this venv"
-    return script
-
-
-@dataclass
-class Sim:
-    """A running ``storekeeper payment-sim`` process and a client of its admin endpoints."""
-
-    url: str
-    process: subprocess.Popen[bytes]
-
-    def stats(self) -> dict[str, Any]:
-        """The simulator's counters."""
-        response = httpx.get(f"{self.url}/_sim/stats", timeout=5)
-        response.raise_for_status()
-        result: dict[str, Any] = response.json()
-        return result
-
-    def configure(self, **changes: object) -> None:
-        """Change faults while it runs."""
-        httpx.patch(f"{self.url}/_sim/config", json=changes, timeout=5).raise_for_status()
-
-    def outage(self, *, on: bool) -> None:
-        """Flip the outage switch."""
-        httpx.post(f"{self.url}/_sim/outage", json={"on": on}, timeout=5).raise_for_status()
-
-    def reset(self) -> None:
-        """Forget every payment, back to the start-up flags."""
-        httpx.post(f"{self.url}/_sim/reset", timeout=5).raise_for_status()
-
-    def wait_idle(self) -> None:
-        """Wait until no request is in flight (slow ones outlive the client that gave up)."""
-        deadline = time.monotonic() + 10
-        while self.stats()["in_flight"] > 0:
-            assert time.monotonic() < deadline, "the simulator never went idle"
-            time.sleep(0.05)
-
-
-def start_sim(log_path: Path, *flags: str) -> Sim:
-    """Start the simulator on a free port and wait until it answers."""
-    port = _free_port()
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            [_storekeeper(), "payment-sim", "--port", str(port), *flags],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return Sim(url, process)
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError(log_path.read_text())
-        time.sleep(0.05)
-
-
-def stop_sim(sim: Sim) -> None:
-    """Stop the process, killing it if it hangs."""
-    sim.process.terminate()
-    try:
-        sim.process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        sim.process.kill()
-        sim.process.wait()
+from tests.payment_sim import Sim, free_port, start_sim, stop_sim, storekeeper_script
 
 
 @pytest.fixture(scope="module")
@@ -351,7 +267,7 @@ def test_one_shared_gateway_does_not_serialize_calls_across_threads(
 
 
 def test_unreachable_gateway_is_unavailable(make_gateway: GatewayFactory) -> None:
-    gateway = make_gateway(payment_url=f"http://127.0.0.1:{_free_port()}", payment_retries=1)
+    gateway = make_gateway(payment_url=f"http://127.0.0.1:{free_port()}", payment_retries=1)
 
     with pytest.raises(GatewayUnavailable, match="connection error"):
         _authorize(gateway, _order())
@@ -415,10 +331,10 @@ def test_sim_admin_endpoints_stay_up_during_an_outage(sim: Sim) -> None:
 def test_cli_lists_payment_sim() -> None:
     env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb"}
     listing = subprocess.run(
-        [_storekeeper(), "--help"], capture_output=True, text=True, env=env, check=True
+        [storekeeper_script(), "--help"], capture_output=True, text=True, env=env, check=True
     )
     usage = subprocess.run(
-        [_storekeeper(), "payment-sim", "--help"],
+        [storekeeper_script(), "payment-sim", "--help"],
         capture_output=True,
         text=True,
         env=env,

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import random
+import threading
+
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from storekeeper.bootstrap import Container
 from storekeeper.catalog import service as catalog_service
 from storekeeper.events.models import OutboxEvent
-from storekeeper.events.relay import Consumers, Envelope, local_delivery, relay_once, status
+from storekeeper.events.relay import (
+    Consumers,
+    Envelope,
+    deliver,
+    local_delivery,
+    relay_once,
+    status,
+)
 
 
 def _products(container: Container, *skus: str) -> None:
@@ -104,3 +114,77 @@ def test_status_reports_pending_events_and_their_age(container: Container) -> No
     assert before.oldest_pending_at is not None and before.lag_s >= 0
     assert (after.pending, after.published, after.lag_s) == (0, 2, 0.0)
     assert after.last_published_at is not None
+
+
+def _positions_log(container: Container) -> Consumers:
+    """A consumer that appends each event's position to ``LOG-<sku>``: one log per aggregate."""
+
+    def handler(session: Session, envelope: Envelope) -> None:
+        log = catalog_service.get_or_raise(session, sku=f"LOG-{envelope.aggregate_id}")
+        log.attributes = {"seen": [*log.attributes.get("seen", []), envelope.position]}
+
+    consumers = Consumers()
+    consumers.subscribe("audit", "product.changed", handler)
+    return consumers
+
+
+def _outbox_envelopes(container: Container, *skus: str) -> list[Envelope]:
+    with container.db.reading() as session:
+        rows = session.connection().execute(
+            select(OutboxEvent.__table__).where(OutboxEvent.aggregate_id.in_(skus))
+        )
+        return [Envelope.from_row(row) for row in rows.mappings()]
+
+
+def _changes(container: Container, sku: str, times: int) -> None:
+    for n in range(times):
+        with container.db.transaction() as session:
+            catalog_service.update(session, sku=sku, changes={"name": f"{sku} v{n}"})
+
+
+def test_an_event_that_overtakes_an_earlier_one_applies_the_earlier_one_first(
+    container: Container,
+) -> None:
+    _products(container, "LOG-A", "A")
+    _changes(container, "A", 2)
+    consumers = _positions_log(container)
+    first, second, third = _outbox_envelopes(container, "A")
+
+    deliver(container.db, consumers, third)  # e.g. a worker got the last message first
+    deliver(container.db, consumers, first)  # late duplicates change nothing
+    deliver(container.db, consumers, second)
+
+    assert _seen(container, "LOG-A") == [first.position, second.position, third.position]
+
+
+def test_concurrent_workers_keep_per_aggregate_order_and_apply_each_event_once(
+    container: Container,
+) -> None:
+    skus = [f"P{n}" for n in range(4)]
+    _products(container, *[f"LOG-{sku}" for sku in skus], *skus)
+    for sku in skus:
+        _changes(container, sku, 5)
+    consumers = _positions_log(container)
+    envelopes = _outbox_envelopes(container, *skus)
+    # Every event delivered twice (at least once), shuffled, by four threads at once.
+    work = envelopes * 2
+    random.Random(7).shuffle(work)
+    errors: list[BaseException] = []
+
+    def worker(share: list[Envelope]) -> None:
+        for envelope in share:
+            try:
+                deliver(container.db, consumers, envelope)
+            except Exception as exc:  # a test failure, reported below
+                errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(work[n::4],)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    for sku in skus:
+        expected = sorted(e.position for e in envelopes if e.aggregate_id == sku)
+        assert _seen(container, f"LOG-{sku}") == expected
