@@ -186,15 +186,24 @@ class LiveServer:
     process: subprocess.Popen[bytes]
 
 
+def env_for(settings: Settings) -> dict[str, str]:
+    """The environment that gives a child process ``settings`` (every non-default value)."""
+    env = {**os.environ}
+    defaults = Settings.model_fields
+    for name, value in settings.model_dump().items():
+        if name in defaults and value == defaults[name].default:
+            continue
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        env[f"STOREKEEPER_{name.upper()}"] = str(value)
+    env["STOREKEEPER_DATABASE_URL"] = settings.effective_database_url
+    return env
+
+
 def start_server(settings: Settings, log_path: Path) -> LiveServer:
-    """Start uvicorn in a separate process against ``settings``' database; wait until healthy."""
+    """Start uvicorn in a separate process with ``settings``; wait until healthy."""
     port = _free_port()
-    env = {
-        **os.environ,
-        "STOREKEEPER_DATABASE_URL": settings.effective_database_url,
-        "STOREKEEPER_DATA_DIR": str(settings.data_dir),
-        "STOREKEEPER_SECRET_KEY": TEST_SECRET,
-    }
+    env = env_for(settings)
     with log_path.open("ab") as log:
         process = subprocess.Popen(
             [

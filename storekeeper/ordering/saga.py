@@ -66,6 +66,9 @@ def collect_payment(container: Container, args: dict[str, Any]) -> None:
         answer = gateway.authorize(
             order_id=str(order_id), amount_cents=amount, currency=currency, token=args["token"]
         )
+    except GatewayRejected as exc:
+        _settle(container, order_id, reason=f"payment gateway refused the request: {exc.reason}")
+        return
     except GatewayUnavailable as exc:
         _settle(container, order_id, reason=f"payment gateway unavailable: {exc.reason}")
         return

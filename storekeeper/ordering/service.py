@@ -117,6 +117,11 @@ def place(
             f"payment method {payment_method!r} is not available on this server "
             f"(available: {', '.join(sorted(gateways))})"
         )
+    if gateway.remote and not payment_token:
+        raise InvalidRequest(
+            f"payment method {payment_method!r} needs a payment token",
+            code="payment_token_required",
+        )
     wanted = merge_lines(lines)
     quotes = catalog_service.quote(session, skus=wanted)
     currencies = {q.currency for q in quotes.values()}

@@ -15,6 +15,7 @@ database pool and the leader thread exist.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -64,6 +65,9 @@ def create_celery(settings: Settings) -> Celery:
         task_publish_retry_policy={"max_retries": 1, "interval_start": 0.2, "interval_step": 0.5},
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
+        # No broadcast control queue: nothing here uses `celery control`, and its per-node
+        # exclusive queue would make two workers on one host collide.
+        worker_enable_remote_control=False,
     )
     return app
 
@@ -128,7 +132,7 @@ def run_worker(container: Container, *, concurrency: int, loglevel: str = "INFO"
                 "--without-mingle",
                 "--without-gossip",
                 f"--loglevel={loglevel}",
-                "--hostname=storekeeper@%h",
+                f"--hostname=storekeeper-{os.getpid()}@%h",
             ]
         )
     finally:

@@ -206,6 +206,20 @@ def test_a_flaky_gateway_leaves_every_order_settled_and_none_charged_twice(
     assert sim.stats()["max_authorizations_per_order"] == 1
 
 
+def test_a_card_order_without_a_token_is_refused_before_anything_is_reserved(
+    card_shop: CardShop, actors: Actors
+) -> None:
+    with card_shop() as client:
+        manager, customer = _shop(client, actors)
+        r = client.post(
+            "/api/v1/orders",
+            json={"lines": [{"sku": "MILK", "qty": 1}], "payment": {"method": "card"}},
+            headers={**customer.headers, "Idempotency-Key": "k"},
+        )
+        assert (r.status_code, r.json()["code"]) == (422, "payment_token_required")
+        assert stock(client, manager.headers, "MILK")["BER"]["reserved"] == 0
+
+
 def test_card_payment_needs_a_configured_gateway(
     client: TestClient, manager: Actor, customer: Actor
 ) -> None:
