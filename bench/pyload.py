@@ -7,6 +7,7 @@ the server for the CPU far more than wrk does, so it caps what a small machine c
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
 from collections import Counter
@@ -42,7 +43,7 @@ def _order_request(config: dict[str, Any], rng: random.Random, key: str) -> _Req
             "lat": round(rng.uniform(config["lat_min"], config["lat_max"]), 4),
             "lon": round(rng.uniform(config["lon_min"], config["lon_max"]), 4),
         },
-        "payment": {"method": "manual"},
+        "payment": json.loads(config.get("payment_json", '{"method": "manual"}')),
     }
     headers = {"Idempotency-Key": key, "Authorization": "Bearer " + rng.choice(config["tokens"])}
     return _Request("POST", config["path"], headers, body)

@@ -10,6 +10,7 @@ nothing oversold (``bench.checks``).
 
 from __future__ import annotations
 
+import json
 import math
 import uuid
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ GOAL_HOT_VS_SPREAD = 0.3
 HOT_SHARE = 0.25
 """Hot stock lasts a quarter of the run at the spread rate: it sells out partway at any rate
 that meets the hot goal."""
+MANUAL_PAYMENT = {"method": "manual"}
 _MEAN_QTY = 2
 _RAW_REWARM_S = 0.5
 
@@ -72,9 +74,15 @@ class HotRun:
         return self.accepted / self.selling_s if self.selling_s else 0.0
 
 
-def _orders_spec(
-    customers: list[seed.Customer], *, sku_format: str, sku_count: int, max_lines: int
+def orders_spec(
+    customers: list[seed.Customer],
+    *,
+    sku_format: str = seed.SKU_FORMAT,
+    sku_count: int = SKUS,
+    max_lines: int = 3,
+    payment: dict[str, str] | None = None,
 ) -> LoadSpec:
+    """W2's order load: a fresh run id (Idempotency-Keys never repeat), ``payment`` per order."""
     config = {
         "seed": 23,
         "run_id": uuid.uuid4().hex[:12],
@@ -84,12 +92,14 @@ def _orders_spec(
         "max_lines": max_lines,
         "max_qty": 3,
         "tokens": [c.token for c in customers],
+        "payment_json": json.dumps(payment or MANUAL_PAYMENT, separators=(",", ":")),
         **seed.SHIP_TO_AREA,
     }
     return LoadSpec("orders", config, count_statuses=True)
 
 
-def _seed(container: Container) -> list[seed.Customer]:
+def seed_orders(container: Container) -> list[seed.Customer]:
+    """W2's data: 1k SKUs with ample stock in BER/HAM/MUC and 32 customers with tokens."""
     seed.seed_warehouses(container.db)
     skus = seed.seed_products(container.db, count=SKUS)
     seed.seed_stock(container.db, skus=skus, units=UNITS_PER_ROW)
@@ -113,7 +123,7 @@ def _hot(
     units = max(30, math.ceil(spread_rate * opts.duration_s * HOT_SHARE * _MEAN_QTY))
     per_warehouse = math.ceil(units / len(seed.WAREHOUSES))
     hot = seed.seed_hot_sku(container.db, index=0, units_per_warehouse=per_warehouse)
-    spec = _orders_spec(customers, sku_format=seed.HOT_SKU_FORMAT, sku_count=1, max_lines=1)
+    spec = orders_spec(customers, sku_format=seed.HOT_SKU_FORMAT, sku_count=1, max_lines=1)
     started = datetime.now(UTC)
     load = _load(spec, server, opts, opts.duration_s)
     stored = checks.orders_of(container.db, hot)
@@ -130,7 +140,7 @@ def _accepted_rate(load: LoadResult) -> float:
 def _profile(server: Server, customers: list[seed.Customer], opts: Options, name: str) -> str:
     """One more spread run, under py-spy; returns the summary."""
     folded = opts.results_dir / f"{name}.folded"
-    spec = _orders_spec(customers, sku_format=seed.SKU_FORMAT, sku_count=SKUS, max_lines=3)
+    spec = orders_spec(customers)
     with profile.recording(server.process.pid, folded, opts.duration_s):
         _load(spec, server, opts, opts.duration_s)
     summary = profile.summarise(folded, seconds=opts.duration_s)
@@ -149,7 +159,7 @@ class _Runs:
 
 
 def _measure(db: BenchDatabase, container: Container, opts: Options) -> _Runs:
-    customers = _seed(container)
+    customers = seed_orders(container)
     statements = capture.compare(container, db.backend, db.driver_target, customers[0], seed.sku(0))
     port = infra.free_port()
     name = f"W2-{db.backend}-app"
@@ -159,7 +169,7 @@ def _measure(db: BenchDatabase, container: Container, opts: Options) -> _Runs:
     ) as server:
 
         def spread_spec() -> LoadSpec:  # a fresh run id each time: keys must never repeat
-            return _orders_spec(customers, sku_format=seed.SKU_FORMAT, sku_count=SKUS, max_lines=3)
+            return orders_spec(customers)
 
         driver = replay.driver_for(db.backend, db.driver_target)
 
