@@ -123,7 +123,7 @@ def test_mail_waits_for_a_mail_server_that_is_down_without_holding_up_the_order(
     while True:  # the job is marked done just after the server took the mail
         with container.db.reading() as session:
             job = session.scalar(select(Job).where(Job.name == "notifications.send_mail"))
-        if job is not None and job.status == "done" or time.monotonic() > deadline:
+        if (job is not None and job.status == "done") or time.monotonic() > deadline:
             break
         time.sleep(0.05)
     assert job is not None and job.status == "done" and job.attempts >= 2  # it was retried
