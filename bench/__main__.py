@@ -1,4 +1,4 @@
-"""Run the benchmarks of DESIGN.md section 9 (W1, W2) and write their results to bench/results."""
+"""Run the benchmarks of DESIGN.md section 9 (W1, W2, W2-card, EV); results go to bench/results."""
 
 from __future__ import annotations
 
@@ -12,17 +12,39 @@ from typing import Any
 
 import psycopg
 
-from bench import infra, loadgen, report, w1, w2
+from bench import ev, infra, loadgen, report, w1, w2, w2_card
 from bench.options import Options, environment
 
 Benchmark = Callable[[str, Options], tuple[dict[str, Any], bool]]
-BENCHMARKS: dict[str, Benchmark] = {"W1": w1.run, "W2": w2.run}
+BENCHMARKS: dict[str, Benchmark] = {
+    "W1": w1.run,
+    "W2": w2.run,
+    "W2-card": w2_card.run,
+    "EV": ev.run,
+}
 BACKENDS = ("sqlite", "postgresql")
 RESULTS_DIR = Path(__file__).parent / "results"
+_EPILOG = """benchmarks (--only; see bench/README.md):
+  W1       catalog-read: GET /products/{sku}, 64 connections
+           ceiling: a bare Starlette endpoint serving the same JSON
+  W2       order-place: POST /orders, manual payment, 32 connections, plus a hot SKU
+           ceiling: the same SQL statements per order through the driver
+  W2-card  W2 paid by card via a payment-sim the bench starts: placement rate, settle
+           rate, confirmed share, saga invariants (pending left, double authorization,
+           held = confirmed); ceiling: W2's manual orders on the same server
+  EV       events/s through the outbox relay per publisher: inprocess, rabbitmq, redis
+           (+ a storekeeper worker end to end on PostgreSQL)
+           ceilings: a Celery send_task loop without database; the inbox rows in one
+           executemany"""
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument(
         "--only",
         choices=sorted(BENCHMARKS),

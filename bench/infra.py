@@ -122,14 +122,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def storekeeper_cli(*args: str) -> list[str]:
+    """A ``storekeeper`` command line, with the console script of this virtualenv."""
+    return [str(_BIN / "storekeeper"), *args]
+
+
 def storekeeper_command(port: int, workers: int) -> list[str]:
     """How an operator starts Storekeeper (``storekeeper serve``), on loopback."""
-    return [
-        str(_BIN / "storekeeper"),
-        "serve",
-        "--no-migrate",
-        *_listen(port, workers),
-    ]
+    return storekeeper_cli("serve", "--no-migrate", *_listen(port, workers))
 
 
 def _listen(port: int, workers: int) -> list[str]:
