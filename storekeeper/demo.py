@@ -21,10 +21,10 @@ WAREHOUSES = [
 ]
 
 DEMO_USERS = [
-    ("admin@example.com", "storekeeper-admin", Role.ADMIN),
-    ("manager@example.com", "storekeeper-manager", Role.MANAGER),
-    ("clerk@example.com", "storekeeper-clerk", Role.CLERK),
-    ("customer@example.com", "storekeeper-customer", Role.CUSTOMER),
+    ("admin@example.com", "ledger-keys-1984", Role.ADMIN),
+    ("manager@example.com", "stockroom-lamp-42", Role.MANAGER),
+    ("clerk@example.com", "counter-bell-77", Role.CLERK),
+    ("customer@example.com", "shopping-basket-9", Role.CUSTOMER),
 ]
 
 _GOODS = [

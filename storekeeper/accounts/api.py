@@ -1,80 +1,130 @@
-"""HTTP routes of the accounts context: registration, tokens, users."""
+"""HTTP routes of the accounts context: sign-up, sign-in, tokens, two-factor, users, devices,
+the audit log."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, status
+from fastapi import APIRouter, Depends, Form, Query, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
-from storekeeper.accounts import service
-from storekeeper.accounts.domain import Principal, Role
-from storekeeper.accounts.models import User
+from storekeeper.accounts import audit, service
+from storekeeper.accounts.domain import ADMINS, Principal
+from storekeeper.accounts.models import AuthSession, User
 from storekeeper.accounts.schemas import (
+    AuditPage,
+    AuditRead,
+    DeviceCreate,
+    DeviceCreated,
+    DeviceRead,
+    RecoveryCodes,
     RefreshRequest,
     Registration,
     TokenPair,
+    TwoFactorCode,
+    TwoFactorSetup,
     UserCreate,
     UserRead,
     UserUpdate,
 )
-from storekeeper.api.deps import ContainerDep, CurrentUser, DatabaseDep, require
-from storekeeper.bootstrap import Container
+from storekeeper.api.deps import ContainerDep, CurrentUserAllowingSetup, DatabaseDep, require
 
 router = APIRouter(tags=["accounts"])
-Admin = Annotated[Principal, Depends(require(frozenset({Role.ADMIN})))]
+Admin = Annotated[Principal, Depends(require(ADMINS))]
 
 
-def _tokens(container: Container, user: User) -> TokenPair:
-    return service.issue_tokens(
-        key=container.signing_key,
-        user=user,
-        access_ttl_s=container.settings.access_token_ttl_s,
-        refresh_ttl_s=container.settings.refresh_token_ttl_s,
-    )
+def _address(request: Request) -> str | None:
+    return request.client.host if request.client else None
 
 
 @router.post("/auth/register", status_code=status.HTTP_201_CREATED, response_model=UserRead)
-def register(body: Registration, db: DatabaseDep) -> User:
-    """Sign up as a customer."""
+def register(body: Registration, request: Request, db: DatabaseDep) -> User:
+    """Sign up as a customer (a welcome e-mail follows)."""
     with db.transaction() as session:
-        return service.register(session, email=body.email, password=body.password)
+        return service.register(
+            session, email=body.email, password=body.password, address=_address(request)
+        )
 
 
 @router.post("/auth/token", response_model=TokenPair)
 def token(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    request: Request,
     container: ContainerDep,
-    otp: Annotated[str | None, Form(max_length=16)] = None,
+    otp: Annotated[
+        str | None,
+        Form(max_length=32, description="TOTP code or recovery code, when two-factor is on"),
+    ] = None,
 ) -> TokenPair:
-    """Trade e-mail (as ``username``) and password for an access and a refresh token."""
-    with container.db.transaction() as session:
-        user = service.authenticate(session, email=form.username, password=form.password)
-        return _tokens(container, user)
+    """Trade e-mail (as ``username``), password and, with two-factor on, ``otp`` for tokens."""
+    return service.sign_in(
+        container.db,
+        container.settings,
+        key=container.signing_key,
+        email=form.username,
+        password=form.password,
+        otp=otp,
+        address=_address(request),
+    )
 
 
 @router.post("/auth/refresh", response_model=TokenPair)
-def refresh(body: RefreshRequest, container: ContainerDep) -> TokenPair:
-    """Trade a refresh token for a new pair."""
-    with container.db.reading() as session:
-        user = service.refresh(session, key=container.signing_key, refresh_token=body.refresh_token)
-        return _tokens(container, user)
+def refresh(body: RefreshRequest, request: Request, container: ContainerDep) -> TokenPair:
+    """Trade the current refresh token for a new pair; each refresh token works once."""
+    return service.refresh(
+        container.db,
+        container.settings,
+        key=container.signing_key,
+        refresh_token=body.refresh_token,
+        address=_address(request),
+    )
+
+
+@router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT)
+def logout(principal: CurrentUserAllowingSetup, db: DatabaseDep) -> Response:
+    """End this sign-in: its access and refresh tokens stop working at once."""
+    with db.transaction() as session:
+        service.logout(session, principal=principal)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/auth/2fa/setup", response_model=TwoFactorSetup)
+def two_factor_setup(principal: CurrentUserAllowingSetup, db: DatabaseDep) -> TwoFactorSetup:
+    """Start two-factor sign-in: a new secret for an authenticator app (confirm it next)."""
+    with db.transaction() as session:
+        secret, uri = service.setup_two_factor(session, user_id=principal.user_id)
+    return TwoFactorSetup(secret=secret, otpauth_uri=uri)
+
+
+@router.post("/auth/2fa/enable", response_model=RecoveryCodes)
+def two_factor_enable(
+    body: TwoFactorCode, principal: CurrentUserAllowingSetup, db: DatabaseDep
+) -> RecoveryCodes:
+    """Turn two-factor on by confirming a current code; answers the recovery codes, once."""
+    with db.transaction() as session:
+        codes = service.enable_two_factor(session, principal=principal, code=body.code)
+    return RecoveryCodes(recovery_codes=codes)
 
 
 @router.get("/me", response_model=UserRead)
-def me(principal: CurrentUser, db: DatabaseDep) -> User:
+def me(principal: CurrentUserAllowingSetup, db: DatabaseDep) -> User:
     """The signed-in account."""
     with db.reading() as session:
         return service.get_active_or_raise(session, user_id=principal.user_id)
 
 
 @router.post("/users", status_code=status.HTTP_201_CREATED, response_model=UserRead)
-def create_user(body: UserCreate, _: Admin, db: DatabaseDep) -> User:
-    """Create an account with any role (admins only)."""
+def create_user(body: UserCreate, who: Admin, db: DatabaseDep) -> User:
+    """Create an account with any role but ``device`` (admins only)."""
     with db.transaction() as session:
         return service.create_user(
-            session, email=body.email, password=body.password, role=body.role
+            session,
+            email=body.email,
+            password=body.password,
+            role=body.role,
+            warehouses=body.warehouses,
+            actor_id=who.user_id,
         )
 
 
@@ -86,7 +136,61 @@ def list_users(_: Admin, db: DatabaseDep) -> list[User]:
 
 
 @router.patch("/users/{user_id}", response_model=UserRead)
-def update_user(user_id: uuid.UUID, body: UserUpdate, _: Admin, db: DatabaseDep) -> User:
-    """Change a user's role or disable the account (admins only)."""
+def update_user(user_id: uuid.UUID, body: UserUpdate, who: Admin, db: DatabaseDep) -> User:
+    """Change a user's role or warehouses, or disable the account and end its sessions."""
     with db.transaction() as session:
-        return service.update(session, user_id=user_id, role=body.role, is_active=body.is_active)
+        return service.update(
+            session,
+            user_id=user_id,
+            role=body.role,
+            is_active=body.is_active,
+            warehouses=body.warehouses,
+            actor_id=who.user_id,
+        )
+
+
+@router.post("/devices", status_code=status.HTTP_201_CREATED, response_model=DeviceCreated)
+def create_device(body: DeviceCreate, who: Admin, container: ContainerDep) -> DeviceCreated:
+    """Issue a token for a sensor or point-of-sale box, bound to one scope (admins only)."""
+    with container.db.transaction() as session:
+        created = service.create_device(
+            session,
+            container.settings,
+            key=container.signing_key,
+            label=body.label,
+            scope=body.scope,
+            actor_id=who.user_id,
+        )
+        return DeviceCreated(
+            **DeviceRead.model_validate(created.device).model_dump(), token=created.token
+        )
+
+
+@router.get("/devices", response_model=list[DeviceRead])
+def list_devices(_: Admin, db: DatabaseDep) -> list[AuthSession]:
+    """Every device token, newest first (admins only)."""
+    with db.reading() as session:
+        return service.list_devices(session)
+
+
+@router.delete("/devices/{device_id}", response_model=DeviceRead)
+def revoke_device(device_id: uuid.UUID, who: Admin, db: DatabaseDep) -> AuthSession:
+    """Revoke a device's token at once (admins only)."""
+    with db.transaction() as session:
+        return service.revoke_device(session, device_id=device_id, actor_id=who.user_id)
+
+
+@router.get("/audit", response_model=AuditPage)
+def audit_log(
+    _: Admin,
+    db: DatabaseDep,
+    kind: Annotated[str | None, Query(max_length=32)] = None,
+    user_id: uuid.UUID | None = None,
+    before: Annotated[int | None, Query(ge=1)] = None,
+    limit: Annotated[int, Query(ge=1, le=audit.MAX_PAGE)] = 50,
+) -> AuditPage:
+    """Security events newest first: sign-ins and failures, role changes, token reuse, devices."""
+    with db.reading() as session:
+        events = audit.list_(session, kind=kind, user_id=user_id, before=before, limit=limit)
+        items = [AuditRead.model_validate(e) for e in events]
+    return AuditPage(items=items, next_before=items[-1].id if len(items) == limit else None)

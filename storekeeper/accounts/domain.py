@@ -29,15 +29,26 @@ BUYERS = frozenset({Role.ADMIN, Role.MANAGER, Role.CLERK, Role.CUSTOMER})
 ORDER_READERS_OF_ALL = frozenset({Role.ADMIN, Role.MANAGER, Role.CLERK})
 """See every order; customers see only their own."""
 
-MIN_PASSWORD_LENGTH = 10
+ADMINS = frozenset({Role.ADMIN})
+"""Manage users, roles and devices; read the audit log."""
+
+DEVICES = frozenset({Role.DEVICE})
+"""Send telemetry and sync their bound scope."""
 
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling, as proven by a verified access token."""
+    """Who is calling: a verified token whose session is alive, with the account's current role.
+
+    ``warehouses`` are the warehouse codes a clerk is assigned to; ``scope`` is a device token's
+    bound scope (``warehouse:CODE``).
+    """
 
     user_id: uuid.UUID
     role: Role
+    session_id: uuid.UUID | None = None
+    warehouses: frozenset[str] = frozenset()
+    scope: str | None = None
 
     def has_role(self, allowed: frozenset[Role]) -> bool:
         """Whether this caller's role is among ``allowed``."""

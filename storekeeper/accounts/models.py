@@ -1,14 +1,15 @@
-"""Tables of the accounts context."""
+"""Tables of the accounts context: users, sign-in sessions, recovery codes, the audit log."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import String
+from sqlalchemy import ForeignKey, Index, String, false, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from storekeeper.db import Base, utcnow
+from storekeeper.db import AutoIncrementId, Base, JSONDocument, utcnow
 
 
 class User(Base):
@@ -22,3 +23,66 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16))
     is_active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Warehouse codes a clerk may act on (ignored for other roles).
+    warehouses: Mapped[list[str]] = mapped_column(
+        JSONDocument, default=list, server_default=text("'[]'")
+    )
+    # TOTP (RFC 6238): the secret once set up, whether it is confirmed, and the last time step
+    # accepted, so that no code is accepted twice.
+    totp_secret: Mapped[str | None] = mapped_column(String(64), default=None)
+    totp_enabled: Mapped[bool] = mapped_column(default=False, server_default=false())
+    totp_last_step: Mapped[int] = mapped_column(default=0, server_default="0")
+
+
+class AuthSession(Base):
+    """One sign-in (a refresh-token family) or one device token.
+
+    Every access token names its session, and each request checks that the session is alive,
+    so logging out, disabling the user or revoking a device takes effect at once. A login
+    session remembers the one refresh token that may be used next: presenting an older one means
+    it was stolen and replayed, and the whole session is revoked.
+    """
+
+    __tablename__ = "accounts_session"
+    __table_args__ = (Index("ix_accounts_session_user", "user_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts_user.id"))
+    kind: Mapped[str] = mapped_column(String(16))  # login | device
+    refresh_jti: Mapped[str | None] = mapped_column(String(64), default=None)
+    # A device's scope, e.g. ``warehouse:BER``.
+    scope: Mapped[str | None] = mapped_column(String(64), default=None)
+    label: Mapped[str | None] = mapped_column(String(100), default=None)
+    # False while a user who must use two-factor sign-in has not set it up yet.
+    two_factor_ok: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    revoked_reason: Mapped[str | None] = mapped_column(String(64), default=None)
+
+
+class RecoveryCode(Base):
+    """A single-use two-factor recovery code, stored as a SHA-256 (the code is random)."""
+
+    __tablename__ = "accounts_recovery_code"
+    __table_args__ = (Index("ix_accounts_recovery_code_user", "user_id"),)
+
+    id: Mapped[int] = mapped_column(AutoIncrementId, primary_key=True, autoincrement=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts_user.id"))
+    code_hash: Mapped[str] = mapped_column(String(64))
+    used_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class AuditEvent(Base):
+    """A security event: sign-ins and their failures, role changes, token reuse, revocations."""
+
+    __tablename__ = "accounts_audit"
+    __table_args__ = (Index("ix_accounts_audit_kind", "kind", "id"),)
+
+    id: Mapped[int] = mapped_column(AutoIncrementId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    kind: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    actor_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    address: Mapped[str | None] = mapped_column(String(64), default=None)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONDocument, default=dict)

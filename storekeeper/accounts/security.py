@@ -22,7 +22,7 @@ _DUMMY_HASH = _hasher.hash("storekeeper-timing-equaliser")
 ISSUER = "storekeeper"
 AUDIENCE = "storekeeper-api"
 ALGORITHM = "HS256"
-TokenType = Literal["access", "refresh"]
+TokenType = Literal["access", "refresh", "device"]
 
 
 def hash_password(password: str) -> str:
@@ -45,35 +45,51 @@ def needs_rehash(password_hash: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class TokenClaims:
-    """What a verified token says."""
+    """What a verified token says. The role is not in it: it is read from the account on each
+    request, so a role change or a disabled account takes effect at once."""
 
     user_id: uuid.UUID
-    role: str
+    session_id: uuid.UUID
     token_type: TokenType
     jti: str
 
 
+def new_jti() -> str:
+    """A fresh token id."""
+    return uuid.uuid4().hex
+
+
 def issue_token(
-    *, key: str, user_id: uuid.UUID, role: str, token_type: TokenType, ttl: timedelta
+    *,
+    key: str,
+    user_id: uuid.UUID,
+    session_id: uuid.UUID,
+    token_type: TokenType,
+    ttl: timedelta,
+    jti: str | None = None,
 ) -> str:
-    """A signed JWT for ``user_id``."""
+    """A signed JWT for ``user_id`` within sign-in session (or device) ``session_id``."""
     now = utcnow()
     claims: dict[str, Any] = {
         "iss": ISSUER,
         "aud": AUDIENCE,
         "sub": str(user_id),
-        "role": role,
+        "sid": str(session_id),
         "typ": token_type,
         "iat": now,
         "nbf": now,
         "exp": now + ttl,
-        "jti": uuid.uuid4().hex,
+        "jti": jti or new_jti(),
     }
     return jwt.encode(claims, key, algorithm=ALGORITHM)
 
 
-def decode_token(token: str, *, key: str, expected_type: TokenType) -> TokenClaims:
-    """Verify signature, algorithm, issuer, audience, expiry and type, or raise NotAuthenticated."""
+def decode_token(token: str, *, key: str, expected_types: tuple[TokenType, ...]) -> TokenClaims:
+    """Verify signature, algorithm, issuer, audience, expiry and type, or raise NotAuthenticated.
+
+    Only HS256 is accepted (``alg: none`` and public-key confusion are refused by PyJWT's
+    allowlist); every registered claim must be present.
+    """
     try:
         claims = jwt.decode(
             token,
@@ -81,15 +97,16 @@ def decode_token(token: str, *, key: str, expected_type: TokenType) -> TokenClai
             algorithms=[ALGORITHM],
             audience=AUDIENCE,
             issuer=ISSUER,
-            options={"require": ["exp", "iat", "sub", "jti", "iss", "aud"]},
+            options={"require": ["exp", "iat", "sub", "jti", "iss", "aud", "sid"]},
         )
         user_id = uuid.UUID(claims["sub"])
-    except (jwt.PyJWTError, ValueError, KeyError) as exc:
+        session_id = uuid.UUID(claims["sid"])
+        jti = str(claims["jti"])
+    except (jwt.PyJWTError, ValueError, KeyError, TypeError) as exc:
         raise NotAuthenticated("invalid or expired token", code="invalid_token") from exc
-    if claims.get("typ") != expected_type:
+    token_type = claims.get("typ")
+    if token_type not in expected_types:
         raise NotAuthenticated(
-            f"this endpoint needs the {expected_type} token", code="invalid_token"
+            f"this endpoint needs a {' or '.join(expected_types)} token", code="invalid_token"
         )
-    return TokenClaims(
-        user_id=user_id, role=str(claims.get("role")), token_type=expected_type, jti=claims["jti"]
-    )
+    return TokenClaims(user_id=user_id, session_id=session_id, token_type=token_type, jti=jti)

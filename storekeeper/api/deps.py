@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 
 from storekeeper.accounts import security
+from storekeeper.accounts import service as accounts_service
 from storekeeper.accounts.domain import Principal, Role
 from storekeeper.bootstrap import Container
 from storekeeper.db import Database
@@ -38,18 +39,29 @@ async def get_db(container: ContainerDep) -> Database:
 DatabaseDep = Annotated[Database, Depends(get_db)]
 
 
-async def get_principal(
+async def get_principal_allowing_setup(
     container: ContainerDep, token: Annotated[str | None, Depends(_bearer)]
 ) -> Principal:
-    """The caller proven by the bearer access token."""
+    """The caller proven by a bearer access or device token whose session is still alive.
+
+    Also admits a caller who still has to set up two-factor sign-in: only for the routes that
+    set it up (and ``/me``, ``/auth/logout``).
+    """
     if not token:
         raise NotAuthenticated("a bearer token is required")
-    claims = security.decode_token(token, key=container.signing_key, expected_type="access")
-    try:
-        role = Role(claims.role)
-    except ValueError as exc:
-        raise NotAuthenticated("token names an unknown role", code="invalid_token") from exc
-    return Principal(user_id=claims.user_id, role=role)
+    claims = security.decode_token(
+        token, key=container.signing_key, expected_types=("access", "device")
+    )
+    return await container.db.read(lambda conn: accounts_service.principal_for(conn, claims))
+
+
+CurrentUserAllowingSetup = Annotated[Principal, Depends(get_principal_allowing_setup)]
+
+
+async def get_principal(principal: CurrentUserAllowingSetup) -> Principal:
+    """The caller, who has two-factor sign-in set up if their role requires it."""
+    accounts_service.ensure_two_factor_done(principal)
+    return principal
 
 
 CurrentUser = Annotated[Principal, Depends(get_principal)]

@@ -107,7 +107,10 @@ class Consumers:
         return self._handlers[consumer]
 
 
-_PENDING = select(_outbox).where(_outbox.c.published_at.is_(None)).order_by(_outbox.c.id).limit(200)
+BATCH = 200
+_PENDING = (
+    select(_outbox).where(_outbox.c.published_at.is_(None)).order_by(_outbox.c.id).limit(BATCH)
+)
 
 
 def relay_once(db: Database, publish: Publish) -> int:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from storekeeper.events.relay import Publish, local_delivery, relay_once
+from storekeeper.events.relay import BATCH, Publish, local_delivery, relay_once
 from storekeeper.tasks import queue
 from storekeeper.tasks.lease import LeaderLease
 
@@ -81,15 +81,19 @@ class Background:
 
     def _lead(self) -> None:
         while not self._stop.is_set():
+            busy = False
             try:
                 if self.lease.hold():
-                    self._lead_once()
+                    busy = self._lead_once()
             except Exception:  # a database or broker hiccup must not end the loop for good
                 log.exception("background pass failed; retrying")
-            self._stop.wait(self._tick)
+            if not busy:  # a backlog is worked off without pausing between batches
+                self._stop.wait(self._tick)
 
-    def _lead_once(self) -> None:
-        if relay_once(self._container.db, self._publish):
+    def _lead_once(self) -> bool:
+        """One pass; True when the outbox had a full batch (more may be waiting)."""
+        relayed = relay_once(self._container.db, self._publish)
+        if relayed:
             self._wake_jobs.set()  # the consumers may have queued jobs
         if self._dispatch_job is not None:
             self._dispatch_due_jobs(self._dispatch_job)
@@ -101,6 +105,7 @@ class Background:
                     task.run(self._container)
                 except Exception:
                     log.exception("periodic task %s failed; it runs again later", task.name)
+        return relayed >= BATCH
 
     def _dispatch_due_jobs(self, dispatch: Callable[[int], None]) -> None:
         settings = self._container.settings

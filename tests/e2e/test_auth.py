@@ -51,7 +51,15 @@ def test_registration_creates_an_active_customer(client: TestClient) -> None:
 
     assert r.status_code == 201, r.text
     body = r.json()
-    assert set(body) == {"id", "email", "role", "is_active", "created_at"}
+    assert set(body) == {
+        "id",
+        "email",
+        "role",
+        "is_active",
+        "warehouses",
+        "two_factor_enabled",
+        "created_at",
+    }
     assert uuid.UUID(body["id"])
     assert body["email"] == "ada@example.com"
     assert body["role"] == "customer"
@@ -205,13 +213,15 @@ def test_refresh_is_refused_once_the_account_is_disabled(
 # --- forged and damaged tokens ----------------------------------------------------------------
 
 
-def _claims(user_id: uuid.UUID, **overrides: Any) -> dict[str, Any]:
+def _claims(own: str, **overrides: Any) -> dict[str, Any]:
+    """Claims like those of the caller's own token ``own`` (same user and live session)."""
+    issued = jwt.decode(own, options={"verify_signature": False})
     now = datetime.now(UTC)
     claims: dict[str, Any] = {
         "iss": security.ISSUER,
         "aud": security.AUDIENCE,
-        "sub": str(user_id),
-        "role": "admin",
+        "sub": issued["sub"],
+        "sid": issued["sid"],
         "typ": "access",
         "iat": now,
         "nbf": now,
@@ -233,11 +243,11 @@ def _retagged(token: str, role: str) -> str:
     return ".".join((header, _b64({**claims, "role": role}), signature))
 
 
-BadToken = Callable[[str, uuid.UUID, str], str]
+BadToken = Callable[[str, str], str]
 BAD_TOKENS: dict[str, BadToken] = {
-    "expired": lambda key, uid, _: jwt.encode(
+    "expired": lambda key, own: jwt.encode(
         _claims(
-            uid,
+            own,
             exp=datetime.now(UTC) - timedelta(seconds=5),
             iat=datetime.now(UTC) - timedelta(minutes=10),
             nbf=datetime.now(UTC) - timedelta(minutes=10),
@@ -245,34 +255,36 @@ BAD_TOKENS: dict[str, BadToken] = {
         key,
         algorithm="HS256",
     ),
-    "tampered-role": lambda _, __, own: _retagged(own, "admin"),
-    "alg-none": lambda _, uid, __: jwt.encode(_claims(uid), None, algorithm="none"),
-    "alg-none-unsigned-header": lambda _, uid, __: (
+    "tampered-role": lambda _, own: _retagged(own, "admin"),
+    "alg-none": lambda _, own: jwt.encode(_claims(own), None, algorithm="none"),
+    "alg-none-unsigned-header": lambda _, own: (
         _b64({"alg": "none", "typ": "JWT"})
         + "."
-        + _b64({k: str(v) for k, v in _claims(uid).items()})
+        + _b64({k: str(v) for k, v in _claims(own).items()})
         + "."
     ),
-    "other-key": lambda _, uid, __: jwt.encode(_claims(uid), "x" * 64, algorithm="HS256"),
-    "hs384": lambda key, uid, _: jwt.encode(_claims(uid), key, algorithm="HS384"),
-    "wrong-audience": lambda key, uid, _: jwt.encode(
-        _claims(uid, aud="someone-else"), key, algorithm="HS256"
+    "other-key": lambda _, own: jwt.encode(_claims(own), "x" * 64, algorithm="HS256"),
+    "hs384": lambda key, own: jwt.encode(_claims(own), key, algorithm="HS384"),
+    "wrong-audience": lambda key, own: jwt.encode(
+        _claims(own, aud="someone-else"), key, algorithm="HS256"
     ),
-    "wrong-issuer": lambda key, uid, _: jwt.encode(
-        _claims(uid, iss="evil"), key, algorithm="HS256"
+    "wrong-issuer": lambda key, own: jwt.encode(_claims(own, iss="evil"), key, algorithm="HS256"),
+    "no-expiry": lambda key, own: jwt.encode(_claims(own, exp=None), key, algorithm="HS256"),
+    "not-yet-valid": lambda key, own: jwt.encode(
+        _claims(own, nbf=datetime.now(UTC) + timedelta(minutes=5)), key, algorithm="HS256"
     ),
-    "no-expiry": lambda key, uid, _: jwt.encode(_claims(uid, exp=None), key, algorithm="HS256"),
-    "not-yet-valid": lambda key, uid, _: jwt.encode(
-        _claims(uid, nbf=datetime.now(UTC) + timedelta(minutes=5)), key, algorithm="HS256"
+    "subject-not-a-uuid": lambda key, own: jwt.encode(
+        _claims(own, sub="admin"), key, algorithm="HS256"
     ),
-    "subject-not-a-uuid": lambda key, uid, _: jwt.encode(
-        _claims(uid, sub="admin"), key, algorithm="HS256"
+    "no-session": lambda key, own: jwt.encode(_claims(own, sid=None), key, algorithm="HS256"),
+    "other-session": lambda key, own: jwt.encode(
+        _claims(own, sid=str(uuid.uuid4())), key, algorithm="HS256"
     ),
-    "unknown-role": lambda key, uid, _: jwt.encode(
-        _claims(uid, role="superuser"), key, algorithm="HS256"
+    "refresh-type": lambda key, own: jwt.encode(
+        _claims(own, typ="refresh"), key, algorithm="HS256"
     ),
     "garbage": lambda *_: "not.a.token",
-    "truncated": lambda _, __, own: own[:-10],
+    "truncated": lambda _, own: own[:-10],
 }
 
 
@@ -281,7 +293,7 @@ def test_forged_expired_or_damaged_tokens_are_401(
     client: TestClient, container: Container, customer: Actor, kind: str
 ) -> None:
     own = customer.headers["Authorization"].removeprefix("Bearer ")
-    token = BAD_TOKENS[kind](container.signing_key, customer.id, own)
+    token = BAD_TOKENS[kind](container.signing_key, own)
 
     me = client.get(f"{API}/me", headers=_bearer(token))
     write = client.post(f"{API}/products", headers=_bearer(token), json=product("FORGED"))
@@ -293,15 +305,16 @@ def test_forged_expired_or_damaged_tokens_are_401(
     assert_error(client.get(f"{API}/products/FORGED"), 404, "unknown_sku")
 
 
-def test_a_well_signed_token_is_accepted(
+def test_a_well_signed_token_is_accepted_and_its_role_claim_means_nothing(
     client: TestClient, container: Container, customer: Actor
 ) -> None:
-    # The control for the forgeries above: the same claims, properly signed, do work.
-    token = jwt.encode(
-        _claims(customer.id, role="customer"), container.signing_key, algorithm="HS256"
-    )
+    # The control for the forgeries above: the same claims, properly signed, do work. A role
+    # claim in it is ignored: the role is the account's, read on every request.
+    own = customer.headers["Authorization"].removeprefix("Bearer ")
+    token = jwt.encode(_claims(own, role="admin"), container.signing_key, algorithm="HS256")
 
     assert client.get(f"{API}/me", headers=_bearer(token)).json()["email"] == customer.email
+    assert_error(client.get(f"{API}/users", headers=_bearer(token)), 403, "forbidden")
 
 
 # --- users (admin only) -----------------------------------------------------------------------
