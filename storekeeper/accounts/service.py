@@ -189,7 +189,8 @@ def sign_in(
 
 
 def _authenticate(session: Session, *, email: str, password: str) -> User:
-    user = session.scalar(select(User).where(User.email == _normalise(email)))
+    # Locked: two sign-ins racing with one TOTP code must not both get past the replay check.
+    user = session.scalar(select(User).where(User.email == _normalise(email)).with_for_update())
     valid = security.verify_password(password, user.password_hash if user else None)
     if user is None or not valid or not user.is_active or user.role == Role.DEVICE.value:
         raise NotAuthenticated("incorrect e-mail or password", code="invalid_credentials")
@@ -266,47 +267,45 @@ def _pair(
     )
 
 
-class _RefreshReused(Exception):
-    """A retired refresh token came back; its session was revoked."""
-
-
 def refresh(
     db: Database, settings: Settings, *, key: str, refresh_token: str, address: str | None
 ) -> TokenPair:
     """Trade the session's current refresh token for a new pair; a retired one revokes it all."""
     claims = security.decode_token(refresh_token, key=key, expected_types=("refresh",))
-    try:
-        with db.transaction() as session:
-            auth_session = session.scalar(
-                select(AuthSession).where(AuthSession.id == claims.session_id).with_for_update()
+    with db.transaction() as session:
+        auth_session = session.scalar(
+            select(AuthSession).where(AuthSession.id == claims.session_id).with_for_update()
+        )
+        user = session.get(User, claims.user_id)
+        if (
+            auth_session is None
+            or auth_session.kind != LOGIN
+            or auth_session.user_id != claims.user_id
+            or not _alive(auth_session)
+            or user is None
+            or not user.is_active
+        ):
+            raise NotAuthenticated("session ended; sign in again", code="invalid_token")
+        reused = auth_session.refresh_jti != claims.jti
+        if reused:
+            _revoke(auth_session, reason="refresh_token_reuse")
+            audit.record(
+                session,
+                "refresh_token_reuse",
+                user_id=user.id,
+                address=address,
+                session_id=str(auth_session.id),
             )
-            user = session.get(User, claims.user_id)
-            if (
-                auth_session is None
-                or auth_session.kind != LOGIN
-                or auth_session.user_id != claims.user_id
-                or not _alive(auth_session)
-                or user is None
-                or not user.is_active
-            ):
-                raise NotAuthenticated("session ended; sign in again", code="invalid_token")
-            if auth_session.refresh_jti != claims.jti:
-                _revoke(auth_session, reason="refresh_token_reuse")
-                audit.record(
-                    session,
-                    "refresh_token_reuse",
-                    user_id=user.id,
-                    address=address,
-                    session_id=str(auth_session.id),
-                )
-                raise _RefreshReused  # commits the revocation, unlike NotAuthenticated would not
+        else:
             auth_session.refresh_jti = security.new_jti()
-            return _pair(key, settings, user.id, auth_session.id, auth_session.refresh_jti)
-    except _RefreshReused:
+            pair = _pair(key, settings, user.id, auth_session.id, auth_session.refresh_jti)
+    # Raised after the block so that the revocation commits.
+    if reused:
         raise NotAuthenticated(
             "refresh token already used: the session is revoked, sign in again",
             code="refresh_token_reused",
-        ) from None
+        )
+    return pair
 
 
 def logout(session: Session, *, principal: Principal) -> None:
