@@ -172,8 +172,17 @@ def sign_in(
     disabled accounts, after the same argon2 work, and is written to the audit log.
     """
     try:
+        # The argon2 check (tens of milliseconds) runs outside the write transaction: on SQLite
+        # that transaction holds the database's only write lock.
+        with db.reading() as session:
+            user_id = _authenticate(session, email=email, password=password)
         with db.transaction() as session:
-            user = _authenticate(session, email=email, password=password)
+            # Locked: two sign-ins racing with one TOTP code must not both pass the replay check.
+            user = session.scalar(select(User).where(User.id == user_id).with_for_update())
+            if user is None or not user.is_active:
+                raise NotAuthenticated("incorrect e-mail or password", code="invalid_credentials")
+            if security.needs_rehash(user.password_hash):
+                user.password_hash = security.hash_password(password)
             _second_factor(session, user, otp=otp, address=address)
             required = user.role in settings.require_2fa_roles and not user.totp_enabled
             auth_session, refresh_jti = _open_session(
@@ -188,15 +197,12 @@ def sign_in(
         raise
 
 
-def _authenticate(session: Session, *, email: str, password: str) -> User:
-    # Locked: two sign-ins racing with one TOTP code must not both get past the replay check.
-    user = session.scalar(select(User).where(User.email == _normalise(email)).with_for_update())
+def _authenticate(session: Session, *, email: str, password: str) -> uuid.UUID:
+    user = session.scalar(select(User).where(User.email == _normalise(email)))
     valid = security.verify_password(password, user.password_hash if user else None)
     if user is None or not valid or not user.is_active or user.role == Role.DEVICE.value:
         raise NotAuthenticated("incorrect e-mail or password", code="invalid_credentials")
-    if security.needs_rehash(user.password_hash):
-        user.password_hash = security.hash_password(password)
-    return user
+    return user.id
 
 
 def _second_factor(session: Session, user: User, *, otp: str | None, address: str | None) -> None:
