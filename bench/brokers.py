@@ -12,11 +12,11 @@ import os
 import uuid
 from collections.abc import Iterator
 
-from kombu import Connection, Exchange, Queue
+from kombu import Connection
 
 from bench.infra import require_loopback
 from storekeeper.config import Settings
-from storekeeper.tasks.celery_app import queue_names
+from storekeeper.tasks.celery_app import delete_broker_queues
 
 URLS = {
     "rabbitmq": os.environ.get("STOREKEEPER_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//"),
@@ -54,19 +54,7 @@ def depth(url: str, queue: str) -> int:
 
 def delete_queues(settings: Settings) -> None:
     """Delete this deployment's queues (and exchanges) from its broker."""
-    names = queue_names(settings)
-    with Connection(settings.broker_url, connect_timeout=_CONNECT_TIMEOUT_S) as connection:
-        channel = connection.default_channel
-        if connection.transport.driver_type == "redis":
-            # kombu's virtual transports delete only the bindings this channel knows about:
-            # declare them here first, as Celery did (an exchange named like the queue).
-            for name in names:
-                Queue(name, Exchange(name, type="direct"), routing_key=name)(channel).declare()
-                channel.queue_delete(name)
-            return
-        for name in names:
-            channel.queue_delete(name)
-            channel.exchange_delete(name)
+    delete_broker_queues(settings)
 
 
 @contextlib.contextmanager

@@ -110,6 +110,27 @@ def bind_tasks(app: Celery, container: Container) -> None:
             queue.run(container, job)
 
 
+def delete_broker_queues(settings: Settings) -> None:
+    """Remove this deployment's queues (and exchanges) from its broker: when a deployment is
+    retired, or a test or benchmark run ends. Messages still in them are lost."""
+    from kombu.connection import Connection
+    from kombu.entity import Exchange, Queue
+
+    names = queue_names(settings)
+    with Connection(settings.broker_url, connect_timeout=3) as connection:
+        channel = connection.default_channel
+        if connection.transport.driver_type == "redis":
+            # kombu's virtual transports delete only the bindings this channel knows about:
+            # declare them first, as Celery did (an exchange named like the queue).
+            for name in names:
+                Queue(name, Exchange(name, type="direct"), routing_key=name)(channel).declare()
+                channel.queue_delete(name)
+            return
+        for name in names:
+            channel.queue_delete(name)
+            channel.exchange_delete(name)
+
+
 def run_worker(container: Container, *, concurrency: int, loglevel: str = "INFO") -> None:
     """Run a Celery worker on both queues until it is told to stop (``storekeeper worker``).
 
