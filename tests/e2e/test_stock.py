@@ -106,8 +106,10 @@ def test_receipt_damage_correction_and_sale_move_on_hand_and_the_ledger(
     _ledger_matches_on_hand(shop, container, manager)
 
 
-def test_clerk_may_record_movements(shop: TestClient, actors: Actors) -> None:
-    clerk = actors.make(Role.CLERK)
+def test_clerk_may_record_movements_at_an_assigned_warehouse(
+    shop: TestClient, actors: Actors
+) -> None:
+    clerk = actors.make(Role.CLERK, warehouses=["BER"])
 
     r = _move(shop, clerk, 3)
 
@@ -411,7 +413,7 @@ def test_callers_who_do_not_handle_stock_cannot_touch_it(
 
 
 def test_clerk_handles_stock_but_cannot_add_warehouses(shop: TestClient, actors: Actors) -> None:
-    clerk = actors.make(Role.CLERK)
+    clerk = actors.make(Role.CLERK, warehouses=["BER", "HAM"])
 
     assert _count(shop, clerk, 5).status_code == 201
     assert _transfer(shop, clerk, "BER", "HAM", 2).status_code == 201
