@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -49,6 +50,10 @@ class Settings(BaseSettings):
 
     access_token_ttl_s: int = Field(default=900, ge=30)
     refresh_token_ttl_s: int = Field(default=14 * 24 * 3600, ge=60)
+    device_token_ttl_s: int = Field(default=365 * 24 * 3600, ge=60)
+    require_2fa_roles: list[Literal["admin", "manager", "clerk", "customer"]] = Field(
+        default_factory=list
+    )
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     db_pool_size: int = Field(default=10, ge=1)
 
@@ -62,6 +67,50 @@ class Settings(BaseSettings):
     job_threads: int = Field(default=2, ge=1, le=64)
     job_lease_s: float = Field(default=60.0, gt=0)
     lease_s: float = Field(default=15.0, gt=0)
+
+    # Hardening (security headers, CORS): see docs/security.md.
+    cors_origins: list[str] = Field(default_factory=list)
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _check_cors_origins(cls, origins: list[str], info: ValidationInfo) -> list[str]:
+        # A browser sends its Origin as scheme://host[:port], lower case, and CORS matches it
+        # exactly: a path, a trailing slash or capitals would silently never match.
+        origin_format = r"https?://(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(:[0-9]{1,5})?"
+        for origin in origins:
+            if origin != "*" and not re.fullmatch(origin_format, origin):
+                raise ValueError(
+                    f"STOREKEEPER_CORS_ORIGINS: {origin!r} is not an origin; write "
+                    "scheme://host[:port] in lower case, without a path or trailing slash"
+                )
+        if "*" in origins and info.data.get("env") == "production":
+            raise InsecureSettings(
+                'STOREKEEPER_CORS_ORIGINS must list the allowed origins, not "*", '
+                "when STOREKEEPER_ENV=production"
+            )
+        return origins
+
+    # Rate limits: see docs/security.md.
+    rate_limits_enabled: bool = True
+    rate_limit_login: str = "5/minute per account, 20/minute per address"
+    rate_limit_register: str = "10/hour per address"
+    rate_limit_refresh: str = "30/minute per account"
+    rate_limit_orders: str = "60/minute per account, 600/minute per address"
+    rate_limit_prefix: str = Field(
+        default="storekeeper:ratelimit", pattern=r"^[A-Za-z0-9_.:-]{1,64}$"
+    )
+
+    @model_validator(mode="after")
+    def _check_rate_limits(self) -> Settings:
+        # Imported here: a typo in a limit stops the start-up with the setting's name.
+        from storekeeper.api.limit_rules import parse_limits
+
+        for name in ("login", "register", "refresh", "orders"):
+            try:
+                parse_limits(getattr(self, f"rate_limit_{name}"))
+            except ValueError as exc:
+                raise ValueError(f"STOREKEEPER_RATE_LIMIT_{name.upper()}: {exc}") from exc
+        return self
 
     @classmethod
     def settings_customise_sources(

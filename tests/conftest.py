@@ -16,7 +16,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -26,7 +25,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
 from storekeeper import migrations
-from storekeeper.accounts import security
 from storekeeper.accounts import service as accounts_service
 from storekeeper.accounts.domain import Role
 from storekeeper.api.app import create_app
@@ -102,6 +100,12 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         database_url=database_url,
         data_dir=tmp_path / "data",
         secret_key=TEST_SECRET,  # type: ignore[arg-type]
+        # Limits on, but far above any test's burst from the one TestClient address; the
+        # limits themselves are tested with small ones in tests/e2e/test_rate_limits.py.
+        rate_limit_login="10000/minute per account, 10000/minute per address",
+        rate_limit_register="10000/minute per address",
+        rate_limit_refresh="10000/minute per account",
+        rate_limit_orders="10000/minute per account, 10000/minute per address",
         _env_file=None,  # type: ignore[call-arg]
     )
 
@@ -138,20 +142,21 @@ class Actors:
     def __init__(self, container: Container) -> None:
         self.container = container
 
-    def make(self, role: Role, email: str | None = None) -> Actor:
-        """A new active user with ``role`` and a valid access token."""
+    def make(
+        self, role: Role, email: str | None = None, warehouses: list[str] | None = None
+    ) -> Actor:
+        """A new active user with ``role`` and a valid access token of a fresh session."""
         email = email or f"{role.value}-{uuid.uuid4().hex[:8]}@example.com"
         password = "correct-horse-battery"
         with self.container.db.transaction() as session:
-            user = accounts_service.create_user(session, email=email, password=password, role=role)
-        token = security.issue_token(
-            key=self.container.signing_key,
-            user_id=user.id,
-            role=role.value,
-            token_type="access",
-            ttl=timedelta(hours=1),
-        )
-        return Actor(user.id, email, password, role, {"Authorization": f"Bearer {token}"})
+            user = accounts_service.create_user(
+                session, email=email, password=password, role=role, warehouses=warehouses
+            )
+            tokens = accounts_service.open_session_for(
+                session, self.container.settings, key=self.container.signing_key, user=user
+            )
+        headers = {"Authorization": f"Bearer {tokens.access_token}"}
+        return Actor(user.id, email, password, role, headers)
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from storekeeper.accounts.domain import Role
 from storekeeper.api.app import create_app
-from storekeeper.api.ratelimit import Limit, parse_limits
+from storekeeper.api.limit_rules import Limit, parse_limits
 from storekeeper.bootstrap import bootstrap
 from storekeeper.config import Settings
 from tests.conftest import Actor, Actors, LiveServer, start_server, stop_server
