@@ -135,7 +135,13 @@ def replay_statements(backend: str, target: str, customer: seed.Customer, sku: s
             driver, replay.statements(backend), _RecordingConnection(conn, captured)
         )
         replayer.place(
-            replay.RawOrder(customer.id, f"capture-{uuid.uuid4()}", {sku: 1}, Point(53.08, 8.8))
+            replay.RawOrder(
+                customer.id,
+                customer.session_id,
+                f"capture-{uuid.uuid4()}",
+                {sku: 1},
+                Point(53.08, 8.8),
+            )
         )
     finally:
         conn.close()

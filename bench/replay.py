@@ -32,6 +32,7 @@ class Statements:
     """The SQL of one order, in one driver's parameter style."""
 
     placeholder: str
+    select_session: str
     select_key: str
     insert_key: str
     select_prices: str
@@ -59,6 +60,12 @@ def statements(backend: str) -> Statements:
 
     return Statements(
         placeholder=p,
+        # What the app's auth dependency reads for every request (session alive, current role).
+        select_session="SELECT accounts_user.role, accounts_user.is_active, "
+        "accounts_user.warehouses, accounts_session.user_id, accounts_session.kind, "
+        "accounts_session.scope, accounts_session.two_factor_ok, accounts_session.expires_at, "
+        "accounts_session.revoked_at FROM accounts_session JOIN accounts_user ON "
+        f"accounts_user.id = accounts_session.user_id WHERE accounts_session.id = {p}",
         select_key='SELECT user_id, "key", request_hash, status_code, response, created_at '
         f'FROM ordering_idempotency WHERE user_id = {p} AND "key" = {p}',
         insert_key='INSERT INTO ordering_idempotency (user_id, "key", request_hash, status_code, '
@@ -172,6 +179,7 @@ class RawOrder:
     """An order as a client would send it."""
 
     customer_id: uuid.UUID
+    session_id: uuid.UUID
     key: str
     lines: dict[str, int]
     ship_to: Point
@@ -224,6 +232,9 @@ class Replay:
 
     def place(self, order: RawOrder) -> bool:
         """One order in one transaction; False if refused for lack of stock."""
+        cur = self.conn.cursor()  # the token's session, read before the write, as the app does
+        cur.execute(self.sql.select_session, (self.driver.uuid(order.session_id),))
+        cur.fetchall()
         with self.driver.write_lock:
             self.driver.begin(self.conn)
             try:

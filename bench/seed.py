@@ -19,7 +19,7 @@ from sqlalchemy import Table, insert, select
 from storekeeper import demo
 from storekeeper.accounts import security
 from storekeeper.accounts.domain import Role
-from storekeeper.accounts.models import User
+from storekeeper.accounts.models import AuthSession, User
 from storekeeper.catalog import service as catalog_service
 from storekeeper.catalog.models import Product
 from storekeeper.catalog.schemas import ProductRead
@@ -46,6 +46,7 @@ class Customer:
 
     id: uuid.UUID
     token: str
+    session_id: uuid.UUID
 
 
 def sku(index: int) -> str:
@@ -138,20 +139,35 @@ def seed_customers(db: Database, *, count: int, signing_key: str) -> list[Custom
         }
         for i, user_id in enumerate(ids)
     ]
+    # One sign-in session per customer, as a real sign-in would open: every request checks it.
+    expires = utcnow() + timedelta(hours=6)
+    sessions = [
+        {
+            "id": uuid.uuid4(),
+            "user_id": user_id,
+            "kind": "login",
+            "two_factor_ok": True,
+            "created_at": utcnow(),
+            "expires_at": expires,
+        }
+        for user_id in ids
+    ]
     with db.transaction() as session:
         session.execute(insert(_table(User)), rows)
+        session.execute(insert(_table(AuthSession)), sessions)
     return [
         Customer(
-            user_id,
+            row["user_id"],
             security.issue_token(
                 key=signing_key,
-                user_id=user_id,
-                role=Role.CUSTOMER.value,
+                user_id=row["user_id"],
+                session_id=row["id"],
                 token_type="access",
                 ttl=timedelta(hours=6),
             ),
+            row["id"],
         )
-        for user_id in ids
+        for row in sessions
     ]
 
 

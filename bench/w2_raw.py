@@ -90,8 +90,10 @@ def order_maker(
 
     def make(rng: random.Random, thread: int, n: int) -> RawOrder:
         picked = rng.sample(range(sku_count), rng.randint(1, min(max_lines, sku_count)))
+        customer = rng.choice(customers)
         return RawOrder(
-            customer_id=rng.choice(customers).id,
+            customer_id=customer.id,
+            session_id=customer.session_id,
             key=f"{run_id}-{thread}-{n}",
             lines={seed.sku(i): rng.randint(1, max_qty) for i in picked},
             ship_to=Point(

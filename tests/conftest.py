@@ -148,6 +148,18 @@ class Actors:
         """A new active user with ``role`` and a valid access token of a fresh session."""
         email = email or f"{role.value}-{uuid.uuid4().hex[:8]}@example.com"
         password = "correct-horse-battery"
+        if role is Role.DEVICE:  # devices get a token from an admin, bound to a scope
+            with self.container.db.transaction() as session:
+                device = accounts_service.create_device(
+                    session,
+                    self.container.settings,
+                    key=self.container.signing_key,
+                    label=email,
+                    scope=f"warehouse:{(warehouses or ['BER'])[0]}",
+                    actor_id=uuid.uuid4(),
+                )
+            headers = {"Authorization": f"Bearer {device.token}"}
+            return Actor(device.device.user_id, email, password, role, headers)
         with self.container.db.transaction() as session:
             user = accounts_service.create_user(
                 session, email=email, password=password, role=role, warehouses=warehouses

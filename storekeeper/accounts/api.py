@@ -29,6 +29,7 @@ from storekeeper.accounts.schemas import (
     UserUpdate,
 )
 from storekeeper.api.deps import ContainerDep, CurrentUserAllowingSetup, DatabaseDep, require
+from storekeeper.api.errors import responses
 
 router = APIRouter(tags=["accounts"])
 Admin = Annotated[Principal, Depends(require(ADMINS))]
@@ -38,7 +39,12 @@ def _address(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-@router.post("/auth/register", status_code=status.HTTP_201_CREATED, response_model=UserRead)
+@router.post(
+    "/auth/register",
+    status_code=status.HTTP_201_CREATED,
+    response_model=UserRead,
+    responses=responses(409, 422, 429),
+)
 def register(body: Registration, request: Request, db: DatabaseDep) -> User:
     """Sign up as a customer (a welcome e-mail follows)."""
     with db.transaction() as session:
@@ -47,7 +53,11 @@ def register(body: Registration, request: Request, db: DatabaseDep) -> User:
         )
 
 
-@router.post("/auth/token", response_model=TokenPair)
+@router.post(
+    "/auth/token",
+    response_model=TokenPair,
+    responses=responses(401, 422, 429),
+)
 def token(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     request: Request,
@@ -69,7 +79,11 @@ def token(
     )
 
 
-@router.post("/auth/refresh", response_model=TokenPair)
+@router.post(
+    "/auth/refresh",
+    response_model=TokenPair,
+    responses=responses(401, 422, 429),
+)
 def refresh(body: RefreshRequest, request: Request, container: ContainerDep) -> TokenPair:
     """Trade the current refresh token for a new pair; each refresh token works once."""
     return service.refresh(
@@ -81,7 +95,11 @@ def refresh(body: RefreshRequest, request: Request, container: ContainerDep) -> 
     )
 
 
-@router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT)
+@router.post(
+    "/auth/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=responses(401),
+)
 def logout(principal: CurrentUserAllowingSetup, db: DatabaseDep) -> Response:
     """End this sign-in: its access and refresh tokens stop working at once."""
     with db.transaction() as session:
@@ -89,7 +107,11 @@ def logout(principal: CurrentUserAllowingSetup, db: DatabaseDep) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/auth/2fa/setup", response_model=TwoFactorSetup)
+@router.post(
+    "/auth/2fa/setup",
+    response_model=TwoFactorSetup,
+    responses=responses(401, 409),
+)
 def two_factor_setup(principal: CurrentUserAllowingSetup, db: DatabaseDep) -> TwoFactorSetup:
     """Start two-factor sign-in: a new secret for an authenticator app (confirm it next)."""
     with db.transaction() as session:
@@ -97,7 +119,11 @@ def two_factor_setup(principal: CurrentUserAllowingSetup, db: DatabaseDep) -> Tw
     return TwoFactorSetup(secret=secret, otpauth_uri=uri)
 
 
-@router.post("/auth/2fa/enable", response_model=RecoveryCodes)
+@router.post(
+    "/auth/2fa/enable",
+    response_model=RecoveryCodes,
+    responses=responses(401, 409, 422),
+)
 def two_factor_enable(
     body: TwoFactorCode, principal: CurrentUserAllowingSetup, db: DatabaseDep
 ) -> RecoveryCodes:
@@ -107,14 +133,23 @@ def two_factor_enable(
     return RecoveryCodes(recovery_codes=codes)
 
 
-@router.get("/me", response_model=UserRead)
+@router.get(
+    "/me",
+    response_model=UserRead,
+    responses=responses(401),
+)
 def me(principal: CurrentUserAllowingSetup, db: DatabaseDep) -> User:
     """The signed-in account."""
     with db.reading() as session:
         return service.get_active_or_raise(session, user_id=principal.user_id)
 
 
-@router.post("/users", status_code=status.HTTP_201_CREATED, response_model=UserRead)
+@router.post(
+    "/users",
+    status_code=status.HTTP_201_CREATED,
+    response_model=UserRead,
+    responses=responses(401, 403, 409, 422),
+)
 def create_user(body: UserCreate, who: Admin, db: DatabaseDep) -> User:
     """Create an account with any role but ``device`` (admins only)."""
     with db.transaction() as session:
@@ -128,14 +163,22 @@ def create_user(body: UserCreate, who: Admin, db: DatabaseDep) -> User:
         )
 
 
-@router.get("/users", response_model=list[UserRead])
+@router.get(
+    "/users",
+    response_model=list[UserRead],
+    responses=responses(401, 403),
+)
 def list_users(_: Admin, db: DatabaseDep) -> list[User]:
     """Every account (admins only)."""
     with db.reading() as session:
         return service.list_(session)
 
 
-@router.patch("/users/{user_id}", response_model=UserRead)
+@router.patch(
+    "/users/{user_id}",
+    response_model=UserRead,
+    responses=responses(401, 403, 404, 422),
+)
 def update_user(user_id: uuid.UUID, body: UserUpdate, who: Admin, db: DatabaseDep) -> User:
     """Change a user's role or warehouses, or disable the account and end its sessions."""
     with db.transaction() as session:
@@ -149,7 +192,12 @@ def update_user(user_id: uuid.UUID, body: UserUpdate, who: Admin, db: DatabaseDe
         )
 
 
-@router.post("/devices", status_code=status.HTTP_201_CREATED, response_model=DeviceCreated)
+@router.post(
+    "/devices",
+    status_code=status.HTTP_201_CREATED,
+    response_model=DeviceCreated,
+    responses=responses(401, 403, 422),
+)
 def create_device(body: DeviceCreate, who: Admin, container: ContainerDep) -> DeviceCreated:
     """Issue a token for a sensor or point-of-sale box, bound to one scope (admins only)."""
     with container.db.transaction() as session:
@@ -166,21 +214,33 @@ def create_device(body: DeviceCreate, who: Admin, container: ContainerDep) -> De
         )
 
 
-@router.get("/devices", response_model=list[DeviceRead])
+@router.get(
+    "/devices",
+    response_model=list[DeviceRead],
+    responses=responses(401, 403),
+)
 def list_devices(_: Admin, db: DatabaseDep) -> list[AuthSession]:
     """Every device token, newest first (admins only)."""
     with db.reading() as session:
         return service.list_devices(session)
 
 
-@router.delete("/devices/{device_id}", response_model=DeviceRead)
+@router.delete(
+    "/devices/{device_id}",
+    response_model=DeviceRead,
+    responses=responses(401, 403, 404, 422),
+)
 def revoke_device(device_id: uuid.UUID, who: Admin, db: DatabaseDep) -> AuthSession:
     """Revoke a device's token at once (admins only)."""
     with db.transaction() as session:
         return service.revoke_device(session, device_id=device_id, actor_id=who.user_id)
 
 
-@router.get("/audit", response_model=AuditPage)
+@router.get(
+    "/audit",
+    response_model=AuditPage,
+    responses=responses(401, 403, 422),
+)
 def audit_log(
     _: Admin,
     db: DatabaseDep,

@@ -67,6 +67,8 @@ def create_user(
     actor_id: uuid.UUID | None = None,
 ) -> User:
     """Create an account; the e-mail is unique regardless of case, the password must be strong."""
+    if role is Role.DEVICE:
+        raise InvalidRequest("devices get tokens from POST /devices", code="is_a_device")
     email = _normalise(email)
     passwords.check(password, email=email)
     if session.scalar(select(User.id).where(User.email == email)) is not None:

@@ -13,7 +13,9 @@ from sqlalchemy import text
 import storekeeper
 from storekeeper.accounts.api import router as accounts_router
 from storekeeper.api import errors
+from storekeeper.api.headers import Cors, SecurityHeaders
 from storekeeper.api.limits import BodySizeLimit
+from storekeeper.api.ratelimit import RateLimit
 from storekeeper.bootstrap import Container, background, bootstrap
 from storekeeper.catalog.api import router as catalog_router
 from storekeeper.config import Settings
@@ -73,7 +75,10 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     )
     app.state.container = container
     errors.install(app)
+    app.add_middleware(RateLimit, container=container, api_prefix=API_PREFIX)
     app.add_middleware(BodySizeLimit, max_bytes=container.settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders, hsts=container.settings.env == "production")
+    app.add_middleware(Cors, origins=container.settings.cors_origins)
     for router in (accounts_router, catalog_router, inventory_router, ordering_router):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(_ops_router(container))

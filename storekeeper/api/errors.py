@@ -9,9 +9,11 @@ from fastapi import FastAPI, Request, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from storekeeper.api import headers as security_headers
 from storekeeper.errors import (
     Conflict,
     DomainError,
@@ -41,6 +43,40 @@ _HTTP_CODES = {
     415: "unsupported_media_type",
     429: "rate_limited",
 }
+
+
+class Problem(BaseModel):
+    """One reason a request failed validation."""
+
+    type: str
+    loc: list[str | int]
+    msg: str
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: ``detail`` for people (for ``validation_error``, the list of
+    problems), ``code`` stable for programs."""
+
+    detail: str | list[Problem]
+    code: str
+
+
+_DESCRIPTIONS = {
+    401: "No valid bearer token (`not_authenticated`, `invalid_token`).",
+    403: "The caller's role may not do this (`forbidden`).",
+    404: "A thing named in the request does not exist.",
+    409: "The request clashes with the current state.",
+    422: "The request is malformed (`validation_error`) or asks for something that cannot be.",
+    429: "Too many requests from this account or address (`rate_limited`); see `Retry-After`.",
+}
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI declaration of the error answers a route gives, each with ``ErrorBody``.
+
+    Declaring 422 also replaces FastAPI's default, which does not have our shape.
+    """
+    return {code: {"model": ErrorBody, "description": _DESCRIPTIONS[code]} for code in statuses}
 
 
 def error_body(detail: Any, code: str) -> dict[str, Any]:
@@ -90,6 +126,14 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
+            # FastAPI answers 400 to a JSON body that is not UTF-8; that is malformed JSON like
+            # any other, so the same 422 validation_error as for a syntax error.
+            problem = {"type": "json_invalid", "loc": ["body"], "msg": "JSON is not valid UTF-8"}
+            return JSONResponse(
+                error_body([problem], "validation_error"),
+                status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+            )
         return JSONResponse(
             error_body(exc.detail, _HTTP_CODES.get(exc.status_code, "http_error")),
             status_code=exc.status_code,
@@ -98,9 +142,12 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        # Never a traceback or SQL in a response; the log has the details.
+        # Never a traceback or SQL in a response; the log has the details. Starlette sends this
+        # answer from outside every middleware, so it brings its own security headers.
         log.exception("unhandled error on %s %s", request.method, request.url.path)
+        production = request.app.state.container.settings.env == "production"
         return JSONResponse(
             error_body("internal error", "internal_error"),
             status_code=status.HTTP_500_INTERNAL_SERVER_ERROR,
+            headers=security_headers.for_api(hsts=production),
         )

@@ -57,7 +57,9 @@ def _check_range(low: float | None, high: float | None) -> None:
 class ProductCreate(BaseModel):
     """A new product."""
 
-    model_config = ConfigDict(extra="forbid")
+    # strict: a value must have the JSON type the schema declares (no `false` for 0, no "5"
+    # for 5), as the published OpenAPI promises.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     sku: Sku
     name: str = Field(min_length=1, max_length=200)
@@ -76,7 +78,7 @@ class ProductCreate(BaseModel):
 class ProductUpdate(BaseModel):
     """Fields to change; omitted fields stay as they are, ``null`` clears a temperature."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
     price_cents: int | None = Field(default=None, ge=0, le=10**12)

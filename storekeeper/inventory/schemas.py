@@ -19,7 +19,9 @@ Ref = Annotated[str, StringConstraints(max_length=128)]
 class WarehouseCreate(BaseModel):
     """A new warehouse."""
 
-    model_config = ConfigDict(extra="forbid")
+    # strict: a value must have the JSON type the schema declares (no `false` for 0, no "5"
+    # for 5), as the published OpenAPI promises.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     code: WarehouseCode
     name: str = Field(min_length=1, max_length=200)
@@ -42,7 +44,7 @@ class WarehouseRead(BaseModel):
 class MovementCreate(BaseModel):
     """A change of on-hand stock: positive receives, negative takes away."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     sku: Sku
     warehouse: WarehouseCode
@@ -54,7 +56,7 @@ class MovementCreate(BaseModel):
 class CountCreate(BaseModel):
     """A physical count: on-hand becomes ``counted``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     sku: Sku
     warehouse: WarehouseCode
@@ -65,7 +67,14 @@ class CountCreate(BaseModel):
 class TransferCreate(BaseModel):
     """Move units from one warehouse to another."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        populate_by_name=True,
+        json_schema_extra={
+            "examples": [{"sku": "DEMO-0001", "from": "MUC", "to": "HAM", "qty": 2}]
+        },
+    )
 
     sku: Sku
     from_: WarehouseCode = Field(alias="from")

@@ -9,8 +9,10 @@ from fastapi import APIRouter, Depends, Header, Query, status
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 
+from storekeeper.accounts import policy
 from storekeeper.accounts.domain import BUYERS, ORDER_READERS_OF_ALL, STOCK_HANDLERS, Principal
-from storekeeper.api.deps import ContainerDep, CurrentUser, DatabaseDep, require
+from storekeeper.api.deps import ContainerDep, DatabaseDep, require
+from storekeeper.api.errors import ErrorBody, responses
 from storekeeper.inventory.domain import Point
 from storekeeper.ordering import idempotency, service
 from storekeeper.ordering.domain import OrderStatus
@@ -38,14 +40,17 @@ IdempotencyKey = Annotated[
 
 
 def _visible(order: Order, principal: Principal) -> bool:
-    return principal.has_role(ORDER_READERS_OF_ALL) or order.customer_id == principal.user_id
+    return policy.may_see_order(principal, customer_id=order.customer_id)
 
 
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=OrderRead,
-    responses={409: {"description": "insufficient stock, or Idempotency-Key reused"}},
+    responses={
+        **responses(401, 403, 404, 422),
+        409: {"model": ErrorBody, "description": "insufficient stock, or Idempotency-Key reused"},
+    },
 )
 def place_order(
     body: OrderCreate, key: IdempotencyKey, who: Buyer, container: ContainerDep
@@ -89,9 +94,9 @@ def place_order(
     return JSONResponse(payload, status_code=status.HTTP_201_CREATED)
 
 
-@router.get("", response_model=OrderPage)
+@router.get("", response_model=OrderPage, responses=responses(401, 403, 422))
 def list_orders(
-    who: CurrentUser,
+    who: Buyer,
     db: DatabaseDep,
     status_: Annotated[OrderStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=service.MAX_PAGE)] = 50,
@@ -106,8 +111,8 @@ def list_orders(
         return OrderPage(items=[service.view(o) for o in orders], next_cursor=next_cursor)
 
 
-@router.get("/{order_id}", response_model=OrderRead)
-def get_order(order_id: uuid.UUID, who: CurrentUser, db: DatabaseDep) -> OrderRead:
+@router.get("/{order_id}", response_model=OrderRead, responses=responses(401, 403, 404, 422))
+def get_order(order_id: uuid.UUID, who: Buyer, db: DatabaseDep) -> OrderRead:
     """One order; a customer asking for someone else's gets 404."""
     with db.reading() as session:
         order = service.get_or_raise(session, order_id=order_id)
@@ -116,10 +121,12 @@ def get_order(order_id: uuid.UUID, who: CurrentUser, db: DatabaseDep) -> OrderRe
         return service.view(order)
 
 
-@router.post("/{order_id}/cancel", response_model=OrderRead)
+@router.post(
+    "/{order_id}/cancel", response_model=OrderRead, responses=responses(401, 403, 404, 409, 422)
+)
 def cancel_order(
     order_id: uuid.UUID,
-    who: CurrentUser,
+    who: Buyer,
     container: ContainerDep,
     body: CancelRequest | None = None,
 ) -> OrderRead:
@@ -138,12 +145,15 @@ def cancel_order(
         return service.view(order)
 
 
-@router.post("/{order_id}/ship", response_model=OrderRead)
+@router.post(
+    "/{order_id}/ship", response_model=OrderRead, responses=responses(401, 403, 404, 409, 422)
+)
 def ship_order(order_id: uuid.UUID, who: StockHandler, container: ContainerDep) -> OrderRead:
     """Ship a confirmed order: its reserved units become ``sale`` movements; a card payment is
     captured in the background."""
     with container.db.transaction() as session:
         order = service.get_for_update(session, order_id=order_id)
+        policy.ensure_warehouses(who, {line.warehouse for line in order.lines})
         service.ship(
             session, order=order, actor_id=str(who.user_id), gateways=container.payment_gateways
         )

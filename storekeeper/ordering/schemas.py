@@ -15,7 +15,9 @@ from storekeeper.ordering.domain import OrderStatus
 class LineCreate(BaseModel):
     """Units of a SKU wanted."""
 
-    model_config = ConfigDict(extra="forbid")
+    # strict: a value must have the JSON type the schema declares (no `false` for 0, no "5"
+    # for 5), as the published OpenAPI promises.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     sku: Sku
     qty: int = Field(gt=0, le=100_000)
@@ -24,7 +26,7 @@ class LineCreate(BaseModel):
 class Location(BaseModel):
     """Where the order goes, for choosing the nearest warehouse."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)
@@ -33,7 +35,7 @@ class Location(BaseModel):
 class PaymentCreate(BaseModel):
     """How the order is paid: ``manual`` (cash, invoice) or ``card`` (through the gateway)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     method: Annotated[str, Field(pattern=r"^(manual|card)$")] = "manual"
     token: Annotated[str, Field(max_length=512)] = ""
@@ -42,7 +44,15 @@ class PaymentCreate(BaseModel):
 class OrderCreate(BaseModel):
     """A new order."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={
+            "examples": [
+                {"lines": [{"sku": "DEMO-0001", "qty": 3}], "ship_to": {"lat": 53.08, "lon": 8.8}}
+            ]
+        },
+    )
 
     lines: list[LineCreate] = Field(min_length=1, max_length=100)
     ship_to: Location | None = None
@@ -93,6 +103,6 @@ class OrderPage(BaseModel):
 class CancelRequest(BaseModel):
     """Why an order is cancelled."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     reason: str = Field(default="cancelled on request", max_length=500)

@@ -1,0 +1,148 @@
+"""Security headers on every response, and CORS for the configured origins only."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+
+from starlette.datastructures import MutableHeaders
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+# The API answers JSON only: it needs nothing from a browser, and nobody may frame it.
+API_POLICY = "default-src 'none'; frame-ancestors 'none'"
+
+# The documentation pages FastAPI serves, each with exactly the sources its HTML loads
+# (fastapi.openapi.docs: get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html,
+# get_redoc_html). Their inline bootstrap scripts are allowed by hash, computed from the page
+# itself ({scripts}); both UIs set inline styles from their bundles, hence 'unsafe-inline' for
+# styles only. Swagger UI draws its icons as data: SVGs; ReDoc runs its search in a blob: worker.
+_CDN = "https://cdn.jsdelivr.net"
+_FAVICON = "https://fastapi.tiangolo.com"
+_PAGE_BASE = "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+_SWAGGER_POLICY = (
+    f"default-src 'none'; script-src {_CDN} {{scripts}}; style-src {_CDN} 'unsafe-inline'; "
+    f"img-src data: {_FAVICON}; connect-src 'self'; {_PAGE_BASE}"
+)
+_REDOC_POLICY = (
+    f"default-src 'none'; script-src {_CDN} {{scripts}}; "
+    "style-src https://fonts.googleapis.com 'unsafe-inline'; font-src https://fonts.gstatic.com; "
+    f"img-src data: {_FAVICON}; connect-src 'self'; worker-src blob:; {_PAGE_BASE}"
+)
+# FastAPI's default URLs, which create_app keeps.
+DOCS_PAGES = {
+    "/docs": _SWAGGER_POLICY,
+    "/docs/oauth2-redirect": _SWAGGER_POLICY,
+    "/redoc": _REDOC_POLICY,
+}
+# Public and the same for everyone: browsers and proxies may cache these.
+CACHEABLE = frozenset({*DOCS_PAGES, "/openapi.json"})
+
+HSTS = "max-age=31536000; includeSubDomains"
+CORS_METHODS = ("GET", "POST", "PATCH", "DELETE")
+CORS_HEADERS = ("Authorization", "Content-Type", "Idempotency-Key")
+
+_INLINE_SCRIPT = re.compile(rb"<script>(.*?)</script>", re.DOTALL)
+
+
+def baseline(*, hsts: bool) -> dict[str, str]:
+    """The headers every response carries, whatever produced it."""
+    headers = {
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+        "X-Frame-Options": "DENY",
+    }
+    if hsts:
+        headers["Strict-Transport-Security"] = HSTS
+    return headers
+
+
+def for_api(*, hsts: bool) -> dict[str, str]:
+    """The headers of a JSON API response: the baseline, the strict policy, never cached."""
+    return {
+        **baseline(hsts=hsts),
+        "Content-Security-Policy": API_POLICY,
+        "Cache-Control": "no-store",
+    }
+
+
+def _script_hashes(html: bytes) -> str:
+    return " ".join(
+        f"'sha256-{base64.b64encode(hashlib.sha256(script).digest()).decode()}'"
+        for script in _INLINE_SCRIPT.findall(html)
+    )
+
+
+class SecurityHeaders:
+    """Add the security headers (see docs/security.md) to every HTTP response.
+
+    JSON gets the strict policy and ``Cache-Control: no-store`` (unless the route chose its own
+    caching); a documentation page gets a policy allowing its assets and its own inline scripts,
+    so its body is buffered (a few KiB) to hash them. ``Strict-Transport-Security`` only when
+    ``hsts`` (production, behind TLS). A 500 never passes through here: Starlette sends it from
+    outside every middleware, so storekeeper.api.errors adds ``for_api`` itself.
+    """
+
+    def __init__(self, app: ASGIApp, *, hsts: bool) -> None:
+        self.app = app
+        self.hsts = hsts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        page_policy = DOCS_PAGES.get(path)
+        held: Message | None = None
+        body = bytearray()
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal held
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                headers = MutableHeaders(scope=message)
+                headers.update(baseline(hsts=self.hsts))
+                is_html = headers.get("content-type", "").startswith("text/html")
+                if page_policy is not None and is_html:
+                    held = message  # sent with the body, once the scripts are hashed
+                    return
+                headers["Content-Security-Policy"] = API_POLICY
+                if path not in CACHEABLE and "cache-control" not in headers:
+                    headers["Cache-Control"] = "no-store"
+            elif message["type"] == "http.response.body" and held is not None:
+                body.extend(message.get("body", b""))
+                if message.get("more_body", False):
+                    return
+                assert page_policy is not None
+                policy = page_policy.format(scripts=_script_hashes(bytes(body)))
+                MutableHeaders(scope=held)["Content-Security-Policy"] = policy
+                await send(held)
+                held = None
+                message = {"type": "http.response.body", "body": bytes(body)}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class Cors:
+    """Starlette's CORS middleware for exactly ``origins``; no CORS headers at all if empty.
+
+    No credentials mode: clients send the bearer token in ``Authorization``, which needs only to
+    be an allowed header, never cookies.
+    """
+
+    def __init__(self, app: ASGIApp, *, origins: list[str]) -> None:
+        self.app: ASGIApp = app
+        if origins:
+            self.app = CORSMiddleware(
+                app,
+                allow_origins=origins,
+                allow_methods=CORS_METHODS,
+                allow_headers=CORS_HEADERS,
+                allow_credentials=False,
+                max_age=600,
+            )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
