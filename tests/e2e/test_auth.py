@@ -263,6 +263,15 @@ BAD_TOKENS: dict[str, BadToken] = {
         + _b64({k: str(v) for k, v in _claims(own).items()})
         + "."
     ),
+    # Algorithm confusion: an RS256 token (as if signed with a private key whose public half an
+    # attacker hopes we verify with) must be refused by the HS256 allowlist before any key use.
+    "rs256-header": lambda _, own: (
+        _b64({"alg": "RS256", "typ": "JWT"})
+        + "."
+        + _b64({k: str(v) for k, v in _claims(own).items()})
+        + "."
+        + base64.urlsafe_b64encode(b"x" * 256).decode().rstrip("=")
+    ),
     "other-key": lambda _, own: jwt.encode(_claims(own), "x" * 64, algorithm="HS256"),
     "hs384": lambda key, own: jwt.encode(_claims(own), key, algorithm="HS384"),
     "wrong-audience": lambda key, own: jwt.encode(
