@@ -80,8 +80,13 @@ def statements(backend: str) -> Statements:
         "RETURNING on_hand, reserved",
         insert_reservation="INSERT INTO inventory_reservation (id, ref, sku, warehouse_code, "
         f"qty, status, created_at, updated_at) VALUES ({values(8)})",
+        # PostgreSQL rows carry their transaction id, as outbox.record writes them (sync feed).
         insert_event="INSERT INTO events_outbox (event_id, type, aggregate_type, aggregate_id, "
-        f"payload, occurred_at, published_at) VALUES ({values(4)}, {js}, {p}, {p})",
+        "payload, occurred_at, published_at"
+        + (", xid" if backend == "postgresql" else "")
+        + f") VALUES ({values(4)}, {js}, {p}, {p}"
+        + (", pg_current_xact_id()::text::bigint" if backend == "postgresql" else "")
+        + ")",
         insert_order="INSERT INTO ordering_order (id, customer_id, status, currency, "
         "total_cents, ship_to_lat, ship_to_lon, payment_method, payment_reference, "
         f"cancel_reason, created_at, updated_at) VALUES ({values(12)})",

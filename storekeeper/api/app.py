@@ -21,6 +21,7 @@ from storekeeper.catalog.api import router as catalog_router
 from storekeeper.config import Settings
 from storekeeper.inventory.api import router as inventory_router
 from storekeeper.ordering.api import router as ordering_router
+from storekeeper.sync.api import router as sync_router
 
 API_PREFIX = "/api/v1"
 
@@ -79,7 +80,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.add_middleware(BodySizeLimit, max_bytes=container.settings.max_body_bytes)
     app.add_middleware(SecurityHeaders, hsts=container.settings.env == "production")
     app.add_middleware(Cors, origins=container.settings.cors_origins)
-    for router in (accounts_router, catalog_router, inventory_router, ordering_router):
+    for router in (accounts_router, catalog_router, inventory_router, ordering_router, sync_router):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(_ops_router(container))
     return app

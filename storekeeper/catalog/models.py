@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, String
+from sqlalchemy import BigInteger, CheckConstraint, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storekeeper.db import Base, utcnow
@@ -34,6 +34,10 @@ class Product(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     archived_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Last-writer-wins for offline edits (storekeeper.sync): the hybrid logical clock stamp of
+    # the last write of each field, and the newest of them.
+    field_hlcs: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=text("'{}'"))
+    hlc: Mapped[str | None] = mapped_column(String(96), default=None)
 
     @property
     def archived(self) -> bool:

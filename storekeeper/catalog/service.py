@@ -5,11 +5,11 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, or_, select
+from sqlalchemy import Row, Table, bindparam, func, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -19,6 +19,7 @@ from storekeeper.catalog.schemas import ProductRead
 from storekeeper.db import utcnow
 from storekeeper.errors import Conflict, InvalidRequest, NotFound
 from storekeeper.events import outbox
+from storekeeper.sync import hlc
 
 MAX_PAGE = 200
 _product = cast(Table, Product.__table__)
@@ -27,6 +28,30 @@ _PRICES = select(_product.c.sku, _product.c.price_cents, _product.c.currency).wh
     _product.c.sku.in_(bindparam("skus", expanding=True)), _product.c.archived_at.is_(None)
 )
 _CURSOR_SKU = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]{0,63}")
+
+LWW_FIELDS = ("name", "price_cents", "currency", "attributes", "min_temp_c", "max_temp_c")
+"""Fields whose edits are last-writer-wins by hybrid logical clock (offline replicas edit them)."""
+
+# What a sync replica holds of a product; Core rows, as the initial pull reads every product.
+_SYNC_COLUMNS = (
+    _product.c.sku,
+    _product.c.name,
+    _product.c.price_cents,
+    _product.c.currency,
+    _product.c.attributes,
+    _product.c.min_temp_c,
+    _product.c.max_temp_c,
+    _product.c.version,
+    _product.c.hlc,
+    _product.c.archived_at,
+)
+_SYNC_PAGE = (
+    select(*_SYNC_COLUMNS)
+    .where(_product.c.sku > bindparam("after"))
+    .order_by(_product.c.sku)
+    .limit(bindparam("limit"))
+)
+_SYNC_BY_SKU = select(*_SYNC_COLUMNS).where(_product.c.sku.in_(bindparam("skus", expanding=True)))
 
 
 class DuplicateSku(Conflict):
@@ -50,11 +75,16 @@ class PriceQuote:
     currency: str
 
 
+def _now_ms() -> int:
+    return int(utcnow().timestamp() * 1000)
+
+
 def create(session: Session, *, data: dict[str, Any]) -> Product:
     """Add a product; its SKU must be new."""
     if session.get(Product, data["sku"]) is not None:
         raise DuplicateSku(f"SKU {data['sku']} exists already")
-    product = Product(**data)
+    stamp = str(hlc.server_stamp(_now_ms(), ()))
+    product = Product(**data, field_hlcs=dict.fromkeys(LWW_FIELDS, stamp), hlc=stamp)
     session.add(product)
     session.flush()
     outbox.record(session, ProductChanged(sku=product.sku, version=1, change="created"))
@@ -99,9 +129,27 @@ def list_(
     return rows[:limit], next_cursor
 
 
-def update(session: Session, *, sku: str, changes: dict[str, Any]) -> Product:
-    """Apply field changes; each effective edit bumps the version."""
-    product = get_or_raise(session, sku=sku)
+def get_for_update(session: Session, *, sku: str) -> Product:
+    """The product with ``sku``, its row locked until the transaction ends (PostgreSQL)."""
+    product = session.get(Product, sku, with_for_update=True, populate_existing=True)
+    if product is None:
+        raise UnknownSku(f"no product with SKU {sku}")
+    return product
+
+
+def update(
+    session: Session, *, sku: str, changes: dict[str, Any], stamp: str | None = None
+) -> Product:
+    """Apply field changes; each effective edit bumps the version.
+
+    Every field it changes is stamped with a hybrid logical clock (``field_hlcs``): ``stamp``
+    when an offline edit that won its merge is applied (storekeeper.sync), else a server stamp
+    later than any the product holds, so a server edit always takes effect and an older offline
+    edit of the same field, pushed later, loses. A field set to the value it has is not an edit
+    and keeps its stamp, like the version. The row is locked so the stamps and the version
+    cannot be lost to a concurrent edit.
+    """
+    product = get_for_update(session, sku=sku)
     changed = {k: v for k, v in changes.items() if getattr(product, k) != v}
     low = changed.get("min_temp_c", product.min_temp_c)
     high = changed.get("max_temp_c", product.max_temp_c)
@@ -109,6 +157,12 @@ def update(session: Session, *, sku: str, changes: dict[str, Any]) -> Product:
         raise InvalidRequest("min_temp_c must not exceed max_temp_c", code="invalid_range")
     if not changed:
         return product
+    stamped = [field for field in changed if field in LWW_FIELDS]
+    if stamped:
+        held = product.field_hlcs or {}
+        new = stamp or str(hlc.server_stamp(_now_ms(), held.values()))
+        product.field_hlcs = {**held, **dict.fromkeys(stamped, new)}
+        product.hlc = str(hlc.newest(product.field_hlcs.values()))
     for key, value in changed.items():
         setattr(product, key, value)
     product.version += 1
@@ -138,6 +192,17 @@ def quote(session: Session, *, skus: Iterable[str]) -> dict[str, PriceQuote]:
         if sku not in quotes:
             raise UnknownSku(f"no product on sale with SKU {sku}")
     return quotes
+
+
+def sync_page(connection: Connection, *, after: str, limit: int) -> Sequence[Row[*tuple[Any, ...]]]:
+    """Products (archived too) with a SKU after ``after``, in SKU order, as sync rows."""
+    return connection.execute(_SYNC_PAGE, {"after": after, "limit": limit}).all()
+
+
+def sync_rows(connection: Connection, *, skus: Iterable[str]) -> dict[str, Row[*tuple[Any, ...]]]:
+    """The sync rows of the given SKUs that exist."""
+    rows = connection.execute(_SYNC_BY_SKU, {"skus": sorted(set(skus))})
+    return {row.sku: row for row in rows}
 
 
 def exists(session: Session, *, sku: str) -> bool:

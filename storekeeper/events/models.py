@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, String
+from sqlalchemy import BigInteger, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storekeeper.db import AutoIncrementId, Base, utcnow
@@ -19,6 +19,7 @@ class OutboxEvent(Base):
     __table_args__ = (
         Index("ix_events_outbox_unpublished", "published_at", "id"),
         Index("ix_events_outbox_aggregate", "aggregate_type", "aggregate_id", "id"),
+        Index("ix_events_outbox_xid", "xid", "id"),
     )
 
     id: Mapped[int] = mapped_column(
@@ -33,6 +34,10 @@ class OutboxEvent(Base):
     payload: Mapped[dict[str, Any]]
     occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
     published_at: Mapped[datetime | None] = mapped_column(default=None)
+    # PostgreSQL: the writing transaction's id (``pg_current_xact_id()``), which tells readers
+    # of the outbox in commit order which rows may still be joined by earlier ids (see
+    # ``outbox.read_feed``). NULL on SQLite, where writers are serialized and ``id`` suffices.
+    xid: Mapped[int | None] = mapped_column(BigInteger, default=None)
 
 
 class InboxRecord(Base):

@@ -1,18 +1,28 @@
-"""Writing events to the outbox: the only way a context announces a change."""
+"""Writing events to the outbox, the only way a context announces a change; reading it back in
+commit order (``read_feed``), for consumers that keep a position in it, such as sync replicas."""
 
 from __future__ import annotations
 
 import dataclasses
 import uuid
-from typing import ClassVar, Protocol, cast
+from collections.abc import Sequence
+from typing import Any, ClassVar, Protocol, cast
 
-from sqlalchemy import Table, insert
+from sqlalchemy import BigInteger, Table, Text, and_, func, insert, or_, select, tuple_
+from sqlalchemy import cast as sql_cast
+from sqlalchemy import text as sql_text
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from storekeeper.db import utcnow
 from storekeeper.events.models import OutboxEvent
 
 _outbox = cast(Table, OutboxEvent.__table__)
+_INSERT = insert(_outbox)
+# PostgreSQL stamps each row with its writing transaction's id: see ``read_feed``.
+_INSERT_WITH_XID = insert(_outbox).values(
+    xid=sql_cast(sql_cast(func.pg_current_xact_id(), Text), BigInteger)
+)
 
 
 class Event(Protocol):
@@ -33,8 +43,10 @@ def record(session: Session, *events: Event) -> None:
     """
     if not events:
         return
-    session.connection().execute(
-        insert(_outbox),
+    connection = session.connection()
+    statement = _INSERT_WITH_XID if connection.dialect.name == "postgresql" else _INSERT
+    connection.execute(
+        statement,
         [
             {
                 "event_id": uuid.uuid4(),
@@ -47,3 +59,115 @@ def record(session: Session, *events: Event) -> None:
             for event in events
         ],
     )
+
+
+# --- reading in commit order -----------------------------------------------------------------
+#
+# Rows get ``id`` at INSERT time, not at commit. On PostgreSQL a transaction holding id 50 may
+# commit after one holding id 51 was read, so "id > last position" would skip 50 for good. So
+# positions are *snapshots* instead, as in PgQ: each PostgreSQL row carries its transaction id
+# (``xid``), and a snapshot (``pg_current_snapshot()``: xmin, xmax, the ids in progress) says
+# exactly which transactions had committed when it was taken. The rows committed between two
+# snapshots are those whose xid the later one sees and the earlier one did not; nothing waits
+# for a transaction still open, and nothing committed is ever skipped. Within such a batch rows
+# come in (xid, id) order. On SQLite writers are serialized (BEGIN IMMEDIATE), so id order *is*
+# commit order: there a snapshot is just "every id below xmax" and the row's order key is its id.
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Which writes had committed at one moment: order keys below ``xmax`` and not in ``xip``."""
+
+    xmin: int
+    xmax: int
+    xip: tuple[int, ...] = ()
+
+    def sees(self, key: int) -> bool:
+        """Whether the row with order key ``key`` had committed when this snapshot was taken."""
+        return key < self.xmax and key not in self.xip
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FeedRow:
+    """One outbox row as a feed reader sees it; ``(key, position)`` orders the feed."""
+
+    key: int
+    position: int
+    type: str
+    aggregate_type: str
+    aggregate_id: str
+    payload: dict[str, Any]
+
+
+def snapshot(connection: Connection) -> Snapshot:
+    """The outbox's commit state now, to read the feed up to (and later on from)."""
+    if connection.dialect.name == "postgresql":
+        text = connection.execute(sql_text("SELECT pg_current_snapshot()::text")).scalar_one()
+        xmin, xmax, xip = text.split(":")
+        return Snapshot(int(xmin), int(xmax), tuple(int(x) for x in xip.split(",") if x))
+    top = connection.execute(select(func.coalesce(func.max(_outbox.c.id), 0))).scalar_one()
+    return Snapshot(top + 1, top + 1)
+
+
+def read_feed(
+    connection: Connection,
+    *,
+    since: Snapshot,
+    until: Snapshot,
+    after: tuple[int, int] | None,
+    types: Sequence[str],
+    aggregates: Sequence[tuple[str, str | None]],
+    limit: int,
+) -> list[FeedRow]:
+    """Rows committed after ``since`` and by ``until``, in feed order, after ``after``.
+
+    Only events of ``types`` whose aggregate matches one of ``aggregates``: (aggregate type,
+    None) for every aggregate of the type, or (aggregate type, suffix) for those whose id ends
+    in the suffix. Read the batch up to ``until`` page by page (passing the last row's
+    ``(key, position)`` as ``after``), then go on with ``since=until``: every committed row comes
+    exactly once.
+    """
+    postgres = connection.dialect.name == "postgresql"
+    key = _outbox.c.xid if postgres else _outbox.c.id
+    matches = []
+    for aggregate_type, suffix in aggregates:
+        if suffix is None:
+            matches.append(_outbox.c.aggregate_type == aggregate_type)
+        else:
+            escaped = suffix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            matches.append(
+                and_(
+                    _outbox.c.aggregate_type == aggregate_type,
+                    _outbox.c.aggregate_id.like(f"%{escaped}", escape="\\"),
+                )
+            )
+    query = (
+        select(
+            key.label("key"),
+            _outbox.c.id,
+            _outbox.c.type,
+            _outbox.c.aggregate_type,
+            _outbox.c.aggregate_id,
+            _outbox.c.payload,
+        )
+        .where(
+            # new since ``since`` ...
+            key >= since.xmin,
+            or_(key >= since.xmax, key.in_(since.xip)),
+            # ... and committed by ``until``
+            key < until.xmax,
+            key.not_in(until.xip),
+            _outbox.c.type.in_(types),
+            or_(*matches),
+        )
+        .order_by(key, _outbox.c.id)
+        .limit(limit)
+    )
+    if after is not None:
+        query = query.where(
+            tuple_(key, _outbox.c.id) > tuple_(*after) if postgres else _outbox.c.id > after[1]
+        )
+    return [
+        FeedRow(row.key, row.id, row.type, row.aggregate_type, row.aggregate_id, row.payload)
+        for row in connection.execute(query)
+    ]

@@ -39,6 +39,8 @@ class StockLevel(Base):
         CheckConstraint("on_hand >= 0", name="on_hand_not_negative"),
         CheckConstraint("reserved >= 0", name="reserved_not_negative"),
         CheckConstraint("reserved <= on_hand", name="reserved_within_on_hand"),
+        # Sync pulls one warehouse's stock in SKU order (storekeeper.sync).
+        Index("ix_inventory_stock_warehouse", "warehouse_code", "sku"),
     )
 
     sku: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -47,6 +49,8 @@ class StockLevel(Base):
     )
     on_hand: Mapped[int] = mapped_column(BigInteger, default=0)
     reserved: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Bumped by every change of the row: what a sync replica compares (storekeeper.sync).
+    version: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -54,7 +58,10 @@ class Movement(Base):
     """One change of on-hand stock; never updated or deleted."""
 
     __tablename__ = "inventory_movement"
-    __table_args__ = (Index("ix_inventory_movement_sku_wh", "sku", "warehouse_code", "id"),)
+    __table_args__ = (
+        Index("ix_inventory_movement_sku_wh", "sku", "warehouse_code", "id"),
+        Index("ix_inventory_movement_mutation", "mutation_id"),
+    )
 
     id: Mapped[int] = mapped_column(AutoIncrementId, primary_key=True, autoincrement=True)
     sku: Mapped[str] = mapped_column(String(64))
@@ -63,6 +70,9 @@ class Movement(Base):
     reason: Mapped[str] = mapped_column(String(16))
     ref: Mapped[str | None] = mapped_column(String(128))
     actor_id: Mapped[str | None] = mapped_column(String(64))
+    # The offline replica and its mutation that caused the movement (storekeeper.sync), if any.
+    replica_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    mutation_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -9,12 +9,13 @@ through SQLAlchemy Core on these hot paths: the ORM's identity map adds nothing 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, bindparam, func, insert, select, update
+from sqlalchemy import ColumnElement, Row, Table, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from storekeeper.catalog import service as catalog_service
@@ -62,6 +63,15 @@ class Level:
     def available(self) -> int:
         """Units that can still be promised: on-hand less reserved."""
         return self.on_hand - self.reserved
+
+
+@dataclass(frozen=True, slots=True)
+class OfflineDelta:
+    """What became of a stock change made offline: the part applied and the part that was not."""
+
+    level: Level
+    applied: int
+    shortfall: int
 
 
 # --- warehouses -------------------------------------------------------------------------------
@@ -120,6 +130,8 @@ def _apply_delta(
     reason: str,
     ref: str | None,
     actor_id: str | None,
+    replica_id: str | None = None,
+    mutation_id: uuid.UUID | None = None,
 ) -> Level:
     """Add ``delta`` to on-hand and to the ledger, unless available stock would drop below 0.
 
@@ -128,7 +140,11 @@ def _apply_delta(
     row = session.execute(
         update(_stock)
         .where(*_where(sku, warehouse), _stock.c.on_hand + delta - _stock.c.reserved >= 0)
-        .values(on_hand=_stock.c.on_hand + delta, updated_at=utcnow())
+        .values(
+            on_hand=_stock.c.on_hand + delta,
+            version=_stock.c.version + 1,
+            updated_at=utcnow(),
+        )
         .returning(_stock.c.on_hand, _stock.c.reserved)
     ).one_or_none()
     if row is None:
@@ -142,6 +158,8 @@ def _apply_delta(
             reason=reason,
             ref=ref,
             actor_id=actor_id,
+            replica_id=replica_id,
+            mutation_id=mutation_id,
         )
     )
     outbox.record(
@@ -175,6 +193,8 @@ def record_movement(
     reason: str,
     ref: str | None = None,
     actor_id: str | None = None,
+    replica_id: str | None = None,
+    mutation_id: uuid.UUID | None = None,
 ) -> Level:
     """Receive, write off or correct stock; refused (409) if it would oversell what is there."""
     if reason not in MANUAL_REASONS:
@@ -196,7 +216,56 @@ def record_movement(
         reason=reason,
         ref=ref,
         actor_id=actor_id,
+        replica_id=replica_id,
+        mutation_id=mutation_id,
     )
+
+
+OFFLINE_REASONS = MANUAL_REASONS | {"count"}
+"""Reasons of stock changes made on offline replicas (storekeeper.sync)."""
+
+
+def record_offline_delta(
+    session: Session,
+    *,
+    sku: str,
+    warehouse: str,
+    delta: int,
+    reason: str,
+    replica_id: str,
+    mutation_id: uuid.UUID,
+    ref: str | None = None,
+    actor_id: str | None = None,
+) -> OfflineDelta:
+    """Apply a change an offline replica made, as far as available stock allows.
+
+    What happened offline happened: it is not refused like ``record_movement``. An increase
+    applies whole; a decrease takes at most the available units (reserved ones stay promised to
+    their orders), and the rest comes back as ``shortfall`` for the caller to flag. One ledger
+    movement is written either way (possibly of 0, like a count that changes nothing), naming
+    the replica and the mutation.
+    """
+    if reason not in OFFLINE_REASONS:
+        raise InvalidRequest(f"reason must be one of {sorted(OFFLINE_REASONS)}")
+    _require_sku(session, sku)
+    _require_warehouse(session, warehouse)
+    _ensure_level(session, sku, warehouse)
+    row = session.execute(
+        select(_stock.c.on_hand, _stock.c.reserved).where(*_where(sku, warehouse)).with_for_update()
+    ).one()
+    applied = delta if delta >= 0 else -min(-delta, row.on_hand - row.reserved)
+    level = _apply_delta(
+        session,
+        sku=sku,
+        warehouse=warehouse,
+        delta=applied,
+        reason=reason,
+        ref=ref,
+        actor_id=actor_id,
+        replica_id=replica_id,
+        mutation_id=mutation_id,
+    )
+    return OfflineDelta(level, applied, applied - delta)
 
 
 def record_count(
@@ -300,7 +369,11 @@ _RESERVE = (
         _stock.c.warehouse_code == bindparam("r_warehouse"),
         _stock.c.on_hand - _stock.c.reserved >= bindparam("r_qty"),
     )
-    .values(reserved=_stock.c.reserved + bindparam("r_qty"), updated_at=bindparam("r_now"))
+    .values(
+        reserved=_stock.c.reserved + bindparam("r_qty"),
+        version=_stock.c.version + 1,
+        updated_at=bindparam("r_now"),
+    )
     .returning(_stock.c.on_hand, _stock.c.reserved)
 )
 _SITES = select(Warehouse.code, Warehouse.lat, Warehouse.lon)
@@ -390,7 +463,11 @@ def _settle(session: Session, *, ref: str, consume: bool, actor_id: str | None) 
     now = utcnow()
     reason = "sale" if consume else "released"
     for res in _take_active(session, ref):
-        change: dict[str, object] = {"reserved": _stock.c.reserved - res.qty, "updated_at": now}
+        change: dict[str, object] = {
+            "reserved": _stock.c.reserved - res.qty,
+            "version": _stock.c.version + 1,
+            "updated_at": now,
+        }
         if consume:  # reserved <= on_hand (a CHECK) makes on_hand >= qty here too
             change["on_hand"] = _stock.c.on_hand - res.qty
         row = session.execute(
@@ -425,6 +502,41 @@ def _settle(session: Session, *, ref: str, consume: bool, actor_id: str | None) 
             ),
         )
     return settled
+
+
+def has_warehouse(session: Session, *, code: str) -> bool:
+    """Whether a warehouse has this code."""
+    return session.scalar(select(Warehouse.code).where(Warehouse.code == code)) is not None
+
+
+# Core rows for sync replicas: the initial pull reads a warehouse's whole stock.
+_SYNC_COLUMNS = (_stock.c.sku, _stock.c.on_hand, _stock.c.reserved, _stock.c.version)
+_SYNC_PAGE = (
+    select(*_SYNC_COLUMNS)
+    .where(_stock.c.warehouse_code == bindparam("warehouse"), _stock.c.sku > bindparam("after"))
+    .order_by(_stock.c.sku)
+    .limit(bindparam("limit"))
+)
+_SYNC_BY_SKU = select(*_SYNC_COLUMNS).where(
+    _stock.c.warehouse_code == bindparam("warehouse"),
+    _stock.c.sku.in_(bindparam("skus", expanding=True)),
+)
+
+
+def sync_page(
+    connection: Connection, *, warehouse: str, after: str, limit: int
+) -> Sequence[Row[*tuple[Any, ...]]]:
+    """Stock rows of ``warehouse`` with a SKU after ``after``, in SKU order."""
+    params = {"warehouse": warehouse, "after": after, "limit": limit}
+    return connection.execute(_SYNC_PAGE, params).all()
+
+
+def sync_rows(
+    connection: Connection, *, warehouse: str, skus: Iterable[str]
+) -> dict[str, Row[*tuple[Any, ...]]]:
+    """The stock rows of ``warehouse`` for the given SKUs that exist."""
+    rows = connection.execute(_SYNC_BY_SKU, {"warehouse": warehouse, "skus": sorted(set(skus))})
+    return {row.sku: row for row in rows}
 
 
 def ledger_totals(session: Session, *, skus: list[str] | None = None) -> dict[tuple[str, str], int]:
