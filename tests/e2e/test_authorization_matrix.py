@@ -7,6 +7,7 @@ where even the object's existence is private (someone else's order); anonymous c
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -212,7 +213,51 @@ MATRIX: dict[str, tuple[Call, dict[str, int]]] = {
     "DELETE /devices/{id}": (_revoke_new_device, ADMIN_ONLY),
     "GET /audit": (_get("/audit"), ADMIN_ONLY),
     "GET /me": (_get("/me"), SIGNED_IN),
+    "GET /sync/pull (BER)": (
+        _get("/sync/pull?scope=warehouse:BER&limit=5"),
+        {"admin": 2, "manager": 2, "clerk": 2, "device": 2, "anonymous": 401},
+    ),
+    # Push answers per mutation: a caller outside the scope gets its mutation rejected.
+    "POST /sync/push (receive at BER)": (
+        lambda w, c: _push_outcome(w, c),
+        {
+            "admin": 2,
+            "manager": 2,
+            "clerk": 2,
+            "clerk_elsewhere": 299,
+            "device": 2,
+            "anonymous": 401,
+        },
+    ),
+    "GET /sync/exceptions": (
+        _get("/sync/exceptions"),
+        {"admin": 2, "manager": 2, "clerk": 2, "clerk_elsewhere": 2, "anonymous": 401},
+    ),
 }
+
+
+class _Outcome:
+    """A push's HTTP status, turned into 299 when its one mutation was rejected."""
+
+    def __init__(self, status_code: int) -> None:
+        self.status_code = status_code
+
+
+def _push_outcome(w: World, caller: str) -> _Outcome:
+    mutation = {
+        "id": str(uuid.uuid4()),
+        "type": "stock.receive",
+        "data": {"warehouse": "BER", "sku": "MILK", "qty": 1},
+        "hlc": f"{int(time.time() * 1000)}-0-{caller}",
+    }
+    r = w.client.post(
+        f"{API}/sync/push",
+        json={"replica_id": f"r-{caller}", "mutations": [mutation]},
+        headers=w.headers[caller],
+    )
+    if r.status_code == 200 and r.json()["results"][0]["status"] == "rejected":
+        return _Outcome(299)
+    return _Outcome(r.status_code)
 
 
 def _make_product(w: World) -> str:
