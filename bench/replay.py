@@ -63,7 +63,7 @@ def statements(backend: str) -> Statements:
         # What the app's auth dependency reads for every request (session alive, current role).
         select_session="SELECT accounts_user.role, accounts_user.is_active, "
         "accounts_user.warehouses, accounts_session.user_id, accounts_session.kind, "
-        "accounts_session.scope, accounts_session.two_factor_ok, accounts_session.expires_at, "
+        "accounts_session.scope, accounts_user.totp_enabled, accounts_session.expires_at, "
         "accounts_session.revoked_at FROM accounts_session JOIN accounts_user ON "
         f"accounts_user.id = accounts_session.user_id WHERE accounts_session.id = {p}",
         select_key='SELECT user_id, "key", request_hash, status_code, response, created_at '

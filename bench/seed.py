@@ -146,7 +146,6 @@ def seed_customers(db: Database, *, count: int, signing_key: str) -> list[Custom
             "id": uuid.uuid4(),
             "user_id": user_id,
             "kind": "login",
-            "two_factor_ok": True,
             "created_at": utcnow(),
             "expires_at": expires,
         }

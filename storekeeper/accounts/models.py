@@ -53,8 +53,6 @@ class AuthSession(Base):
     # A device's scope, e.g. ``warehouse:BER``.
     scope: Mapped[str | None] = mapped_column(String(64), default=None)
     label: Mapped[str | None] = mapped_column(String(100), default=None)
-    # False while a user who must use two-factor sign-in has not set it up yet.
-    two_factor_ok: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)

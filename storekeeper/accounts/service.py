@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -186,9 +187,8 @@ def sign_in(
             if security.needs_rehash(user.password_hash):
                 user.password_hash = security.hash_password(password)
             _second_factor(session, user, otp=otp, address=address)
-            required = user.role in settings.require_2fa_roles and not user.totp_enabled
             auth_session, refresh_jti = _open_session(
-                session, user, ttl_s=settings.refresh_token_ttl_s, two_factor_ok=not required
+                session, user, ttl_s=settings.refresh_token_ttl_s
             )
             audit.record(session, "login_succeeded", user_id=user.id, address=address)
             return _pair(key, settings, user.id, auth_session.id, refresh_jti)
@@ -231,15 +231,12 @@ def _second_factor(session: Session, user: User, *, otp: str | None, address: st
     user.totp_last_step = step
 
 
-def _open_session(
-    session: Session, user: User, *, ttl_s: int, two_factor_ok: bool
-) -> tuple[AuthSession, str]:
+def _open_session(session: Session, user: User, *, ttl_s: int) -> tuple[AuthSession, str]:
     refresh_jti = security.new_jti()
     auth_session = AuthSession(
         user_id=user.id,
         kind=LOGIN,
         refresh_jti=refresh_jti,
-        two_factor_ok=two_factor_ok,
         expires_at=utcnow() + timedelta(seconds=ttl_s),
     )
     session.add(auth_session)
@@ -249,9 +246,7 @@ def _open_session(
 
 def open_session_for(session: Session, settings: Settings, *, key: str, user: User) -> TokenPair:
     """A session and tokens for ``user`` without a password (tests, tools acting for a user)."""
-    auth_session, refresh_jti = _open_session(
-        session, user, ttl_s=settings.refresh_token_ttl_s, two_factor_ok=True
-    )
+    auth_session, refresh_jti = _open_session(session, user, ttl_s=settings.refresh_token_ttl_s)
     return _pair(key, settings, user.id, auth_session.id, refresh_jti)
 
 
@@ -343,10 +338,14 @@ def _revoke_all(session: Session, user_id: uuid.UUID, *, reason: str) -> None:
     )
 
 
-def principal_for(connection: Connection, claims: security.TokenClaims) -> Principal:
+def principal_for(
+    connection: Connection, claims: security.TokenClaims, *, two_factor_roles: Collection[str]
+) -> Principal:
     """The caller a verified token names, if its session and account are still good; else 401.
 
-    One indexed read per request: the price of revocation that works at once.
+    One indexed read per request: the price of revocation that works at once. A caller whose
+    role is in ``two_factor_roles`` without two-factor sign-in on comes back as
+    ``PendingTwoFactor``.
     """
     row = connection.execute(
         select(
@@ -356,7 +355,7 @@ def principal_for(connection: Connection, claims: security.TokenClaims) -> Princ
             AuthSession.user_id,
             AuthSession.kind,
             AuthSession.scope,
-            AuthSession.two_factor_ok,
+            User.totp_enabled,
             AuthSession.expires_at,
             AuthSession.revoked_at,
         )
@@ -380,7 +379,7 @@ def principal_for(connection: Connection, claims: security.TokenClaims) -> Princ
         warehouses=frozenset(row.warehouses or ()),
         scope=row.scope,
     )
-    if not row.two_factor_ok:
+    if row.role in two_factor_roles and not row.totp_enabled:
         return _needs_two_factor(principal)
     return principal
 
@@ -443,12 +442,6 @@ def enable_two_factor(session: Session, *, principal: Principal, code: str) -> l
     session.add_all(
         RecoveryCode(user_id=user.id, code_hash=totp.hash_recovery_code(c)) for c in codes
     )
-    if principal.session_id is not None:
-        session.execute(
-            sql_update(AuthSession)
-            .where(AuthSession.id == principal.session_id)
-            .values(two_factor_ok=True)
-        )
     audit.record(session, "two_factor_enabled", user_id=user.id)
     return codes
 

@@ -52,7 +52,10 @@ async def get_principal_allowing_setup(
     claims = security.decode_token(
         token, key=container.signing_key, expected_types=("access", "device")
     )
-    return await container.db.read(lambda conn: accounts_service.principal_for(conn, claims))
+    roles = container.settings.require_2fa_roles
+    return await container.db.read(
+        lambda conn: accounts_service.principal_for(conn, claims, two_factor_roles=roles)
+    )
 
 
 CurrentUserAllowingSetup = Annotated[Principal, Depends(get_principal_allowing_setup)]

@@ -71,7 +71,6 @@ def upgrade() -> None:
         sa.Column("refresh_jti", sa.String(length=64), nullable=True),
         sa.Column("scope", sa.String(length=64), nullable=True),
         sa.Column("label", sa.String(length=100), nullable=True),
-        sa.Column("two_factor_ok", sa.Boolean(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
