@@ -1,0 +1,251 @@
+"""The replica's SQLite file: the server copy, the queue of local mutations, verdicts, metadata.
+
+Every method runs under one re-entrant lock and each write is one ``BEGIN IMMEDIATE``
+transaction, so a crash at any point leaves either the state before or the state after it.
+Network I/O never happens here: the lock is held only for short local work, so local writes go
+on while a sync waits on the network.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from storekeeper.client.hlc import Clock
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS product (
+    sku TEXT PRIMARY KEY, data TEXT NOT NULL, version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS stock (
+    sku TEXT PRIMARY KEY, data TEXT NOT NULL, version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS queue (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    type TEXT NOT NULL,
+    data TEXT NOT NULL,
+    hlc TEXT NOT NULL,
+    created_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS verdict (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    type TEXT NOT NULL,
+    data TEXT NOT NULL,
+    status TEXT NOT NULL,
+    detail TEXT NOT NULL);
+"""
+
+Row = dict[str, Any]
+
+
+class Store:
+    """One open replica file; thread-safe (one connection, one lock)."""
+
+    def __init__(self, path: str | Path) -> None:
+        # check_same_thread=False: the lock below serializes every use of the connection.
+        self._conn = sqlite3.connect(
+            str(path), isolation_level=None, check_same_thread=False, timeout=30
+        )
+        self._conn.row_factory = sqlite3.Row
+        self.lock = threading.RLock()
+        with self.lock:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=FULL")  # a verdict or page once stored stays
+            with self.transaction():
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        self._conn.execute(statement)
+                if self.get_meta("schema_version") is None:
+                    self.set_meta("schema_version", str(SCHEMA_VERSION))
+
+    def close(self) -> None:
+        """Close the file; the object is unusable afterwards."""
+        with self.lock:
+            self._conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One local transaction, taken for writing up front (re-entrant: nested is joined)."""
+        with self.lock:
+            if self._conn.in_transaction:
+                yield self._conn
+                return
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    # --- metadata ------------------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        """A stored setting, or None."""
+        with self.lock:
+            row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+            return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str | None) -> None:
+        """Store (or with None, drop) a setting."""
+        with self.transaction() as conn:
+            if value is None:
+                conn.execute("DELETE FROM meta WHERE key = ?", (key,))
+            else:
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES (?, ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (key, value),
+                )
+
+    def clock(self) -> Clock:
+        """The stored hybrid logical clock state."""
+        raw = self.get_meta("hlc")
+        if raw is None:
+            return Clock()
+        wall_ms, counter = json.loads(raw)
+        return Clock(int(wall_ms), int(counter))
+
+    def set_clock(self, clock: Clock) -> None:
+        """Store the clock state (inside the caller's transaction, if any)."""
+        self.set_meta("hlc", json.dumps([clock.wall_ms, clock.counter]))
+
+    # --- server copy -----------------------------------------------------------------------------
+
+    def copy_rows(self, entity: str) -> list[Row]:
+        """Every stored row of ``entity`` (``product`` or ``stock``), in SKU order."""
+        table = _table(entity)
+        with self.lock:
+            rows = self._conn.execute(f"SELECT data FROM {table} ORDER BY sku").fetchall()  # noqa: S608
+        return [json.loads(row[0]) for row in rows]
+
+    def copy_row(self, entity: str, sku: str) -> Row | None:
+        """One stored row of ``entity``, or None."""
+        table = _table(entity)
+        with self.lock:
+            row = self._conn.execute(
+                f"SELECT data FROM {table} WHERE sku = ?",  # noqa: S608
+                (sku,),
+            ).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def apply_page(self, changes: list[Row], cursor: str) -> None:
+        """Store one pulled page and its cursor in ONE transaction, observing product stamps.
+
+        Applying a page twice is harmless (every change is an entity's whole state), and the
+        cursor moves only with its page: an interruption repeats at most the page in flight.
+        """
+        with self.transaction() as conn:
+            clock = self.clock()
+            for change in changes:
+                table = _table(str(change["entity"]))
+                key = str(change["key"])
+                if change["op"] == "delete":
+                    conn.execute(f"DELETE FROM {table} WHERE sku = ?", (key,))  # noqa: S608
+                    continue
+                data = change["data"]
+                conn.execute(
+                    f"INSERT INTO {table} (sku, data, version) VALUES (?, ?, ?) "  # noqa: S608
+                    "ON CONFLICT (sku) DO UPDATE SET data = excluded.data, "
+                    "version = excluded.version",
+                    (key, json.dumps(data), int(change["version"])),
+                )
+                if table == "product":
+                    clock = clock.observe(data.get("hlc"))
+            self.set_clock(clock)
+            self.set_meta("cursor", cursor)
+
+    def clear_copy(self) -> None:
+        """Drop the server copy and the cursor, keeping the queue: the next pull starts over."""
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM product")
+            conn.execute("DELETE FROM stock")
+            self.set_meta("cursor", None)
+
+    # --- queue and verdicts ----------------------------------------------------------------------
+
+    def enqueue(self, mutation: Row, created_ms: int) -> None:
+        """Append a mutation (``id``, ``type``, ``data``, ``hlc``) to the queue."""
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO queue (id, type, data, hlc, created_ms) VALUES (?, ?, ?, ?, ?)",
+                (
+                    mutation["id"],
+                    mutation["type"],
+                    json.dumps(mutation["data"]),
+                    mutation["hlc"],
+                    created_ms,
+                ),
+            )
+
+    def queued(self, *, up_to: int | None = None, limit: int | None = None) -> list[Row]:
+        """Queued mutations oldest first, each with its ``seq``; optionally up to a ``seq``."""
+        sql = "SELECT seq, id, type, data, hlc, created_ms FROM queue"
+        params: list[int] = []
+        if up_to is not None:
+            sql += " WHERE seq <= ?"
+            params.append(up_to)
+        sql += " ORDER BY seq"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        with self.lock:
+            rows = self._conn.execute(sql, params).fetchall()
+        return [{**dict(row), "data": json.loads(row["data"])} for row in rows]
+
+    def last_seq(self) -> int:
+        """The ``seq`` of the newest queued mutation, 0 if the queue is empty."""
+        with self.lock:
+            row = self._conn.execute("SELECT COALESCE(MAX(seq), 0) FROM queue").fetchone()
+        return int(row[0])
+
+    def settle(self, verdicts: list[Row]) -> None:
+        """Move mutations with a verdict (``id``, ``status``, ``detail``) out of the queue.
+
+        One transaction: a mutation is either still queued or has its verdict, never neither.
+        """
+        with self.transaction() as conn:
+            for verdict in verdicts:
+                row = conn.execute(
+                    "SELECT type, data FROM queue WHERE id = ?", (verdict["id"],)
+                ).fetchone()
+                if row is None:  # settled before (an answer repeated): nothing to move
+                    continue
+                conn.execute("DELETE FROM queue WHERE id = ?", (verdict["id"],))
+                conn.execute(
+                    "INSERT OR REPLACE INTO verdict (id, type, data, status, detail) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (
+                        verdict["id"],
+                        row["type"],
+                        row["data"],
+                        verdict["status"],
+                        json.dumps(verdict["detail"]),
+                    ),
+                )
+
+    def verdicts(self) -> list[Row]:
+        """Every stored verdict, oldest first."""
+        with self.lock:
+            rows = self._conn.execute(
+                "SELECT id, type, data, status, detail FROM verdict ORDER BY seq"
+            ).fetchall()
+        return [
+            {**dict(row), "data": json.loads(row["data"]), "detail": json.loads(row["detail"])}
+            for row in rows
+        ]
+
+
+def _table(entity: str) -> str:
+    # Table names come from this fixed map only, never from the wire: no SQL injection.
+    if entity == "product":
+        return "product"
+    if entity == "stock":
+        return "stock"
+    raise ValueError(f"unknown entity {entity!r}")
