@@ -70,7 +70,11 @@ def load(
         for code, name, lat, lon in WAREHOUSES:
             inventory_service.create_warehouse(session, code=code, name=name, lat=lat, lon=lon)
         for email, password, role in DEMO_USERS:
-            accounts_service.create_user(session, email=email, password=password, role=role)
+            # The demo clerk works in Berlin: clerks act only at their assigned warehouses.
+            warehouses = ["BER"] if role is Role.CLERK else None
+            accounts_service.create_user(
+                session, email=email, password=password, role=role, warehouses=warehouses
+            )
         for i in range(products):
             _product(session, rng, i)
             if progress:
