@@ -9,16 +9,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
@@ -31,6 +28,7 @@ from storekeeper.api.app import create_app
 from storekeeper.bootstrap import Container, bootstrap
 from storekeeper.config import Settings
 from storekeeper.schema import metadata
+from tests.processes import free_port, stop, wait_healthy
 
 PG_ADMIN_URL = os.environ.get(
     "STOREKEEPER_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -189,12 +187,6 @@ def customer(actors: Actors) -> Actor:
     return actors.make(Role.CUSTOMER)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class LiveServer:
     """A real ``storekeeper`` API process on loopback."""
@@ -219,7 +211,7 @@ def env_for(settings: Settings) -> dict[str, str]:
 
 def start_server(settings: Settings, log_path: Path) -> LiveServer:
     """Start uvicorn in a separate process with ``settings``; wait until healthy."""
-    port = _free_port()
+    port = free_port()
     env = env_for(settings)
     with log_path.open("ab") as log:
         process = subprocess.Popen(
@@ -240,27 +232,13 @@ def start_server(settings: Settings, log_path: Path) -> LiveServer:
             stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return LiveServer(url, process)
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError(log_path.read_text())
-        time.sleep(0.1)
+    wait_healthy(url, process, log_path)
+    return LiveServer(url, process)
 
 
 def stop_server(server: LiveServer) -> None:
     """Stop the server process gracefully, killing it if it hangs."""
-    server.process.terminate()
-    try:
-        server.process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-        server.process.wait()
+    stop(server.process)
 
 
 @pytest.fixture

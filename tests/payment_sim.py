@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -13,11 +12,7 @@ from typing import Any
 
 import httpx
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.processes import free_port, stop, wait_healthy
 
 
 def storekeeper_script() -> str:
@@ -70,24 +65,10 @@ def start_sim(log_path: Path, *flags: str) -> Sim:
             stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return Sim(url, process)
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError(log_path.read_text())
-        time.sleep(0.05)
+    wait_healthy(url, process, log_path)
+    return Sim(url, process)
 
 
 def stop_sim(sim: Sim) -> None:
     """Stop the process, killing it if it hangs."""
-    sim.process.terminate()
-    try:
-        sim.process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        sim.process.kill()
-        sim.process.wait()
+    stop(sim.process)

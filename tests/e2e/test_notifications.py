@@ -19,7 +19,7 @@ from storekeeper.bootstrap import bootstrap
 from storekeeper.config import Settings
 from storekeeper.tasks.models import Job
 from tests.conftest import Actor
-from tests.payment_sim import free_port
+from tests.processes import free_port
 from tests.shop import add_product, add_warehouses
 
 

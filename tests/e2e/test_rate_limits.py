@@ -29,7 +29,7 @@ from storekeeper.bootstrap import bootstrap
 from storekeeper.config import Settings
 from tests.conftest import Actor, Actors, LiveServer, start_server, stop_server
 from tests.e2e.api_support import API, assert_error
-from tests.payment_sim import free_port
+from tests.processes import free_port
 from tests.shop import BREMEN, add_product, add_warehouses
 
 REDIS_URL = "redis://127.0.0.1:6379/0"

@@ -24,6 +24,7 @@ from storekeeper.notifications.mail import (
     mailer_from_settings,
     render,
 )
+from tests.processes import free_port
 
 SENDER = "Storekeeper <shop@example.com>"
 USER, PASSWORD = "mailer", "p@ss:word"
@@ -58,12 +59,6 @@ class _Inbox:
         return [m for m in parsed if isinstance(m, EmailMessage)]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def smtp_server() -> Iterator[tuple[str, _Inbox]]:
     """A real SMTP server on a free loopback port that accepts AUTH without TLS."""
@@ -71,7 +66,7 @@ def smtp_server() -> Iterator[tuple[str, _Inbox]]:
     controller = Controller(
         inbox,
         hostname="127.0.0.1",
-        port=_free_port(),
+        port=free_port(),
         authenticator=inbox.authenticate,
         auth_require_tls=False,
     )
