@@ -1,8 +1,12 @@
-"""Run the benchmarks of DESIGN.md section 9 (W1, W2, W2-card, EV); results go to bench/results."""
+"""Run the benchmarks of DESIGN.md section 9 (W1, W2, W2-card, EV, W3, W4).
+
+Results go to bench/results.
+"""
 
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import tempfile
 import time
@@ -12,7 +16,7 @@ from typing import Any
 
 import psycopg
 
-from bench import ev, infra, loadgen, report, w1, w2, w2_card
+from bench import ev, infra, loadgen, report, w1, w2, w2_card, w3, w4
 from bench.options import Options, environment
 
 Benchmark = Callable[[str, Options], tuple[dict[str, Any], bool]]
@@ -21,6 +25,8 @@ BENCHMARKS: dict[str, Benchmark] = {
     "W2": w2.run,
     "W2-card": w2_card.run,
     "EV": ev.run,
+    "W3": w3.run,
+    "W4": w4.run,
 }
 BACKENDS = ("sqlite", "postgresql")
 RESULTS_DIR = Path(__file__).parent / "results"
@@ -35,7 +41,11 @@ _EPILOG = """benchmarks (--only; see bench/README.md):
   EV       events/s through the outbox relay per publisher: inprocess, rabbitmq, redis
            (+ a storekeeper worker end to end on PostgreSQL)
            ceilings: a Celery send_task loop without database; the inbox rows in one
-           executemany"""
+           executemany
+  W3       sync-initial: a fresh Replica pulls --w3-products products + their BER stock
+           floor: the same pages by a bare httpx loop + one executemany transaction
+  W4       sync-merge: 20 replicas x 500 offline mutations, concurrent sync, final pull;
+           mutations/s and converged yes/no (no ceiling)"""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -91,6 +101,13 @@ def _parser() -> argparse.ArgumentParser:
         "summary go to the results directory",
     )
     parser.add_argument(
+        "--w3-products",
+        type=int,
+        default=w3.PRODUCTS,
+        metavar="N",
+        help=f"products (each with a stock row) W3 pulls (default {w3.PRODUCTS})",
+    )
+    parser.add_argument(
         "--results",
         type=Path,
         default=RESULTS_DIR,
@@ -117,6 +134,8 @@ def _validate(args: argparse.Namespace) -> None:
         sys.exit("--duration must be within 1..600 s and --warmup within 0..120 s")
     if not 1 <= args.workers <= 16 or not 1 <= args.rounds <= 10:
         sys.exit("--workers must be within 1..16 and --rounds within 1..10")
+    if not 1 <= args.w3_products <= 1_000_000:
+        sys.exit("--w3-products must be within 1..1000000")
     if args.duration / args.rounds < 1:
         sys.exit("each of the --rounds slices of --duration must last at least 1 s")
 
@@ -147,9 +166,13 @@ def main(argv: list[str] | None = None) -> int:
             results_dir=args.results,
             workdir=Path(tmp),
         )
+        benchmarks = {
+            **BENCHMARKS,
+            "W3": functools.partial(w3.run, products=args.w3_products),
+        }
         for name in args.only or list(BENCHMARKS):
             for backend in backends:
-                document, clean = BENCHMARKS[name](backend, opts)
+                document, clean = benchmarks[name](backend, opts)
                 path = report.write(opts.results_dir, f"{name}-{backend}", document)
                 print(f"  -> {path}", flush=True)
                 if not clean:
