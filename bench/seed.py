@@ -99,13 +99,17 @@ def seed_warehouses(db: Database) -> None:
             inventory_service.create_warehouse(session, code=code, name=code, lat=lat, lon=lon)
 
 
-def seed_stock(db: Database, *, skus: list[str], units: int) -> None:
-    """Receive ``units`` of every SKU into every warehouse: stock rows plus their movements."""
+def seed_stock(
+    db: Database, *, skus: list[str], units: int, codes: list[str] | None = None
+) -> None:
+    """Receive ``units`` of every SKU into every warehouse (or only ``codes``): stock rows plus
+    the receipt movements explaining their on-hand."""
     now = utcnow()
+    codes = codes if codes is not None else [code for code, _lat, _lon in WAREHOUSES]
     stock = [
         {"sku": s, "warehouse_code": code, "on_hand": units, "reserved": 0, "updated_at": now}
         for s in skus
-        for code, _lat, _lon in WAREHOUSES
+        for code in codes
     ]
     movements = [
         {

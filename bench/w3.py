@@ -34,7 +34,7 @@ from storekeeper.accounts.models import AuthSession, User
 from storekeeper.catalog.models import Product
 from storekeeper.client import Replica
 from storekeeper.db import Database, utcnow
-from storekeeper.inventory.models import Movement, StockLevel
+from storekeeper.inventory.models import StockLevel
 
 PRODUCTS = 100_000
 PAGE_SIZE = 5000
@@ -59,30 +59,6 @@ def _table(model: type[Any]) -> Table:
 
 
 # --- helpers shared with W4 ----------------------------------------------------------------------
-
-
-def seed_stock_one_warehouse(db: Database, *, skus: list[str], code: str, units: int) -> None:
-    """One stock row per SKU in ``code`` with the receipt movement explaining its on-hand."""
-    now = utcnow()
-    stock = [
-        {"sku": s, "warehouse_code": code, "on_hand": units, "reserved": 0, "updated_at": now}
-        for s in skus
-    ]
-    movements = [
-        {
-            "sku": s,
-            "warehouse_code": code,
-            "delta": units,
-            "reason": "receipt",
-            "ref": "bench",
-            "created_at": now,
-        }
-        for s in skus
-    ]
-    with db.transaction() as session:
-        for start in range(0, len(stock), _BATCH):
-            session.execute(insert(_table(StockLevel)), stock[start : start + _BATCH])
-            session.execute(insert(_table(Movement)), movements[start : start + _BATCH])
 
 
 def admin_token(db: Database, signing_key: str) -> str:
@@ -273,7 +249,7 @@ def _seed(db: BenchDatabase, products: int) -> tuple[str, dict[str, int]]:
         started = time.perf_counter()
         skus = seed.seed_products(container.db, count=products)
         seed.seed_warehouses(container.db)
-        seed_stock_one_warehouse(container.db, skus=skus, code=WAREHOUSE, units=UNITS)
+        seed.seed_stock(container.db, skus=skus, units=UNITS, codes=[WAREHOUSE])
         print(f"  seeded {products} products + stock in {time.perf_counter() - started:.1f} s")
         token = admin_token(container.db, container.signing_key)
         with container.db.reading() as session:

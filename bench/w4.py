@@ -35,7 +35,6 @@ from bench.w3 import (
     WAREHOUSE,
     admin_token,
     device_token,
-    seed_stock_one_warehouse,
     serve_app,
 )
 from storekeeper.client import Replica, SyncError
@@ -187,7 +186,7 @@ def run(backend: str, opts: Options) -> tuple[dict[str, Any], bool]:
         with infra.container_for(db) as container:
             skus = seed.seed_products(container.db, count=PRODUCTS)
             seed.seed_warehouses(container.db)
-            seed_stock_one_warehouse(container.db, skus=skus, code=WAREHOUSE, units=UNITS)
+            seed.seed_stock(container.db, skus=skus, units=UNITS, codes=[WAREHOUSE])
             admin = admin_token(container.db, container.signing_key)
         with serve_app(db, opts, f"W4-{backend}-app") as server:
             tokens = [
