@@ -1,0 +1,1 @@
+"""Observability plumbing: Prometheus metrics, structured logs, health."""

@@ -1,0 +1,80 @@
+"""Every Prometheus metric Storekeeper exports, defined in one place so names stay consistent.
+
+Contexts import the metric they update from here (``metrics.TELEMETRY_READINGS.labels(...).inc()``);
+``/metrics`` serves them. Names follow Prometheus conventions: ``storekeeper_`` prefix, base units,
+``_total`` for counters.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+HTTP_REQUESTS = Counter(
+    "storekeeper_http_requests_total",
+    "HTTP requests answered, by route template, method and status code.",
+    ["route", "method", "status"],
+)
+HTTP_LATENCY = Histogram(
+    "storekeeper_http_request_duration_seconds",
+    "Time to answer an HTTP request, by route template and method.",
+    ["route", "method"],
+)
+ORDERS = Counter("storekeeper_orders_total", "Orders reaching a status, by status.", ["status"])
+RESERVATIONS = Counter(
+    "storekeeper_reservations_total", "Stock reservations made, by outcome.", ["outcome"]
+)
+STOCK_MOVEMENTS = Counter(
+    "storekeeper_stock_movements_total", "Stock movements recorded, by reason.", ["reason"]
+)
+SYNC_PUSHED = Counter(
+    "storekeeper_sync_mutations_total", "Replica mutations pushed, by result status.", ["status"]
+)
+SYNC_PULLS = Counter("storekeeper_sync_pulls_total", "Replica pull pages served.")
+SYNC_EXCEPTIONS = Counter(
+    "storekeeper_sync_exceptions_total", "Offline sales flagged as exceptions."
+)
+OUTBOX_LAG = Gauge(
+    "storekeeper_outbox_lag_events",
+    "Outbox events written but not yet relayed.",
+    multiprocess_mode="max",
+)
+RELAYED_EVENTS = Counter("storekeeper_relayed_events_total", "Outbox events relayed.")
+JOBS_QUEUED = Gauge(
+    "storekeeper_jobs_queued",
+    "Jobs waiting to run, by job name.",
+    ["name"],
+    multiprocess_mode="max",
+)
+JOB_RUNS = Counter(
+    "storekeeper_job_runs_total",
+    "Job attempts finished, by job name and outcome.",
+    ["name", "outcome"],
+)
+BREAKER_OPEN = Gauge(
+    "storekeeper_payment_breaker_open",
+    "1 while the payment gateway's circuit is open.",
+    ["gateway"],
+    multiprocess_mode="max",
+)
+TELEMETRY_READINGS = Counter(
+    "storekeeper_telemetry_readings_total",
+    "Sensor readings received, by transport (http, mqtt, tcp), outcome (stored, rejected) "
+    "and reason (empty when stored).",
+    ["transport", "outcome", "reason"],
+)
+ALERTS = Counter(
+    "storekeeper_alerts_total",
+    "Cold-chain alerts, by transition (raised, cleared).",
+    ["transition"],
+)
+LIVE_CLIENTS = Gauge(
+    "storekeeper_live_clients",
+    "Connected live-update clients, by transport (sse, ws).",
+    ["transport"],
+    multiprocess_mode="livesum",
+)
+GRPC_CALLS = Counter(
+    "storekeeper_grpc_calls_total",
+    "gRPC calls answered, by method and status code.",
+    ["method", "code"],
+)

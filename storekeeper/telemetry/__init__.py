@@ -1,0 +1,1 @@
+"""Cold-chain telemetry: sensors, readings, downsampled series and out-of-range alerts."""
