@@ -6,12 +6,14 @@ PIP    := $(BIN)/python -m pip install --disable-pip-version-check -q
 CONSTRAINTS := requirements/constraints.txt
 PYTEST_WORKERS ?= 2
 
-.PHONY: run test lint typecheck bench services clean help
+.PHONY: run test lint typecheck bench services cluster cluster-stop clean help proto
 
 help:
 	@echo "make run    - install into .venv, migrate, load demo data if empty, serve on :$${STOREKEEPER_PORT:-8000}"
 	@echo "make test   - install test tools, make sure PostgreSQL is up, run ruff, mypy and pytest"
 	@echo "make bench  - run the benchmarks in bench/ (results in bench/results/)"
+	@echo "make cluster - 2 API processes + worker behind nginx on PostgreSQL/RabbitMQ/Redis (loopback); make cluster-stop ends it"
+	@echo "make proto  - regenerate storekeeper/grpc/gen/ from proto/ (gRPC code, checked in)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,8 +35,8 @@ services:
 	@bash scripts/ensure-services.sh
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check storekeeper tests bench
-	$(BIN)/ruff format --check storekeeper tests bench
+	$(BIN)/ruff check storekeeper tests bench scripts
+	$(BIN)/ruff format --check storekeeper tests bench scripts
 
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
@@ -44,6 +46,17 @@ test: $(VENV)/.installed-dev services lint typecheck
 
 bench: $(VENV)/.installed-dev services
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+proto: $(VENV)/.installed-dev
+	PYTHON=$(BIN)/python bash scripts/gen-proto.sh
+
+# A scale-out deployment on loopback (docs/scaling.md); Ctrl-C or `make cluster-stop` ends it.
+cluster: $(VENV)/.installed-run services
+	$(BIN)/python scripts/cluster.py $(CLUSTER_ARGS)
+
+cluster-stop:
+	@pid=$$(cat "$${TMPDIR:-/tmp}/storekeeper-cluster.pid" 2>/dev/null) && kill -TERM "$$pid" \
+	  && echo "cluster: stopping ($$pid)" || echo "cluster: not running"
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

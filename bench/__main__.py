@@ -1,4 +1,4 @@
-"""Run the benchmarks of DESIGN.md section 9 (W1, W2, W2-card, EV, W3, W4).
+"""Run the benchmarks of DESIGN.md section 9 (W1, W2, W2-card, EV, W3, W4, W5, W6).
 
 Results go to bench/results.
 """
@@ -16,7 +16,7 @@ from typing import Any
 
 import psycopg
 
-from bench import ev, infra, loadgen, report, w1, w2, w2_card, w3, w4
+from bench import ev, grpc_bench, infra, loadgen, report, w1, w2, w2_card, w3, w4, w5, w5_mqtt, w6
 from bench.options import Options, environment
 
 Benchmark = Callable[[str, Options], tuple[dict[str, Any], bool]]
@@ -27,6 +27,10 @@ BENCHMARKS: dict[str, Benchmark] = {
     "EV": ev.run,
     "W3": w3.run,
     "W4": w4.run,
+    "W5": w5.run,
+    "W5-mqtt": w5_mqtt.run,
+    "W6": w6.run,
+    "GRPC": grpc_bench.run,
 }
 BACKENDS = ("sqlite", "postgresql")
 RESULTS_DIR = Path(__file__).parent / "results"
@@ -45,7 +49,17 @@ _EPILOG = """benchmarks (--only; see bench/README.md):
   W3       sync-initial: a fresh Replica pulls --w3-products products + their BER stock
            floor: the same pages by a bare httpx loop + one executemany transaction
   W4       sync-merge: 20 replicas x 500 offline mutations, concurrent sync, final pull;
-           mutations/s and converged yes/no (no ceiling)"""
+           mutations/s and converged yes/no (no ceiling)
+  W5       telemetry over HTTP: 200 sensors, batches of 200 readings, 4 clients;
+           readings/s stored; ceiling: the same rows by one executemany transaction
+  W5-mqtt  telemetry over MQTT: 200 sensors, one reading per QoS 1 message, through the
+           system Mosquitto into storekeeper serve's subscriber; readings/s stored;
+           ceiling: W5's
+  W6       scale-out: W2's order load through nginx to 1, then 2 API processes, on
+           PostgreSQL + RabbitMQ (scripts/cluster.py); orders/s each, scaling factor,
+           CPU used per kind of process (no ceiling; PostgreSQL only)
+  GRPC     gRPC Reserve calls/s (storekeeper grpc, 32 client threads) next to W2's
+           POST /orders/s on the same data, alternating slices; ratio Reserve / order"""
 
 
 def _parser() -> argparse.ArgumentParser:

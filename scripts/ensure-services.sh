@@ -44,3 +44,25 @@ if ! port_open 1883; then
   mosquitto -d -c /etc/mosquitto/mosquitto.conf || true
 fi
 wait_for Mosquitto port_open 1883
+
+# nginx fronts the API processes of `make cluster` and the scale-out test; each run starts its
+# own nginx with its own config and ports, so the system service stays stopped.
+if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
+  echo "services: installing nginx"
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    # policy-rc.d 101: the package must not start the system nginx on port 80.
+    policy=/usr/sbin/policy-rc.d; made_policy=""
+    if [ ! -e "$policy" ]; then printf '#!/bin/sh\nexit 101\n' >"$policy"; chmod +x "$policy"; made_policy=1; fi
+    { apt-get install -y -qq nginx-light || { apt-get update -qq && apt-get install -y -qq nginx-light; } \
+      || apt-get install -y -qq nginx; } >/dev/null || true
+    if [ -n "$made_policy" ]; then rm -f "$policy"; fi
+  fi
+fi
+if command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; then
+  echo "services: nginx is installed"
+elif [ "${CI:-}" = "true" ]; then
+  echo "services: nginx could not be installed" >&2; exit 1
+else
+  echo "services: nginx missing (apt-get install nginx-light): the scale-out and nginx tests will skip" >&2
+fi

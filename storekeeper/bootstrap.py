@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from storekeeper.config import Settings
 from storekeeper.db import Database
@@ -11,6 +12,10 @@ from storekeeper.notifications.mail import Mailer, mailer_from_settings
 from storekeeper.payments.gateway import PaymentGateway, configured_gateways
 from storekeeper.tasks.background import Background, Periodic
 from storekeeper.tasks.queue import JobRegistry
+
+if TYPE_CHECKING:
+    from storekeeper.ordering.stock import InventoryPort
+    from storekeeper.telemetry.store import TelemetryStore
 
 
 @dataclass
@@ -21,22 +26,29 @@ class Container:
     db: Database
     signing_key: str
     mailer: Mailer
+    inventory: InventoryPort
     payment_gateways: dict[str, PaymentGateway] = field(default_factory=dict)
     consumers: Consumers = field(default_factory=Consumers)
     jobs: JobRegistry = field(default_factory=JobRegistry)
     periodic: list[Periodic] = field(default_factory=list)
+    # Built on first use by storekeeper.telemetry.service.store_for (SQL or MongoDB).
+    telemetry_store: TelemetryStore | None = None
 
     def close(self) -> None:
         """Release connections."""
         for gateway in self.payment_gateways.values():
             gateway.close()
+        self.inventory.close()
+        if self.telemetry_store is not None:
+            self.telemetry_store.close()
         self.db.dispose()
 
 
 def bootstrap(settings: Settings | None = None) -> Container:
     """Wire a container from ``settings`` (read from the environment when not given)."""
     from storekeeper.notifications import handlers as notifications
-    from storekeeper.ordering import saga
+    from storekeeper.ordering import saga, stock
+    from storekeeper.telemetry import handlers as telemetry
 
     settings = settings or Settings()
     if not settings.database_url:
@@ -48,10 +60,15 @@ def bootstrap(settings: Settings | None = None) -> Container:
         signing_key=settings.signing_key(),
         payment_gateways=configured_gateways(settings),
         mailer=mailer_from_settings(settings),
+        inventory=stock.inventory_from(
+            settings.inventory_url, db=db, signing_key=settings.signing_key()
+        ),
     )
     # Each context subscribes its event consumers, job functions and sweepers.
     saga.register(container)
+    stock.register(container)
     notifications.register(container)
+    telemetry.register(container)
     return container
 
 

@@ -16,6 +16,8 @@ from pydantic_settings import (
 )
 
 _SECRET_FILE = "secret_key"
+Context = Literal["accounts", "catalog", "inventory", "ordering", "sync", "telemetry"]
+"""A bounded context with HTTP routes, which ``serve --only`` may serve on its own."""
 
 
 class InsecureSettings(ValueError):
@@ -44,9 +46,25 @@ class Settings(BaseSettings):
     payment_url: str = ""
     smtp_url: str = ""
     mqtt_url: str = ""
-    telemetry_port: int = 7070
+    telemetry_port: int = Field(default=7070, ge=0, le=65535)  # 0: no TCP listener
     telemetry_url: str = ""
+    # Sensor transports (docs/telemetry.md): TCP line protocol limits, MQTT topic and session.
+    telemetry_max_connections: int = Field(default=1000, ge=1)
+    telemetry_idle_timeout_s: float = Field(default=300.0, gt=0)
+    mqtt_topic_prefix: str = Field(default="storekeeper", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    mqtt_client_id: str = ""  # empty: <broker_prefix>-telemetry-<hostname>, one per host
+    mqtt_connections: int = Field(default=4, ge=1, le=64)
     alert_grace_s: int = 300
+    # Split services (docs/scaling.md): the contexts this process serves, and where inventory
+    # runs when it is not one of them.
+    only: list[Context] = Field(default_factory=list)
+    inventory_url: str = ""
+    # gRPC inventory service, `storekeeper grpc` (docs/grpc.md).
+    grpc_host: str = "127.0.0.1"
+    grpc_port: int = Field(default=50051, ge=1, le=65535)
+    # Telemetry retention (docs/telemetry.md): raw readings, then per-minute aggregates.
+    telemetry_raw_retention_days: int = Field(default=7, ge=1)
+    telemetry_minute_retention_days: int = Field(default=400, ge=1)
 
     access_token_ttl_s: int = Field(default=900, ge=30)
     refresh_token_ttl_s: int = Field(default=14 * 24 * 3600, ge=60)
@@ -67,6 +85,19 @@ class Settings(BaseSettings):
     job_threads: int = Field(default=2, ge=1, le=64)
     job_lease_s: float = Field(default=60.0, gt=0)
     lease_s: float = Field(default=15.0, gt=0)
+
+    # Live updates (GET /events, WS /live): see docs/live.md.
+    live_poll_s: float = Field(default=0.2, gt=0)
+    live_heartbeat_s: float = Field(default=15.0, gt=0)
+    live_recheck_s: float = Field(default=30.0, gt=0)
+    live_max_clients: int = Field(default=1000, ge=1)
+    live_queue_size: int = Field(default=1000, ge=1)
+    live_replay_limit: int = Field(default=10_000, ge=1)
+
+    # Observability (docs/observability.md): unset = /metrics open (serve it on an internal
+    # address); set = /metrics wants "Authorization: Bearer <token>".
+    metrics_token: SecretStr = SecretStr("")
+    shutdown_grace_s: int = Field(default=25, ge=0)
 
     # Hardening (security headers, CORS): see docs/security.md.
     cors_origins: list[str] = Field(default_factory=list)
@@ -131,6 +162,18 @@ class Settings(BaseSettings):
         )
 
     @model_validator(mode="after")
+    def _check_split_services(self) -> Settings:
+        # An order's transaction holds SQLite's one write lock while it asks the inventory
+        # process for stock, and that process needs the same lock: split services need
+        # PostgreSQL (or any server database).
+        if self.inventory_url and self.effective_database_url.startswith("sqlite"):
+            raise ValueError(
+                "STOREKEEPER_INVENTORY_URL (inventory in another process) needs "
+                "STOREKEEPER_DATABASE_URL to name a PostgreSQL database, not SQLite"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _refuse_insecure_production(self) -> Settings:
         if self.env == "production":
             if len(self.secret_key.get_secret_value()) < 32:
@@ -179,7 +222,8 @@ class Settings(BaseSettings):
         for name, value in self.model_dump().items():
             if isinstance(value, SecretStr) or name == "secret_key":
                 text = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
-                shown[name] = "**********" if text else "(generated in data dir)"
+                unset = "(generated in data dir)" if name == "secret_key" else "(unset)"
+                shown[name] = "**********" if text else unset
             elif isinstance(value, str) and "://" in value and "@" in value:
                 shown[name] = _mask_url_password(value)
             else:

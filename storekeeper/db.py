@@ -193,3 +193,29 @@ def insert_ignoring_conflicts(dialect: str, table: Any) -> Any:
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
     return sqlite_insert(table).on_conflict_do_nothing()
+
+
+_ON_ROLLBACK = "storekeeper.on_rollback"
+_LISTENING = threading.Lock()
+
+
+def on_rollback(session: Session, undo: Callable[[], None]) -> None:
+    """Call ``undo`` if ``session``'s transaction rolls back (never if it commits).
+
+    For effects outside the database made inside a transaction (another service's reservation):
+    the transaction's fate decides whether they must be undone.
+    """
+    with _LISTENING:  # registered on first use, once, for every session
+        if not event.contains(Session, "after_rollback", _run_undos):
+            event.listen(Session, "after_rollback", _run_undos)
+            event.listen(Session, "after_commit", _forget_undos)
+    session.info.setdefault(_ON_ROLLBACK, []).append(undo)
+
+
+def _run_undos(session: Session) -> None:
+    for undo in reversed(session.info.pop(_ON_ROLLBACK, [])):
+        undo()
+
+
+def _forget_undos(session: Session) -> None:
+    session.info.pop(_ON_ROLLBACK, None)

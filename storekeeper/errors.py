@@ -43,3 +43,9 @@ class NotAuthenticated(DomainError):
     """No valid credentials came with the request."""
 
     code = "not_authenticated"
+
+
+class Unavailable(DomainError):
+    """Another service this request needs does not answer; trying again later may work."""
+
+    code = "unavailable"

@@ -10,6 +10,7 @@ from storekeeper.inventory import models as inventory_models
 from storekeeper.ordering import models as ordering_models
 from storekeeper.sync import models as sync_models
 from storekeeper.tasks import models as tasks_models
+from storekeeper.telemetry import models as telemetry_models
 
 CONTEXT_MODELS = (
     accounts_models,
@@ -19,5 +20,6 @@ CONTEXT_MODELS = (
     ordering_models,
     sync_models,
     tasks_models,
+    telemetry_models,
 )
 metadata = Base.metadata

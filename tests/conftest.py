@@ -104,6 +104,8 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         rate_limit_register="10000/minute per address",
         rate_limit_refresh="10000/minute per account",
         rate_limit_orders="10000/minute per account, 10000/minute per address",
+        # No sensor TCP listener in servers started for tests, unless a test gives a port.
+        telemetry_port=0,
         _env_file=None,  # type: ignore[call-arg]
     )
 

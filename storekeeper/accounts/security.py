@@ -22,7 +22,9 @@ _DUMMY_HASH = _hasher.hash("storekeeper-timing-equaliser")
 ISSUER = "storekeeper"
 AUDIENCE = "storekeeper-api"
 ALGORITHM = "HS256"
-TokenType = Literal["access", "refresh", "device"]
+TokenType = Literal["access", "refresh", "device", "service"]
+SERVICE_ACCOUNT = uuid.UUID(int=0)
+"""The subject of service tokens: no account, another Storekeeper process."""
 
 
 def hash_password(password: str) -> str:
@@ -110,3 +112,18 @@ def decode_token(token: str, *, key: str, expected_types: tuple[TokenType, ...])
             f"this endpoint needs a {' or '.join(expected_types)} token", code="invalid_token"
         )
     return TokenClaims(user_id=user_id, session_id=session_id, token_type=token_type, jti=jti)
+
+
+def issue_service_token(*, key: str, ttl: timedelta = timedelta(minutes=5)) -> str:
+    """A short-lived token one Storekeeper process sends another (``serve --only``).
+
+    Only a holder of the signing key can mint one, and every process of a deployment holds
+    it; endpoints accept service tokens only where they opt in (``ServiceOrStaff``).
+    """
+    return issue_token(
+        key=key,
+        user_id=SERVICE_ACCOUNT,
+        session_id=SERVICE_ACCOUNT,
+        token_type="service",  # noqa: S106 - a token type, not a password
+        ttl=ttl,
+    )

@@ -100,6 +100,16 @@ def email_of(session: Session, *, user_id: uuid.UUID) -> str:
     return get_or_raise(session, user_id=user_id).email
 
 
+def staff_emails(session: Session) -> list[str]:
+    """Addresses of the active managers and admins (who get operational alerts)."""
+    query = (
+        select(User.email)
+        .where(User.role.in_([Role.ADMIN.value, Role.MANAGER.value]), User.is_active)
+        .order_by(User.email)
+    )
+    return list(session.scalars(query))
+
+
 def get_or_raise(session: Session, *, user_id: uuid.UUID) -> User:
     """The user with ``user_id``."""
     user = session.get(User, user_id)

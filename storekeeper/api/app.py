@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import anyio.to_thread
 from fastapi import APIRouter, FastAPI
-from fastapi.responses import JSONResponse
-from sqlalchemy import text
 
 import storekeeper
 from storekeeper.accounts.api import router as accounts_router
@@ -18,12 +16,26 @@ from storekeeper.api.limits import BodySizeLimit
 from storekeeper.api.ratelimit import RateLimit
 from storekeeper.bootstrap import Container, background, bootstrap
 from storekeeper.catalog.api import router as catalog_router
-from storekeeper.config import Settings
+from storekeeper.config import Context, Settings
 from storekeeper.inventory.api import router as inventory_router
+from storekeeper.live.api import router as live_router
+from storekeeper.live.hub import Hub
+from storekeeper.observability import api as observability_api
+from storekeeper.observability.middleware import RequestObservability
 from storekeeper.ordering.api import router as ordering_router
 from storekeeper.sync.api import router as sync_router
+from storekeeper.telemetry import transports as telemetry_transports
+from storekeeper.telemetry.api import router as telemetry_router
 
 API_PREFIX = "/api/v1"
+CONTEXT_ROUTERS: dict[Context, APIRouter] = {
+    "accounts": accounts_router,
+    "catalog": catalog_router,
+    "inventory": inventory_router,
+    "ordering": ordering_router,
+    "sync": sync_router,
+    "telemetry": telemetry_router,
+}
 
 
 def _ops_router(container: Container) -> APIRouter:
@@ -34,24 +46,28 @@ def _ops_router(container: Container) -> APIRouter:
         """The process is alive."""
         return {"status": "ok"}
 
-    @router.get("/readyz")
-    def readyz() -> JSONResponse:
-        """The database answers; 503 otherwise."""
-        try:
-            with container.db.reading() as session:
-                session.execute(text("SELECT 1"))
-        except Exception:  # any failure to reach the database means not ready
-            return JSONResponse(
-                errors.error_body("database unreachable", "not_ready"), status_code=503
-            )
-        return JSONResponse({"status": "ready", "database": container.db.dialect})
-
+    # /readyz and /metrics: storekeeper.observability.api.
+    router.include_router(observability_api.router(container))
     return router
 
 
-def create_app(settings: Settings | None = None, container: Container | None = None) -> FastAPI:
-    """Build the app; ``uvicorn --factory storekeeper.api.app:create_app`` reads the environment."""
+def create_app(
+    settings: Settings | None = None,
+    container: Container | None = None,
+    *,
+    sensor_transports: bool | None = None,
+) -> FastAPI:
+    """Build the app; ``uvicorn --factory storekeeper.api.app:create_app`` reads the environment.
+
+    ``sensor_transports`` (the TCP listener and MQTT subscriber of storekeeper.telemetry) defaults
+    to on for the served app and off for an app embedded around a given container (tests).
+    """
+    if sensor_transports is None:
+        sensor_transports = container is None
     container = container or bootstrap(settings)
+    if container.settings.only and "telemetry" not in container.settings.only:
+        sensor_transports = False
+    live_hub = Hub(container.db, container.settings)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -63,9 +79,16 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         # The outbox relay, jobs (embedded mode) and sweepers; see storekeeper.tasks.background.
         worker = background(container, run_jobs=True)
         worker.start()
-        yield
+        async with AsyncExitStack() as stack:
+            if sensor_transports:
+                await stack.enter_async_context(telemetry_transports.running(container))
+            # Live updates (SSE, WebSocket): stopping it ends the open streams.
+            await live_hub.start()
+            stack.push_async_callback(live_hub.stop)
+            yield
         worker.stop()
         container.close()
+        observability_api.on_shutdown()
 
     app = FastAPI(
         title="Storekeeper",
@@ -75,12 +98,18 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         lifespan=lifespan,
     )
     app.state.container = container
+    app.state.live_hub = live_hub
     errors.install(app)
     app.add_middleware(RateLimit, container=container, api_prefix=API_PREFIX)
     app.add_middleware(BodySizeLimit, max_bytes=container.settings.max_body_bytes)
     app.add_middleware(SecurityHeaders, hsts=container.settings.env == "production")
     app.add_middleware(Cors, origins=container.settings.cors_origins)
-    for router in (accounts_router, catalog_router, inventory_router, ordering_router, sync_router):
-        app.include_router(router, prefix=API_PREFIX)
+    # Outermost: request id, metrics and access log cover every answer, 429 and 413 included.
+    app.add_middleware(RequestObservability)
+    # `serve --only CONTEXT,...` (STOREKEEPER_ONLY) serves some contexts; the others run in
+    # other processes (docs/scaling.md). Live updates and the ops endpoints are served always.
+    for context in container.settings.only or list(CONTEXT_ROUTERS):
+        app.include_router(CONTEXT_ROUTERS[context], prefix=API_PREFIX)
+    app.include_router(live_router, prefix=API_PREFIX)
     app.include_router(_ops_router(container))
     return app

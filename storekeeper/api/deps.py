@@ -10,10 +10,11 @@ from fastapi.security import OAuth2PasswordBearer
 
 from storekeeper.accounts import security
 from storekeeper.accounts import service as accounts_service
-from storekeeper.accounts.domain import Principal, Role
+from storekeeper.accounts.domain import STAFF, Principal, Role
 from storekeeper.bootstrap import Container
 from storekeeper.db import Database
 from storekeeper.errors import NotAuthenticated, PermissionDenied
+from storekeeper.observability import logs
 
 _bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
@@ -53,9 +54,11 @@ async def get_principal_allowing_setup(
         token, key=container.signing_key, expected_types=("access", "device")
     )
     roles = container.settings.require_2fa_roles
-    return await container.db.read(
+    principal = await container.db.read(
         lambda conn: accounts_service.principal_for(conn, claims, two_factor_roles=roles)
     )
+    logs.set_user(principal.user_id)  # the request's log lines name the caller from here on
+    return principal
 
 
 CurrentUserAllowingSetup = Annotated[Principal, Depends(get_principal_allowing_setup)]
@@ -79,3 +82,27 @@ def require(allowed: frozenset[Role]) -> Callable[[Principal], Awaitable[Princip
         return principal
 
     return check
+
+
+SERVICE = Principal(user_id=security.SERVICE_ACCOUNT, role=Role.ADMIN)
+"""Another Storekeeper process calling with a service token (``serve --only``)."""
+
+
+async def get_service_or_staff(
+    container: ContainerDep, token: Annotated[str | None, Depends(_bearer)]
+) -> Principal:
+    """Another Storekeeper process (a service token), or a manager or admin."""
+    if token:
+        try:
+            security.decode_token(token, key=container.signing_key, expected_types=("service",))
+        except NotAuthenticated:
+            pass  # not a service token: a person's, checked below
+        else:
+            return SERVICE
+    principal = await get_principal(await get_principal_allowing_setup(container, token))
+    if not principal.has_role(STAFF):
+        raise PermissionDenied(f"role {principal.role.value} may not do this")
+    return principal
+
+
+ServiceOrStaff = Annotated[Principal, Depends(get_service_or_staff)]

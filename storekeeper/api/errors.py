@@ -21,6 +21,7 @@ from storekeeper.errors import (
     NotAuthenticated,
     NotFound,
     PermissionDenied,
+    Unavailable,
 )
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ _STATUS: list[tuple[type[DomainError], int]] = [
     (InvalidRequest, status.HTTP_422_UNPROCESSABLE_CONTENT),
     (PermissionDenied, status.HTTP_403_FORBIDDEN),
     (NotAuthenticated, status.HTTP_401_UNAUTHORIZED),
+    (Unavailable, status.HTTP_503_SERVICE_UNAVAILABLE),
 ]
 
 _HTTP_CODES = {
@@ -68,6 +70,7 @@ _DESCRIPTIONS = {
     409: "The request clashes with the current state.",
     422: "The request is malformed (`validation_error`) or asks for something that cannot be.",
     429: "Too many requests from this account or address (`rate_limited`); see `Retry-After`.",
+    503: "A service this request needs does not answer (`inventory_unavailable`); retry later.",
 }
 
 

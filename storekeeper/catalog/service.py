@@ -205,6 +205,29 @@ def sync_rows(connection: Connection, *, skus: Iterable[str]) -> dict[str, Row[*
     return {row.sku: row for row in rows}
 
 
+def temperature_ranges(
+    session: Session, *, skus: Iterable[str]
+) -> set[tuple[float | None, float | None]]:
+    """The distinct storage ranges (min, max) of the given products that have one.
+
+    For telemetry alerts; chunked so that a warehouse of many SKUs stays under SQLite's limit
+    of bound parameters.
+    """
+    wanted = sorted(set(skus))
+    ranges: set[tuple[float | None, float | None]] = set()
+    for start in range(0, len(wanted), 5000):
+        rows = session.execute(
+            select(Product.min_temp_c, Product.max_temp_c)
+            .distinct()
+            .where(
+                Product.sku.in_(wanted[start : start + 5000]),
+                or_(Product.min_temp_c.is_not(None), Product.max_temp_c.is_not(None)),
+            )
+        )
+        ranges.update((low, high) for low, high in rows)
+    return ranges
+
+
 def exists(session: Session, *, sku: str) -> bool:
     """Whether a product (active or archived) has this SKU."""
     return session.scalar(select(Product.sku).where(Product.sku == sku)) is not None

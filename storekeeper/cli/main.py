@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 from typing import Annotated
 
 import typer
@@ -45,6 +48,10 @@ def _revision(settings: Settings) -> str | None:
     return migrations.current_revision(settings.effective_database_url)
 
 
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Listen address [STOREKEEPER_HOST]")] = None,
@@ -53,11 +60,33 @@ def serve(
     auto_migrate: Annotated[
         bool, typer.Option("--migrate/--no-migrate", help="Migrate before serving")
     ] = True,
+    only: Annotated[
+        str | None,
+        typer.Option(
+            help="Serve only these contexts, comma-separated (accounts, catalog, inventory, "
+            "ordering, sync, telemetry); see docs/scaling.md [STOREKEEPER_ONLY]",
+        ),
+    ] = None,
 ) -> None:
     """Serve the HTTP API (OpenAPI docs at /docs)."""
     import uvicorn
 
+    from storekeeper.observability import exposition, logs
+
+    if only is not None:
+        # The app factory runs in uvicorn's process(es) and reads the environment.
+        os.environ["STOREKEEPER_ONLY"] = json.dumps([c.strip() for c in only.split(",")])
     settings = Settings()
+    log_config = logs.configure()  # uvicorn applies it again in each worker process
+    if workers > 1 or exposition.multiprocess_dir():
+        # Workers share their metrics through files; the variable must be set before any
+        # worker imports prometheus_client (docs/observability.md).
+        metrics_dir = (exposition.multiprocess_dir() or settings.data_dir / "metrics").resolve()
+        exposition.reset_multiprocess_dir(metrics_dir)
+        os.environ[exposition.MULTIPROC_ENV] = str(metrics_dir)
+    # uvicorn raises SIGTERM again once its graceful shutdown is done; that shutdown was clean,
+    # so leave with status 0 (what supervisors expect) instead of dying of the signal.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     if auto_migrate:
         _migrate(settings)
     host, port = host or settings.host, port or settings.port
@@ -70,6 +99,9 @@ def serve(
         workers=workers,
         access_log=False,
         log_level="info",
+        log_config=log_config,
+        # On SIGTERM: stop accepting, let requests in flight finish for this long.
+        timeout_graceful_shutdown=settings.shutdown_grace_s,
     )
 
 
@@ -200,9 +232,11 @@ def worker(
     jobs itself and no worker is needed.
     """
     from storekeeper.bootstrap import bootstrap
+    from storekeeper.observability import logs
     from storekeeper.tasks.celery_app import run_worker
 
     settings = Settings()
+    logs.configure_celery()
     if not settings.broker_url:
         console.print(
             "[red]storekeeper worker needs STOREKEEPER_BROKER_URL[/red] (amqp://… or redis://…); "
@@ -212,6 +246,37 @@ def worker(
     container = bootstrap(settings)
     try:
         run_worker(container, concurrency=concurrency)
+    finally:
+        container.close()
+
+
+@app.command("grpc")
+def grpc_serve(
+    host: Annotated[str | None, typer.Option(help="Listen address [STOREKEEPER_GRPC_HOST]")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port [STOREKEEPER_GRPC_PORT]")] = None,
+    threads: Annotated[int, typer.Option(min=2, max=256, help="Calls served at once")] = 16,
+    grace: Annotated[
+        float, typer.Option(min=0, help="Seconds calls in flight may finish on SIGTERM")
+    ] = 5.0,
+) -> None:
+    """Serve the gRPC inventory service (docs/grpc.md).
+
+    Serves only: the outbox relay and jobs run in `serve` or `worker`. Run `migrate` first.
+    """
+    from storekeeper.bootstrap import bootstrap
+    from storekeeper.grpc import server
+    from storekeeper.observability import logs
+
+    settings = Settings()
+    logs.configure()
+    host, port = host or settings.grpc_host, port or settings.grpc_port
+    container = bootstrap(settings)
+    try:
+        console.print(f"Storekeeper gRPC inventory service on {host}:{port}")
+        server.serve(container, host=host, port=port, threads=threads, grace_s=grace)
+    except OSError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
     finally:
         container.close()
 
@@ -383,8 +448,6 @@ def sync_sell(replica: ReplicaPath, sku: str, qty: int, scope: ScopeOption = Non
 @sync_app.command("pending")
 def sync_pending(replica: ReplicaPath) -> None:
     """List the changes queued in the replica and not yet acknowledged by the server."""
-    import json
-
     from storekeeper.client import Replica
 
     try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, ClassVar, Protocol, cast
 
 from sqlalchemy import BigInteger, Table, Text, and_, func, insert, or_, select, tuple_
@@ -14,7 +15,7 @@ from sqlalchemy import text as sql_text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from storekeeper.db import utcnow
+from storekeeper.db import as_aware, utcnow
 from storekeeper.events.models import OutboxEvent
 
 _outbox = cast(Table, OutboxEvent.__table__)
@@ -97,6 +98,7 @@ class FeedRow:
     aggregate_type: str
     aggregate_id: str
     payload: dict[str, Any]
+    occurred_at: datetime | None = None
 
 
 def snapshot(connection: Connection) -> Snapshot:
@@ -125,7 +127,7 @@ def read_feed(
     None) for every aggregate of the type, or (aggregate type, suffix) for those whose id ends
     in the suffix. Read the batch up to ``until`` page by page (passing the last row's
     ``(key, position)`` as ``after``), then go on with ``since=until``: every committed row comes
-    exactly once.
+    exactly once. No ``aggregates`` at all: every aggregate (the live hub filters per client).
     """
     postgres = connection.dialect.name == "postgresql"
     key = _outbox.c.xid if postgres else _outbox.c.id
@@ -149,6 +151,7 @@ def read_feed(
             _outbox.c.aggregate_type,
             _outbox.c.aggregate_id,
             _outbox.c.payload,
+            _outbox.c.occurred_at,
         )
         .where(
             # new since ``since`` ...
@@ -158,7 +161,7 @@ def read_feed(
             key < until.xmax,
             key.not_in(until.xip),
             _outbox.c.type.in_(types),
-            or_(*matches),
+            *([or_(*matches)] if matches else []),
         )
         .order_by(key, _outbox.c.id)
         .limit(limit)
@@ -168,6 +171,14 @@ def read_feed(
             tuple_(key, _outbox.c.id) > tuple_(*after) if postgres else _outbox.c.id > after[1]
         )
     return [
-        FeedRow(row.key, row.id, row.type, row.aggregate_type, row.aggregate_id, row.payload)
+        FeedRow(
+            row.key,
+            row.id,
+            row.type,
+            row.aggregate_type,
+            row.aggregate_id,
+            row.payload,
+            as_aware(row.occurred_at),
+        )
         for row in connection.execute(query)
     ]

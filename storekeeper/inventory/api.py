@@ -5,17 +5,26 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, status
+from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
 
 from storekeeper.accounts import policy
 from storekeeper.accounts.domain import STAFF, STOCK_HANDLERS, Principal
-from storekeeper.api.deps import CurrentUser, DatabaseDep, require
-from storekeeper.api.errors import responses
+from storekeeper.api.deps import SERVICE, CurrentUser, DatabaseDep, ServiceOrStaff, require
+from storekeeper.api.errors import ErrorBody, responses
+from storekeeper.catalog import service as catalog_service
 from storekeeper.inventory import service
+from storekeeper.inventory.domain import Point, merge_lines
 from storekeeper.inventory.models import Warehouse
 from storekeeper.inventory.schemas import (
+    AllocationRead,
     CountCreate,
+    FulfilRequest,
     LevelRead,
     MovementCreate,
+    ReservationCreate,
+    ReservationRead,
+    SettledRead,
     StockRead,
     TransferCreate,
     TransferRead,
@@ -140,3 +149,78 @@ def get_stock(
         available=on_hand - reserved,
         warehouses=[_level(lv) for lv in levels],
     )
+
+
+@router.post(
+    "/stock/reservations",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ReservationRead,
+    responses={
+        **responses(401, 403, 404, 422),
+        200: {"model": ReservationRead, "description": "the same call was made before"},
+        409: {"model": ErrorBody, "description": "insufficient stock, or ref in use"},
+    },
+)
+def reserve(body: ReservationCreate, _: ServiceOrStaff, db: DatabaseDep) -> JSONResponse:
+    """Set stock aside under ``ref`` from the nearest warehouses, all lines or none.
+
+    Idempotent by ``ref``: the same call again answers 200 with the same allocations; the
+    same ``ref`` with other lines is 409 ``ref_in_use``. Managers, admins and other
+    Storekeeper services (``serve --only``) call it; an order reserves through ``POST /orders``.
+    """
+    wanted = merge_lines([(line.sku, line.qty) for line in body.lines])
+    ship_to = Point(body.ship_to.lat, body.ship_to.lon) if body.ship_to else None
+    with db.transaction() as session:
+        catalog_service.quote(session, skus=wanted)  # unknown or archived SKU: 404
+        allocations, replayed = service.reserve_once(
+            session, ref=body.ref, lines=wanted, ship_to=ship_to
+        )
+    held = [AllocationRead(sku=a.sku, warehouse=a.warehouse, qty=a.qty) for a in allocations]
+    read = ReservationRead(ref=body.ref, allocations=held, replayed=replayed)
+    return JSONResponse(
+        read.model_dump(mode="json"),
+        status_code=status.HTTP_200_OK if replayed else status.HTTP_201_CREATED,
+    )
+
+
+ReservationRefPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")]
+
+
+@router.post(
+    "/stock/reservations/{ref:path}/release",
+    response_model=SettledRead,
+    responses=responses(401, 403, 404, 422),
+)
+def release(ref: ReservationRefPath, _: ServiceOrStaff, db: DatabaseDep) -> SettledRead:
+    """Give back what is still reserved under ``ref``; ``units`` is 0 when nothing was left."""
+    with db.transaction() as session:
+        _require_reservation(session, ref)
+        return SettledRead(ref=ref, units=service.release(session, ref=ref))
+
+
+@router.post(
+    "/stock/reservations/{ref:path}/fulfil",
+    response_model=SettledRead,
+    responses=responses(401, 403, 404, 422),
+)
+def fulfil(
+    ref: ReservationRefPath,
+    who: ServiceOrStaff,
+    db: DatabaseDep,
+    body: FulfilRequest | None = None,
+) -> SettledRead:
+    """Turn what is reserved under ``ref`` into ``sale`` movements (the goods left).
+
+    ``units`` is 0 when it was fulfilled or released already. A service names the person who
+    shipped in ``actor_id``; for a manager or admin it is the caller.
+    """
+    actor = (body.actor_id if body else None) if who is SERVICE else who.user_id
+    with db.transaction() as session:
+        _require_reservation(session, ref)
+        units = service.fulfil(session, ref=ref, actor_id=str(actor) if actor else None)
+    return SettledRead(ref=ref, units=units)
+
+
+def _require_reservation(session: Session, ref: str) -> None:
+    if not service.reservations_of(session, ref=ref):
+        raise service.UnknownReservation(f"nothing was reserved under ref {ref}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -109,3 +110,73 @@ class StockRead(BaseModel):
     reserved: int
     available: int
     warehouses: list[LevelRead]
+
+
+ReservationRef = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")]
+
+
+class LineCreate(BaseModel):
+    """Units of a SKU wanted (an order's line, a reservation's line)."""
+
+    # strict: a value must have the JSON type the schema declares (no `false` for 0, no "5"
+    # for 5), as the published OpenAPI promises.
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    sku: Sku
+    qty: int = Field(gt=0, le=100_000)
+
+
+class Location(BaseModel):
+    """Where the goods go, for choosing the nearest warehouses."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+
+
+class ReservationCreate(BaseModel):
+    """Set stock aside under ``ref`` (an order, a cart, another service's id)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={
+            "examples": [{"ref": "cart-1842", "lines": [{"sku": "DEMO-0001", "qty": 2}]}]
+        },
+    )
+
+    ref: ReservationRef
+    lines: list[LineCreate] = Field(min_length=1, max_length=100)
+    ship_to: Location | None = None
+
+
+class AllocationRead(BaseModel):
+    """``qty`` units of ``sku`` held at ``warehouse``."""
+
+    sku: str
+    warehouse: str
+    qty: int
+
+
+class ReservationRead(BaseModel):
+    """What is held under a reference; ``replayed`` when an earlier identical call made it."""
+
+    ref: str
+    allocations: list[AllocationRead]
+    replayed: bool = False
+
+
+class SettledRead(BaseModel):
+    """Units a release gave back, or a fulfilment shipped (0 when already settled)."""
+
+    ref: str
+    units: int
+
+
+class FulfilRequest(BaseModel):
+    """Who shipped, when another Storekeeper service fulfils on a person's behalf."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    actor_id: uuid.UUID | None = Field(default=None, strict=False)  # a JSON string

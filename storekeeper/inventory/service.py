@@ -9,7 +9,7 @@ through SQLAlchemy Core on these hot paths: the ORM's identity map adds nothing 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -26,6 +26,8 @@ from storekeeper.inventory import domain
 from storekeeper.inventory.domain import Allocation, InsufficientStock, Point
 from storekeeper.inventory.events import StockChanged
 from storekeeper.inventory.models import Movement, Reservation, StockLevel, Warehouse
+from storekeeper.observability import metrics
+from storekeeper.observability.counting import count_on_commit
 
 _stock = cast(Table, StockLevel.__table__)
 
@@ -162,6 +164,7 @@ def _apply_delta(
             mutation_id=mutation_id,
         )
     )
+    count_on_commit(session, metrics.STOCK_MOVEMENTS.labels(reason))
     outbox.record(
         session,
         StockChanged(
@@ -381,7 +384,12 @@ _reservation = cast(Table, Reservation.__table__)
 
 
 def reserve(
-    session: Session, *, ref: str, lines: Mapping[str, int], ship_to: Point | None
+    session: Session,
+    *,
+    ref: str,
+    lines: Mapping[str, int],
+    ship_to: Point | None,
+    warehouses: Collection[str] | None = None,
 ) -> list[Allocation]:
     """Set stock aside for ``ref`` from the nearest warehouses that can serve, or raise.
 
@@ -389,15 +397,18 @@ def reserve(
     orders cannot deadlock) before availability is read: no two orders can promise the same
     unit. SQLite has no row locks; there the write transaction itself is exclusive. The
     statements are built once (at import): this is the hottest write path (bench W2).
+    ``warehouses`` limits the choice to those warehouses (a clerk reserving over gRPC).
     """
     if any(qty <= 0 for qty in lines.values()):
         raise InvalidRequest("reserved quantities must be positive", code="invalid_quantity")
     connection = session.connection()  # Core on the session's connection: no ORM layer
     available: dict[str, dict[str, int]] = {}
     for row in connection.execute(_LOCK_STOCK_OF_SKUS, {"skus": sorted(lines)}):
-        available.setdefault(row.sku, {})[row.warehouse_code] = row.on_hand - row.reserved
+        if warehouses is None or row.warehouse_code in warehouses:
+            available.setdefault(row.sku, {})[row.warehouse_code] = row.on_hand - row.reserved
     sites = {row.code: Point(row.lat, row.lon) for row in connection.execute(_SITES)}
     allocations = domain.allocate(lines, available, sites, ship_to)
+    count_on_commit(session, metrics.RESERVATIONS.labels("reserved"))
     now = utcnow()
     events: list[StockChanged] = []
     for alloc in allocations:
@@ -447,6 +458,16 @@ def _take_active(session: Session, ref: str) -> list[Reservation]:
     )
 
 
+def reservations_of(session: Session, *, ref: str) -> list[tuple[Allocation, str]]:
+    """Every reservation filed under ``ref`` with its status, in (SKU, warehouse) order."""
+    rows = session.execute(
+        select(Reservation.sku, Reservation.warehouse_code, Reservation.qty, Reservation.status)
+        .where(Reservation.ref == ref)
+        .order_by(Reservation.sku, Reservation.warehouse_code)
+    )
+    return [(Allocation(r.sku, r.warehouse_code, r.qty), r.status) for r in rows]
+
+
 def release(session: Session, *, ref: str) -> int:
     """Give back every unit still reserved for ``ref``; returns how many. Idempotent."""
     return _settle(session, ref=ref, consume=False, actor_id=None)
@@ -488,6 +509,7 @@ def _settle(session: Session, *, ref: str, consume: bool, actor_id: str | None) 
                     created_at=now,
                 )
             )
+            count_on_commit(session, metrics.STOCK_MOVEMENTS.labels("sale"))
         res.status, res.updated_at = ("consumed" if consume else "released"), now
         settled += res.qty
         outbox.record(
@@ -502,6 +524,12 @@ def _settle(session: Session, *, ref: str, consume: bool, actor_id: str | None) 
             ),
         )
     return settled
+
+
+def skus_on_hand(session: Session, *, warehouse: str) -> list[str]:
+    """SKUs with stock on hand in ``warehouse`` (their ranges bound its rooms' temperature)."""
+    query = select(_stock.c.sku).where(_stock.c.warehouse_code == warehouse, _stock.c.on_hand > 0)
+    return list(session.scalars(query))
 
 
 def has_warehouse(session: Session, *, code: str) -> bool:
@@ -547,3 +575,54 @@ def ledger_totals(session: Session, *, skus: list[str] | None = None) -> dict[tu
     if skus:
         query = query.where(Movement.sku.in_(skus))
     return {(sku, wh): int(total) for sku, wh, total in session.execute(query)}
+
+
+class RefInUse(Conflict):
+    """The reference names a reservation of other lines, or one already settled."""
+
+    code = "ref_in_use"
+
+
+def reserve_once(
+    session: Session,
+    *,
+    ref: str,
+    lines: Mapping[str, int],
+    ship_to: Point | None,
+    warehouses: Collection[str] | None = None,
+) -> tuple[list[Allocation], bool]:
+    """``reserve``, idempotent by ``ref``: the same call again answers the same allocations.
+
+    Returns the allocations and whether they were made earlier (a replay: a client retrying
+    after a lost answer, or another service's retried call). The same ``ref`` with other lines,
+    or after its reservation was released or fulfilled, raises ``RefInUse``.
+    """
+    _lock_ref(session, ref)
+    existing = reservations_of(session, ref=ref)
+    if not existing:
+        return reserve(session, ref=ref, lines=lines, ship_to=ship_to, warehouses=warehouses), False
+    held: dict[str, int] = {}
+    for alloc, _ in existing:
+        held[alloc.sku] = held.get(alloc.sku, 0) + alloc.qty
+    if held != dict(lines):
+        raise RefInUse(f"ref {ref} was reserved already with other lines; use a new ref")
+    if any(status != "active" for _, status in existing):
+        raise RefInUse(f"ref {ref} was reserved and settled already; use a new ref")
+    return [alloc for alloc, _ in existing], True
+
+
+def _lock_ref(session: Session, ref: str) -> None:
+    """Serialize calls for one reference, so two concurrent calls cannot both reserve it.
+
+    PostgreSQL: a transaction-scoped advisory lock on the reference's hash, taken before any
+    stock-row lock (and the only advisory lock taken with stock locks held, so lock order stays
+    acyclic). SQLite: the write transaction is exclusive already.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(ref, 0))))
+
+
+class UnknownReservation(NotFound):
+    """Nothing was ever reserved under that reference."""
+
+    code = "unknown_reservation"

@@ -31,6 +31,7 @@ def register(container: Container) -> None:
     container.consumers.subscribe(CONSUMER, "account.registered", _welcome)
     container.consumers.subscribe(CONSUMER, "order.confirmed", _order_mail("order_confirmed"))
     container.consumers.subscribe(CONSUMER, "order.cancelled", _order_mail("order_cancelled"))
+    container.consumers.subscribe(CONSUMER, "alert.raised", _alert_mail)
     container.jobs.register(SEND_MAIL, send_mail)
 
 
@@ -65,6 +66,19 @@ def _order_mail(template: str) -> Any:
         _queue_mail(session, template, to=to, key=payload["order_id"], context=context)
 
     return handle
+
+
+def _alert_mail(session: Session, event: Envelope) -> None:
+    """Tell every manager and admin about a cold-chain alert (one mail each)."""
+    payload = event.payload
+    low, high = payload["min_temp_c"], payload["max_temp_c"]
+    context = {
+        **payload,
+        "range_text": f"{'-∞' if low is None else low} to {'+∞' if high is None else high} °C",
+    }
+    for to in accounts_service.staff_emails(session):
+        key = f"{payload['alert_id']}:{to}"
+        _queue_mail(session, "alert_raised", to=to, key=key, context=context)
 
 
 def send_mail(container: Container, args: dict[str, Any]) -> None:

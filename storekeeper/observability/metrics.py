@@ -7,6 +7,8 @@ Contexts import the metric they update from here (``metrics.TELEMETRY_READINGS.l
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from prometheus_client import Counter, Gauge, Histogram
 
 HTTP_REQUESTS = Counter(
@@ -77,4 +79,35 @@ GRPC_CALLS = Counter(
     "storekeeper_grpc_calls_total",
     "gRPC calls answered, by method and status code.",
     ["method", "code"],
+)
+
+
+# --- Read from the database when scraped (storekeeper.observability.exposition) -----------------
+# Not metric objects: the scraping process asks the database, so every process reports the same
+# truth and nothing goes stale. OUTBOX_LAG and JOBS_QUEUED above are served the same way (their
+# objects stay importable, but their in-process values are replaced at scrape time).
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseGauge:
+    """A gauge computed from the database at scrape time."""
+
+    name: str
+    documentation: str
+    labels: tuple[str, ...] = ()
+
+
+OUTBOX_LAG_SECONDS = DatabaseGauge(
+    "storekeeper_outbox_lag_seconds", "Age of the oldest outbox event not yet relayed."
+)
+JOBS = DatabaseGauge("storekeeper_jobs", "Background jobs in each state.", ("state",))
+ORDERS_BY_STATUS = DatabaseGauge(
+    "storekeeper_orders_by_status", "Orders currently in each status.", ("status",)
+)
+SYNC_EXCEPTIONS_OPEN = DatabaseGauge(
+    "storekeeper_sync_exceptions_open", "Sync exceptions waiting for a manager."
+)
+DATABASE_SCRAPE_OK = DatabaseGauge(
+    "storekeeper_metrics_database_ok",
+    "1 when the last read of the database gauges above succeeded, 0 when it failed.",
 )

@@ -72,6 +72,7 @@ def place_order(
                 payment_method=body.payment.method,
                 payment_token=body.payment.token,
                 gateways=container.payment_gateways,
+                inventory=container.inventory,
             )
             payload = order.model_dump(mode="json")
             idempotency.remember(
@@ -141,6 +142,7 @@ def cancel_order(
             order=order,
             reason=(body or CancelRequest()).reason,
             gateways=container.payment_gateways,
+            inventory=container.inventory,
         )
         return service.view(order)
 
@@ -155,6 +157,10 @@ def ship_order(order_id: uuid.UUID, who: StockHandler, container: ContainerDep) 
         order = service.get_for_update(session, order_id=order_id)
         policy.ensure_warehouses(who, {line.warehouse for line in order.lines})
         service.ship(
-            session, order=order, actor_id=str(who.user_id), gateways=container.payment_gateways
+            session,
+            order=order,
+            actor_id=str(who.user_id),
+            gateways=container.payment_gateways,
+            inventory=container.inventory,
         )
         return service.view(order)

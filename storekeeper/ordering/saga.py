@@ -94,7 +94,13 @@ def _settle(
         if reference is not None:
             service.confirm(session, order=order, reference=reference)
         else:
-            service.cancel(session, order=order, reason=reason, gateways=container.payment_gateways)
+            service.cancel(
+                session,
+                order=order,
+                reason=reason,
+                gateways=container.payment_gateways,
+                inventory=container.inventory,
+            )
     log.info(
         "order %s %s%s",
         order_id,

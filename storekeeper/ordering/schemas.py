@@ -8,28 +8,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from storekeeper.catalog.schemas import Sku
+from storekeeper.inventory.schemas import LineCreate, Location
 from storekeeper.ordering.domain import OrderStatus
-
-
-class LineCreate(BaseModel):
-    """Units of a SKU wanted."""
-
-    # strict: a value must have the JSON type the schema declares (no `false` for 0, no "5"
-    # for 5), as the published OpenAPI promises.
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    sku: Sku
-    qty: int = Field(gt=0, le=100_000)
-
-
-class Location(BaseModel):
-    """Where the order goes, for choosing the nearest warehouse."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    lat: float = Field(ge=-90, le=90)
-    lon: float = Field(ge=-180, le=180)
 
 
 class PaymentCreate(BaseModel):

@@ -16,7 +16,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TypeVar, cast
 
-from sqlalchemy import Table, insert, literal, select, tuple_
+from sqlalchemy import Table, func, insert, literal, select, tuple_
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from storekeeper.catalog import service as catalog_service
@@ -24,8 +25,10 @@ from storekeeper.db import utcnow
 from storekeeper.errors import InvalidRequest, NotFound
 from storekeeper.events import outbox
 from storekeeper.events.outbox import Event
-from storekeeper.inventory import service as inventory_service
 from storekeeper.inventory.domain import Point, merge_lines
+from storekeeper.inventory.schemas import Location
+from storekeeper.observability import metrics
+from storekeeper.observability.counting import count_on_commit
 from storekeeper.ordering.domain import OrderStatus, ensure_transition
 from storekeeper.ordering.events import (
     OrderCancelled,
@@ -35,7 +38,8 @@ from storekeeper.ordering.events import (
     OrderShipped,
 )
 from storekeeper.ordering.models import Order, OrderLine
-from storekeeper.ordering.schemas import Location, OrderLineRead, OrderRead, PaymentRead
+from storekeeper.ordering.schemas import OrderLineRead, OrderRead, PaymentRead
+from storekeeper.ordering.stock import InventoryPort
 from storekeeper.payments.gateway import AuthorizationStatus, PaymentGateway
 from storekeeper.tasks import queue
 
@@ -104,6 +108,7 @@ def place(
     payment_method: str,
     payment_token: str,
     gateways: Mapping[str, PaymentGateway],
+    inventory: InventoryPort,
 ) -> OrderRead:
     """Reserve stock for ``lines`` and record the order; pay at once if the gateway can.
 
@@ -132,7 +137,7 @@ def place(
         )
     order_id = uuid.uuid4()
     ref = reservation_ref(order_id)
-    allocations = inventory_service.reserve(session, ref=ref, lines=wanted, ship_to=ship_to)
+    allocations = inventory.reserve(session, ref=ref, lines=wanted, ship_to=ship_to)
     now = utcnow()
     order = OrderRead(
         id=order_id,
@@ -180,7 +185,7 @@ def place(
         ensure_transition(order.status, OrderStatus.CANCELLED)
         order.status = OrderStatus.CANCELLED
         order.cancel_reason = f"payment declined: {authorization.reason}"
-        inventory_service.release(session, ref=ref)
+        inventory.release(session, ref=ref)
         events.append(
             dataclasses.replace(_event(OrderCancelled, order), reason=order.cancel_reason)
         )
@@ -191,6 +196,7 @@ def place(
 def _write(session: Session, order: OrderRead, events: list[Event]) -> None:
     connection = session.connection()
     connection.execute(insert(_order), [_order_row(order)])
+    count_on_commit(session, metrics.ORDERS.labels(order.status.value))
     connection.execute(
         insert(_order_line), [{"order_id": order.id, **ln.model_dump()} for ln in order.lines]
     )
@@ -218,6 +224,7 @@ def _transition(session: Session, order: Order, target: OrderStatus, reason: str
     ensure_transition(OrderStatus(order.status), target)
     order.status = target.value
     order.updated_at = utcnow()
+    count_on_commit(session, metrics.ORDERS.labels(target.value))
     if target is OrderStatus.CONFIRMED:
         outbox.record(session, _event(OrderConfirmed, order))
     elif target is OrderStatus.CANCELLED:
@@ -250,12 +257,17 @@ def confirm(session: Session, *, order: Order, reference: str) -> Order:
 
 
 def cancel(
-    session: Session, *, order: Order, reason: str, gateways: Mapping[str, PaymentGateway]
+    session: Session,
+    *,
+    order: Order,
+    reason: str,
+    gateways: Mapping[str, PaymentGateway],
+    inventory: InventoryPort,
 ) -> Order:
     """Cancel an unshipped order: release its stock at once, give back any payment later."""
     _transition(session, order, OrderStatus.CANCELLED, reason)
     order.cancel_reason = reason
-    inventory_service.release(session, ref=reservation_ref(order.id))
+    inventory.release(session, ref=reservation_ref(order.id))
     if _is_remote(order, gateways):
         request_refund(session, order)
     return order
@@ -278,10 +290,11 @@ def ship(
     order: Order,
     actor_id: str | None,
     gateways: Mapping[str, PaymentGateway],
+    inventory: InventoryPort,
 ) -> Order:
     """Turn a confirmed order's reservation into sales; capture a card payment later."""
     _transition(session, order, OrderStatus.SHIPPED)
-    inventory_service.fulfil(session, ref=reservation_ref(order.id), actor_id=actor_id)
+    inventory.fulfil(session, ref=reservation_ref(order.id), actor_id=actor_id)
     if _is_remote(order, gateways):
         queue.enqueue(
             session,
@@ -348,3 +361,9 @@ def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         return moment, uuid.UUID(order_id)
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
         raise InvalidRequest("malformed cursor", code="invalid_cursor") from exc
+
+
+def count_by_status(connection: Connection) -> dict[str, int]:
+    """How many orders are in each status (for the metrics gauge)."""
+    rows = connection.execute(select(_order.c.status, func.count()).group_by(_order.c.status))
+    return {status: count for status, count in rows.all()}

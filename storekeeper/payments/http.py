@@ -14,6 +14,7 @@ import pybreaker
 import tenacity
 
 from storekeeper.config import Settings
+from storekeeper.observability.breaker import BreakerOpenGauge
 from storekeeper.payments.gateway import (
     Authorization,
     AuthorizationStatus,
@@ -93,7 +94,7 @@ class HttpGateway:
         self._breaker = pybreaker.CircuitBreaker(
             fail_max=settings.payment_breaker_failures,
             reset_timeout=settings.payment_breaker_reset_s,
-            listeners=[_LogStateChanges()],
+            listeners=[_LogStateChanges(), BreakerOpenGauge()],
             name=self.name,
             throw_new_error_on_trip=False,
         )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from storekeeper.accounts import policy
@@ -75,3 +76,9 @@ def resolve(
     session.flush()
     outbox.record(session, ExceptionResolved(exception_id=exception.id, resolved_by=str(actor_id)))
     return exception
+
+
+def count_open(connection: Connection) -> int:
+    """How many sync exceptions wait for a manager (for the metrics gauge)."""
+    query = select(func.count()).select_from(SyncException).where(SyncException.status == "open")
+    return int(connection.execute(query).scalar_one())

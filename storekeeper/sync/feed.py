@@ -28,6 +28,7 @@ from storekeeper.db import Database
 from storekeeper.errors import Conflict
 from storekeeper.events import outbox
 from storekeeper.inventory import service as inventory_service
+from storekeeper.observability import metrics
 from storekeeper.sync import cursor as cursors
 from storekeeper.sync.cursor import Cursor
 
@@ -63,6 +64,7 @@ def pull(db: Database, *, principal: Principal, scope: str, since: str | None, l
             _ensure_not_ahead(position, now)
         changes, position, has_more = _page(connection, position, warehouse, now, limit)
     body = {"changes": changes, "cursor": cursors.encode(position), "has_more": has_more}
+    metrics.SYNC_PULLS.inc()
     try:
         return orjson.dumps(body)
     except TypeError:  # an attribute orjson cannot write (an integer beyond 64 bits)

@@ -27,6 +27,8 @@ from storekeeper.db import Database, utcnow
 from storekeeper.errors import DomainError
 from storekeeper.events import outbox
 from storekeeper.inventory import service as inventory_service
+from storekeeper.observability import metrics
+from storekeeper.observability.counting import count_on_commit
 from storekeeper.sync import domain
 from storekeeper.sync.domain import Status
 from storekeeper.sync.events import EditLost, ExceptionRaised
@@ -79,9 +81,12 @@ def push(
     db: Database, *, principal: Principal, replica_id: str, mutations: Sequence[MutationIn]
 ) -> list[dict[str, Any]]:
     """Apply a replica's mutations in order, each in its own transaction; one result each."""
-    return [
+    results = [
         _push_one(db, principal, replica_id, mutation).answer(mutation.id) for mutation in mutations
     ]
+    for result in results:  # each mutation committed (or not) on its own already
+        metrics.SYNC_PUSHED.labels(result["status"]).inc()
+    return results
 
 
 def _push_one(db: Database, principal: Principal, replica_id: str, mutation: MutationIn) -> Verdict:
@@ -256,6 +261,7 @@ def _change_stock(
             Status.APPLIED,
             {"code": "applied", "message": f"{plan.reason} of {plan.delta:+d} recorded", **level},
         )
+    count_on_commit(session, metrics.SYNC_EXCEPTIONS)
     exception = SyncException(
         kind=mutation.type,
         status="open",

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from storekeeper.events.relay import BATCH, Publish, local_delivery, relay_once
+from storekeeper.observability import metrics
 from storekeeper.tasks import queue
 from storekeeper.tasks.lease import LeaderLease
 
@@ -93,6 +94,7 @@ class Background:
     def _lead_once(self) -> bool:
         """One pass; True when the outbox had a full batch (more may be waiting)."""
         relayed = relay_once(self._container.db, self._publish)
+        metrics.RELAYED_EVENTS.inc(relayed)
         if relayed:
             self._wake_jobs.set()  # the consumers may have queued jobs
         if self._dispatch_job is not None:

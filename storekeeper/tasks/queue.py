@@ -17,9 +17,11 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Table, and_, func, or_, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from storekeeper.db import Database, as_aware, insert_ignoring_conflicts, utcnow
+from storekeeper.observability import metrics
 from storekeeper.tasks.models import Job
 
 if TYPE_CHECKING:
@@ -173,6 +175,7 @@ def run(container: Container, job: ClaimedJob) -> bool:
             .where(_jobs.c.id == job.id)
             .values(status=DONE, finished_at=utcnow(), locked_until=None, last_error=None)
         )
+    metrics.JOB_RUNS.labels(job.name, "done").inc()
     return True
 
 
@@ -214,6 +217,7 @@ def _failed(db: Database, job: ClaimedJob, exc: Exception) -> None:
             .where(_jobs.c.id == job.id)
             .values(locked_until=None, last_error=error, **values)
         )
+    metrics.JOB_RUNS.labels(job.name, "failed" if final else "retry").inc()
 
 
 def due_for_dispatch(db: Database, *, redispatch_after_s: float, limit: int = 200) -> list[int]:
@@ -290,3 +294,11 @@ def status(db: Database) -> JobStatus:
             )
         ]
     return JobStatus(counts, as_aware(oldest), failed)
+
+
+def queued_by_name(connection: Connection) -> dict[str, int]:
+    """How many jobs wait to run, per job name (for the metrics gauge)."""
+    rows = connection.execute(
+        select(_jobs.c.name, func.count()).where(_jobs.c.status == QUEUED).group_by(_jobs.c.name)
+    )
+    return {name: count for name, count in rows.all()}

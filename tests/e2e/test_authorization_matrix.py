@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -195,7 +196,52 @@ MATRIX: dict[str, tuple[Call, dict[str, int]]] = {
         _get("/stock/MILK"),
         {"admin": 2, "manager": 2, "clerk": 2, "clerk_elsewhere": 2, "anonymous": 401},
     ),
+    "POST /stock/reservations": (
+        _post(
+            "/stock/reservations",
+            lambda _: {"ref": f"cart-{uuid.uuid4().hex}", "lines": [{"sku": "MILK", "qty": 1}]},
+        ),
+        STAFF_ONLY,
+    ),
+    "POST /stock/reservations/{ref}/release": (
+        lambda w, c: _send("POST", f"/stock/reservations/{_reserve(w)}/release", {})(w, c),
+        STAFF_ONLY,
+    ),
+    "POST /stock/reservations/{ref}/fulfil": (
+        lambda w, c: _send("POST", f"/stock/reservations/{_reserve(w)}/fulfil", {})(w, c),
+        STAFF_ONLY,
+    ),
     "POST /orders": (_place, {**BUYERS, "anonymous": 401}),
+    "POST /sensors": (
+        _post(
+            "/sensors",
+            lambda _: {
+                "id": f"s-{uuid.uuid4().hex[:8]}",
+                "warehouse": "BER",
+                "room": "cold",
+                "min_temp_c": 2,
+                "max_temp_c": 8,
+            },
+        ),
+        STAFF_ONLY,
+    ),
+    "GET /sensors": (
+        _get("/sensors"),
+        {"admin": 2, "manager": 2, "clerk": 2, "clerk_elsewhere": 2, "anonymous": 401},
+    ),
+    # Answers per reading: a caller outside the sensor's warehouse gets it refused (499).
+    "POST /telemetry (a BER sensor)": (
+        lambda w, c: _telemetry_outcome(w, c),
+        {"admin": 2, "manager": 2, "device": 2, "anonymous": 401},
+    ),
+    "GET /telemetry/{sensor} (at BER)": (
+        lambda w, c: _get(f"/telemetry/{_sensor(w)}")(w, c),
+        {"admin": 2, "manager": 2, "clerk": 2, "anonymous": 401},
+    ),
+    "GET /alerts": (
+        _get("/alerts"),
+        {"admin": 2, "manager": 2, "clerk": 2, "clerk_elsewhere": 2, "anonymous": 401},
+    ),
     "GET /orders": (_get("/orders"), {**BUYERS, "anonymous": 401}),
     "GET /orders/{id} (customer's)": (_read_order, OWN_ORDER),
     "POST /orders/{id}/cancel (customer's)": (_on_new_order("cancel"), OWN_ORDER),
@@ -224,7 +270,7 @@ MATRIX: dict[str, tuple[Call, dict[str, int]]] = {
             "admin": 2,
             "manager": 2,
             "clerk": 2,
-            "clerk_elsewhere": 299,
+            "clerk_elsewhere": 499,
             "device": 2,
             "anonymous": 401,
         },
@@ -237,7 +283,8 @@ MATRIX: dict[str, tuple[Call, dict[str, int]]] = {
 
 
 class _Outcome:
-    """A push's HTTP status, turned into 299 when its one mutation was rejected."""
+    """An HTTP status, turned into 499 when the one mutation or reading sent was refused
+    inside a 200 answer (a 2xx would pass as allowed)."""
 
     def __init__(self, status_code: int) -> None:
         self.status_code = status_code
@@ -256,8 +303,39 @@ def _push_outcome(w: World, caller: str) -> _Outcome:
         headers=w.headers[caller],
     )
     if r.status_code == 200 and r.json()["results"][0]["status"] == "rejected":
-        return _Outcome(299)
+        return _Outcome(499)
     return _Outcome(r.status_code)
+
+
+def _sensor(w: World) -> str:
+    sensor = f"s-{uuid.uuid4().hex[:8]}"
+    r = w.client.post(
+        f"{API}/sensors",
+        headers=w.headers["admin"],
+        json={"id": sensor, "warehouse": "BER", "room": "cold", "min_temp_c": 2, "max_temp_c": 8},
+    )
+    assert r.status_code == 201, r.text
+    return sensor
+
+
+def _telemetry_outcome(w: World, caller: str) -> _Outcome:
+    now = datetime.now(UTC).isoformat()
+    reading = {"sensor": _sensor(w), "ts": now, "temp_c": 4.0}
+    r = w.client.post(f"{API}/telemetry", json={"readings": [reading]}, headers=w.headers[caller])
+    if r.status_code == 200 and not r.json()["results"][0]["stored"]:
+        return _Outcome(499)
+    return _Outcome(r.status_code)
+
+
+def _reserve(w: World) -> str:
+    ref = f"cart-{uuid.uuid4().hex}"
+    r = w.client.post(
+        f"{API}/stock/reservations",
+        headers=w.headers["admin"],
+        json={"ref": ref, "lines": [{"sku": "MILK", "qty": 1}]},
+    )
+    assert r.status_code == 201, r.text
+    return ref
 
 
 def _make_product(w: World) -> str:

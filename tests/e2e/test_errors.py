@@ -332,7 +332,11 @@ def test_healthz_and_readyz_answer(client: TestClient, backend: str) -> None:
     ready = client.get("/readyz")
 
     assert (health.status_code, health.json()) == (200, {"status": "ok"})
-    assert (ready.status_code, ready.json()) == (200, {"status": "ready", "database": backend})
+    checks = {"database": "ok", "migrations": "ok"}  # docs/observability.md#health
+    assert (ready.status_code, ready.json()) == (
+        200,
+        {"status": "ready", "database": backend, "checks": checks},
+    )
 
 
 def test_openapi_document_lists_every_public_endpoint(client: TestClient) -> None:

@@ -1,0 +1,122 @@
+"""Alerts: raising and clearing them as excursions demand, listing and acknowledging them.
+
+Raising writes the alert row and its ``alert.raised`` outbox event in the ingest transaction, so
+an alert exists if and only if its event does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from storekeeper.db import utcnow
+from storekeeper.errors import NotFound
+from storekeeper.events import outbox
+from storekeeper.telemetry.domain import TempRange, Transition
+from storekeeper.telemetry.events import AlertCleared, AlertRaised
+from storekeeper.telemetry.models import Alert
+
+STATUSES = ("open", "acknowledged", "cleared")
+
+
+class UnknownAlert(NotFound):
+    """No alert has that id."""
+
+    code = "unknown_alert"
+
+
+def apply_transitions(
+    session: Session, sensor: Any, allowed: TempRange, transitions: Sequence[Transition]
+) -> int | None:
+    """Raise or clear ``sensor``'s alert as ``transitions`` say; the id of its open alert after."""
+    alert_id: int | None = sensor.open_alert_id
+    for transition in transitions:
+        if transition.raise_:
+            alert_id = _raise(session, sensor, allowed, transition)
+        elif alert_id is not None:
+            _clear(session, sensor, alert_id, transition)
+            alert_id = None
+    return alert_id
+
+
+def _raise(session: Session, sensor: Any, allowed: TempRange, transition: Transition) -> int:
+    started_at = transition.started_at or transition.ts
+    alert = Alert(
+        sensor_id=sensor.id,
+        warehouse_code=sensor.warehouse_code,
+        room=sensor.room,
+        status="open",
+        min_temp_c=allowed.low,
+        max_temp_c=allowed.high,
+        temp_c=transition.temp_c,
+        started_at=started_at,
+    )
+    session.add(alert)
+    session.flush()
+    outbox.record(
+        session,
+        AlertRaised(
+            alert_id=alert.id,
+            sensor=sensor.id,
+            warehouse=sensor.warehouse_code,
+            room=sensor.room,
+            min_temp_c=allowed.low,
+            max_temp_c=allowed.high,
+            temp_c=transition.temp_c,
+            started_at=started_at.isoformat(),
+        ),
+    )
+    return alert.id
+
+
+def _clear(session: Session, sensor: Any, alert_id: int, transition: Transition) -> None:
+    alert = session.get(Alert, alert_id)
+    if alert is None or alert.status == "cleared":
+        return
+    alert.status = "cleared"
+    alert.cleared_at = transition.ts
+    session.flush()
+    outbox.record(
+        session,
+        AlertCleared(
+            alert_id=alert_id,
+            sensor=sensor.id,
+            warehouse=sensor.warehouse_code,
+            room=sensor.room,
+            temp_c=transition.temp_c,
+            cleared_at=transition.ts.isoformat(),
+        ),
+    )
+
+
+def list_alerts(
+    session: Session,
+    *,
+    status: str | None = None,
+    warehouses: Iterable[str] | None = None,
+    limit: int = 100,
+) -> list[Alert]:
+    """Alerts, newest first, optionally of one status and of some warehouses only."""
+    query = select(Alert).order_by(Alert.id.desc()).limit(limit)
+    if status is not None:
+        query = query.where(Alert.status == status)
+    if warehouses is not None:
+        query = query.where(Alert.warehouse_code.in_(sorted(warehouses)))
+    return list(session.scalars(query))
+
+
+def acknowledge(session: Session, *, alert_id: int, actor_id: str) -> Alert:
+    """Mark an alert as seen by a manager; acknowledging again changes nothing."""
+    alert = session.get(Alert, alert_id, with_for_update=True)
+    if alert is None:
+        raise UnknownAlert(f"no alert with id {alert_id}")
+    if alert.acknowledged_at is None:
+        alert.acknowledged_at = utcnow()
+        alert.acknowledged_by = actor_id
+        if alert.status == "open":
+            alert.status = "acknowledged"
+        session.flush()
+    return alert
