@@ -80,7 +80,8 @@ class Subscription:
         if self.closed is not None:
             return None
         try:
-            return await asyncio.wait_for(self._queue.get(), timeout)
+            async with asyncio.timeout(timeout):  # not wait_for: see Hub._run
+                return await self._queue.get()
         except TimeoutError:
             return None
 
@@ -108,6 +109,7 @@ class Hub:
     async def start(self) -> None:
         """Begin tailing from now (from when the database answers, if it does not yet)."""
         self._loop = asyncio.get_running_loop()
+        self._stopping = False
         if not event.contains(self._db.engine, "commit", self._on_commit):
             event.listen(self._db.engine, "commit", self._on_commit)
         if self._wakeup is not None:
@@ -122,9 +124,11 @@ class Hub:
         if event.contains(self._db.engine, "commit", self._on_commit):
             event.remove(self._db.engine, "commit", self._on_commit)
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            self._wake.set()  # the loop sees _stopping and returns
+            done, _ = await asyncio.wait({self._task}, timeout=5)
+            if not done:  # stuck in a database read: cancel it
+                self._task.cancel()
+                await asyncio.wait({self._task}, timeout=5)
         if self._wakeup is not None:
             await self._wakeup.stop()
 
@@ -234,13 +238,19 @@ class Hub:
             if remaining <= 0:
                 return False
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(ticked.wait(), remaining)
+                async with asyncio.timeout(remaining):
+                    await ticked.wait()
         return True
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation
+            # that arrives as the wait ends, and the hub would never stop (a hung shutdown).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._settings.live_poll_s)
+                async with asyncio.timeout(self._settings.live_poll_s):
+                    await self._wake.wait()
+            if self._stopping:
+                return
             if self._wake.is_set():
                 # Woken by a commit: let it finish (the hook runs just before COMMIT) and let a
                 # burst of commits gather, so a busy process reads at most every _WAKE_DELAY_S.

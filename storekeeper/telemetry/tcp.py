@@ -211,7 +211,10 @@ class _Connection:
             if pending:
                 await self._send(await self._answer(token, pending))
             try:
-                pending = await asyncio.wait_for(self._read_lines(), self._limits.idle_timeout_s)
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow the
+                # cancellation that stops the server, leaving this connection running.
+                async with asyncio.timeout(self._limits.idle_timeout_s):
+                    pending = await self._read_lines()
             except TimeoutError:
                 await self._send([b"err idle_timeout"])
                 return
