@@ -97,6 +97,8 @@ class Settings(BaseSettings):
     # Observability (docs/observability.md): unset = /metrics open (serve it on an internal
     # address); set = /metrics wants "Authorization: Bearer <token>".
     metrics_token: SecretStr = SecretStr("")
+    # `storekeeper worker` has no HTTP server: it serves /metrics on this port (0 = not at all).
+    metrics_port: int = Field(default=0, ge=0, le=65535)
     shutdown_grace_s: int = Field(default=25, ge=0)
 
     # Hardening (security headers, CORS): see docs/security.md.

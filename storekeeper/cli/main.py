@@ -225,6 +225,12 @@ def jobs_status() -> None:
 @app.command()
 def worker(
     concurrency: Annotated[int, typer.Option(min=1, max=64, help="Jobs run at once")] = 4,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=0, max=65535, help="Serve /metrics on this port, 0 = off [STOREKEEPER_METRICS_PORT]"
+        ),
+    ] = None,
 ) -> None:
     """Run a Celery worker (distributed mode): delivers events and runs jobs from the broker.
 
@@ -232,7 +238,7 @@ def worker(
     jobs itself and no worker is needed.
     """
     from storekeeper.bootstrap import bootstrap
-    from storekeeper.observability import logs
+    from storekeeper.observability import exposition, logs
     from storekeeper.tasks.celery_app import run_worker
 
     settings = Settings()
@@ -244,6 +250,9 @@ def worker(
         )
         raise typer.Exit(2)
     container = bootstrap(settings)
+    port = settings.metrics_port if metrics_port is None else metrics_port
+    if port:
+        exposition.serve_in_background(container.db, host=settings.host, port=port)
     try:
         run_worker(container, concurrency=concurrency)
     finally:

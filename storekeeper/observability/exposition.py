@@ -22,6 +22,7 @@ from prometheus_client import (
     CollectorRegistry,
     generate_latest,
     multiprocess,
+    start_http_server,
 )
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -152,6 +153,16 @@ def build_registry(db: Database) -> CollectorRegistry:
     registry.register(_Without(source, _FROM_DATABASE))
     registry.register(DatabaseCollector(db))
     return registry
+
+
+def serve_in_background(db: Database, *, host: str, port: int) -> None:
+    """Serve ``/metrics`` of this process on ``host:port`` from a daemon thread.
+
+    For ``storekeeper worker``, which has no HTTP server of its own: its job runs and event
+    deliveries would otherwise never be scraped. No token check here: bind it to an internal
+    address.
+    """
+    start_http_server(port, addr=host, registry=build_registry(db))
 
 
 def render(registry: CollectorRegistry) -> bytes:

@@ -163,7 +163,7 @@ def _mails(settings: Settings) -> int:
 def test_events_go_through_the_broker_to_workers_that_send_the_mail(
     broker: str, settings: Settings, container: Container, actors: Actors, processes: Any
 ) -> None:
-    settings = _distributed(settings, BROKERS[broker])
+    settings = _distributed(settings, BROKERS[broker], metrics_port=free_port())
     try:
         server = processes("server", settings)
         processes("worker", settings)
@@ -180,6 +180,10 @@ def test_events_go_through_the_broker_to_workers_that_send_the_mail(
         _wait_for(lambda: _mails(settings) == 11, "the e-mails")
         assert relay_status(container.db).pending == 0
         assert processed_by_consumer(container.db)["notifications"] == 11
+        # The worker has no API: its own /metrics port shows the jobs it ran.
+        scraped = httpx.get(f"http://127.0.0.1:{settings.metrics_port}/metrics").text
+        mail_jobs = 'storekeeper_job_runs_total{name="notifications.send_mail",outcome="done"}'
+        assert f"{mail_jobs} 11.0" in scraped.splitlines()
     finally:
         _delete_queues(settings)
 
