@@ -54,15 +54,14 @@ def bootstrap(settings: Settings | None = None) -> Container:
     if not settings.database_url:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.effective_database_url, pool_size=settings.db_pool_size)
+    signing_key = settings.signing_key()
     container = Container(
         settings=settings,
         db=db,
-        signing_key=settings.signing_key(),
+        signing_key=signing_key,
         payment_gateways=configured_gateways(settings),
         mailer=mailer_from_settings(settings),
-        inventory=stock.inventory_from(
-            settings.inventory_url, db=db, signing_key=settings.signing_key()
-        ),
+        inventory=stock.inventory_from(settings.inventory_url, db=db, signing_key=signing_key),
     )
     # Each context subscribes its event consumers, job functions and sweepers.
     saga.register(container)

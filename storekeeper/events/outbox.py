@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any, ClassVar, Protocol, cast
 
@@ -182,3 +182,34 @@ def read_feed(
         )
         for row in connection.execute(query)
     ]
+
+
+def read_between(
+    connection: Connection,
+    *,
+    since: Snapshot,
+    until: Snapshot,
+    types: Sequence[str],
+    aggregates: Sequence[tuple[str, str | None]] = (),
+    after: tuple[int, int] | None = None,
+    page: int = 1000,
+) -> Iterator[FeedRow]:
+    """Every row ``read_feed`` would give between the two snapshots, read ``page`` at a time.
+
+    For readers that want the whole range (live updates, gRPC ``WatchStock``); the sync feed
+    reads one page per pull instead. Stop iterating to stop reading.
+    """
+    while True:
+        rows = read_feed(
+            connection,
+            since=since,
+            until=until,
+            after=after,
+            types=types,
+            aggregates=aggregates,
+            limit=page,
+        )
+        yield from rows
+        if len(rows) < page:
+            return
+        after = (rows[-1].key, rows[-1].position)

@@ -20,7 +20,6 @@ from storekeeper.db import Database
 from storekeeper.events import outbox
 
 STOCK_CHANGED = "stock.changed"
-_PAGE = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,22 +77,10 @@ def _read_batch(
     aggregates: list[tuple[str, str | None]],
 ) -> list[StockChange]:
     """Every ``stock.changed`` row committed after ``since`` and by ``until``, page by page."""
-    changes: list[StockChange] = []
-    after: tuple[int, int] | None = None
-    while True:
-        rows = outbox.read_feed(
-            connection,
-            since=since,
-            until=until,
-            after=after,
-            types=[STOCK_CHANGED],
-            aggregates=aggregates,
-            limit=_PAGE,
-        )
-        changes.extend(_change(row) for row in rows)
-        if len(rows) < _PAGE:
-            return changes
-        after = (rows[-1].key, rows[-1].position)
+    rows = outbox.read_between(
+        connection, since=since, until=until, types=[STOCK_CHANGED], aggregates=aggregates
+    )
+    return [_change(row) for row in rows]
 
 
 def _change(row: outbox.FeedRow) -> StockChange:

@@ -17,8 +17,6 @@ from storekeeper.live import domain, positions
 from storekeeper.live.domain import LiveEvent
 from storekeeper.live.positions import Position
 
-_PAGE = 1000
-
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
@@ -61,22 +59,13 @@ def _read_range(
     rows: list[FeedRow] = []
     if since == until:
         return rows
-    while True:
-        page = outbox.read_feed(
-            connection,
-            since=since,
-            until=until,
-            after=after,
-            types=domain.SOURCE_TYPES,
-            aggregates=(),
-            limit=_PAGE,
-        )
-        rows.extend(page)
+    for row in outbox.read_between(
+        connection, since=since, until=until, after=after, types=domain.SOURCE_TYPES
+    ):
+        rows.append(row)
         if cap is not None and len(rows) > cap:
             return None
-        if len(page) < _PAGE:
-            return rows
-        after = (page[-1].key, page[-1].position)
+    return rows
 
 
 def deliveries(
