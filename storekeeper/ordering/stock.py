@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 
 from storekeeper.accounts.security import issue_service_token
 from storekeeper.db import Database, on_rollback
-from storekeeper.errors import Conflict, InvalidRequest, NotFound, Unavailable
+from storekeeper.errors import Conflict, DomainError, InvalidRequest, NotFound, Unavailable
 from storekeeper.inventory import service as inventory_service
 from storekeeper.inventory.domain import Allocation, Point
 from storekeeper.tasks import queue
@@ -161,15 +161,15 @@ class RemoteInventory:
         except (ValueError, KeyError, TypeError):
             detail, code = response.text[:200], "inventory_error"
         # Inventory's own answer, passed on with its code (insufficient_stock, unknown_sku...).
-        for family in (NotFound, Conflict, InvalidRequest):
-            if response.status_code == _STATUS[family]:
-                raise family(detail, code=code)
+        family = _FAMILIES.get(response.status_code)
+        if family is not None:
+            raise family(detail, code=code)
         raise Unavailable(
             f"inventory answered {response.status_code}: {detail}", code="inventory_unavailable"
         )
 
 
-_STATUS: dict[type[Exception], int] = {NotFound: 404, Conflict: 409, InvalidRequest: 422}
+_FAMILIES: dict[int, type[DomainError]] = {404: NotFound, 409: Conflict, 422: InvalidRequest}
 
 
 def inventory_from(settings_url: str, *, db: Database, signing_key: str) -> InventoryPort:
@@ -194,7 +194,7 @@ def _fulfil_job(container: Container, args: dict[str, Any]) -> None:
     _settle_job(lambda: container.inventory.fulfil_now(str(args["ref"]), actor and str(actor)))
 
 
-def _settle_job(call: Any) -> None:
+def _settle_job(call: Callable[[], None]) -> None:
     try:
         call()
     except (Conflict, InvalidRequest) as exc:  # retrying cannot change inventory's answer
