@@ -28,7 +28,13 @@ from storekeeper.accounts.schemas import (
     UserRead,
     UserUpdate,
 )
-from storekeeper.api.deps import ContainerDep, CurrentUserAllowingSetup, DatabaseDep, require
+from storekeeper.api.deps import (
+    CurrentUserAllowingSetup,
+    DatabaseDep,
+    SettingsDep,
+    SigningKeyDep,
+    require,
+)
 from storekeeper.api.errors import responses
 
 router = APIRouter(tags=["accounts"])
@@ -61,7 +67,9 @@ def register(body: Registration, request: Request, db: DatabaseDep) -> User:
 def token(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     request: Request,
-    container: ContainerDep,
+    db: DatabaseDep,
+    settings: SettingsDep,
+    signing_key: SigningKeyDep,
     otp: Annotated[
         str | None,
         Form(max_length=32, description="TOTP code or recovery code, when two-factor is on"),
@@ -69,9 +77,9 @@ def token(
 ) -> TokenPair:
     """Trade e-mail (as ``username``), password and, with two-factor on, ``otp`` for tokens."""
     return service.sign_in(
-        container.db,
-        container.settings,
-        key=container.signing_key,
+        db,
+        settings,
+        key=signing_key,
         email=form.username,
         password=form.password,
         otp=otp,
@@ -84,12 +92,18 @@ def token(
     response_model=TokenPair,
     responses=responses(401, 422, 429),
 )
-def refresh(body: RefreshRequest, request: Request, container: ContainerDep) -> TokenPair:
+def refresh(
+    body: RefreshRequest,
+    request: Request,
+    db: DatabaseDep,
+    settings: SettingsDep,
+    signing_key: SigningKeyDep,
+) -> TokenPair:
     """Trade the current refresh token for a new pair; each refresh token works once."""
     return service.refresh(
-        container.db,
-        container.settings,
-        key=container.signing_key,
+        db,
+        settings,
+        key=signing_key,
         refresh_token=body.refresh_token,
         address=_address(request),
     )
@@ -198,13 +212,19 @@ def update_user(user_id: uuid.UUID, body: UserUpdate, who: Admin, db: DatabaseDe
     response_model=DeviceCreated,
     responses=responses(401, 403, 422),
 )
-def create_device(body: DeviceCreate, who: Admin, container: ContainerDep) -> DeviceCreated:
+def create_device(
+    body: DeviceCreate,
+    who: Admin,
+    db: DatabaseDep,
+    settings: SettingsDep,
+    signing_key: SigningKeyDep,
+) -> DeviceCreated:
     """Issue a token for a sensor or point-of-sale box, bound to one scope (admins only)."""
-    with container.db.transaction() as session:
+    with db.transaction() as session:
         created = service.create_device(
             session,
-            container.settings,
-            key=container.signing_key,
+            settings,
+            key=signing_key,
             label=body.label,
             scope=body.scope,
             actor_id=who.user_id,

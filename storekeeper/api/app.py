@@ -14,7 +14,7 @@ from storekeeper.api import errors
 from storekeeper.api.headers import Cors, SecurityHeaders
 from storekeeper.api.limits import BodySizeLimit
 from storekeeper.api.ratelimit import RateLimit
-from storekeeper.bootstrap import Container, background, bootstrap
+from storekeeper.bootstrap import Container, background, bootstrap, sensor_listeners
 from storekeeper.catalog.api import router as catalog_router
 from storekeeper.config import Context, Settings
 from storekeeper.inventory.api import router as inventory_router
@@ -24,7 +24,6 @@ from storekeeper.observability import api as observability_api
 from storekeeper.observability.middleware import RequestObservability
 from storekeeper.ordering.api import router as ordering_router
 from storekeeper.sync.api import router as sync_router
-from storekeeper.telemetry import transports as telemetry_transports
 from storekeeper.telemetry.api import router as telemetry_router
 
 API_PREFIX = "/api/v1"
@@ -39,6 +38,7 @@ CONTEXT_ROUTERS: dict[Context, APIRouter] = {
 
 
 def _ops_router(container: Container) -> APIRouter:
+    """``/healthz``, and ``/readyz`` and ``/metrics`` from storekeeper.observability.api."""
     router = APIRouter(tags=["ops"])
 
     @router.get("/healthz")
@@ -47,7 +47,7 @@ def _ops_router(container: Container) -> APIRouter:
         return {"status": "ok"}
 
     # /readyz and /metrics: storekeeper.observability.api.
-    router.include_router(observability_api.router(container))
+    router.include_router(observability_api.router(db=container.db, settings=container.settings))
     return router
 
 
@@ -81,7 +81,7 @@ def create_app(
         worker.start()
         async with AsyncExitStack() as stack:
             if sensor_transports:
-                await stack.enter_async_context(telemetry_transports.running(container))
+                await stack.enter_async_context(sensor_listeners(container))
             # Live updates (SSE, WebSocket): stopping it ends the open streams.
             await live_hub.start()
             stack.push_async_callback(live_hub.stop)
@@ -98,9 +98,16 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.container = container
+    # What routes ask for by name through storekeeper.api.deps.provided.
+    app.state.dependencies = container.dependencies()
     app.state.live_hub = live_hub
     errors.install(app)
-    app.add_middleware(RateLimit, container=container, api_prefix=API_PREFIX)
+    app.add_middleware(
+        RateLimit,
+        settings=container.settings,
+        signing_key=container.signing_key,
+        api_prefix=API_PREFIX,
+    )
     app.add_middleware(BodySizeLimit, max_bytes=container.settings.max_body_bytes)
     app.add_middleware(SecurityHeaders, hsts=container.settings.env == "production")
     app.add_middleware(Cors, origins=container.settings.cors_origins)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
@@ -11,7 +11,7 @@ from fastapi.security import OAuth2PasswordBearer
 from storekeeper.accounts import security
 from storekeeper.accounts import service as accounts_service
 from storekeeper.accounts.domain import STAFF, Principal, Role
-from storekeeper.bootstrap import Container
+from storekeeper.config import Settings
 from storekeeper.db import Database
 from storekeeper.errors import NotAuthenticated, PermissionDenied
 from storekeeper.observability import logs
@@ -23,25 +23,33 @@ _bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 # thread-pool hop per request, which measured as the largest single overhead on hot reads.
 
 
-async def get_container(request: Request) -> Container:
-    """The app's composition root."""
-    container: Container = request.app.state.container
-    return container
+def provided(name: str) -> Callable[[Request], Awaitable[Any]]:
+    """A dependency giving what the composition root built under ``name``.
+
+    ``Annotated[Mailer, Depends(provided("mailer"))]``; the names are those of
+    ``storekeeper.bootstrap.Container.dependencies``.
+
+    Routes thus name exactly what they use, and no context imports the composition root.
+    """
+
+    async def dependency(request: Request) -> Any:
+        return request.app.state.dependencies[name]
+
+    dependency.__name__ = f"provided_{name}"
+    return dependency
 
 
-ContainerDep = Annotated[Container, Depends(get_container)]
-
-
-async def get_db(container: ContainerDep) -> Database:
-    """The database; views open a unit of work with ``db.transaction()``."""
-    return container.db
-
-
-DatabaseDep = Annotated[Database, Depends(get_db)]
+DatabaseDep = Annotated[Database, Depends(provided("db"))]
+"""The database; views open a unit of work with ``db.transaction()``."""
+SettingsDep = Annotated[Settings, Depends(provided("settings"))]
+SigningKeyDep = Annotated[str, Depends(provided("signing_key"))]
 
 
 async def get_principal_allowing_setup(
-    container: ContainerDep, token: Annotated[str | None, Depends(_bearer)]
+    db: DatabaseDep,
+    settings: SettingsDep,
+    signing_key: SigningKeyDep,
+    token: Annotated[str | None, Depends(_bearer)],
 ) -> Principal:
     """The caller proven by a bearer access or device token whose session is still alive.
 
@@ -50,11 +58,9 @@ async def get_principal_allowing_setup(
     """
     if not token:
         raise NotAuthenticated("a bearer token is required")
-    claims = security.decode_token(
-        token, key=container.signing_key, expected_types=("access", "device")
-    )
-    roles = container.settings.require_2fa_roles
-    principal = await container.db.read(
+    claims = security.decode_token(token, key=signing_key, expected_types=("access", "device"))
+    roles = settings.require_2fa_roles
+    principal = await db.read(
         lambda conn: accounts_service.principal_for(conn, claims, two_factor_roles=roles)
     )
     logs.set_user(principal.user_id)  # the request's log lines name the caller from here on
@@ -89,17 +95,22 @@ SERVICE = Principal(user_id=security.SERVICE_ACCOUNT, role=Role.ADMIN)
 
 
 async def get_service_or_staff(
-    container: ContainerDep, token: Annotated[str | None, Depends(_bearer)]
+    db: DatabaseDep,
+    settings: SettingsDep,
+    signing_key: SigningKeyDep,
+    token: Annotated[str | None, Depends(_bearer)],
 ) -> Principal:
     """Another Storekeeper process (a service token), or a manager or admin."""
     if token:
         try:
-            security.decode_token(token, key=container.signing_key, expected_types=("service",))
+            security.decode_token(token, key=signing_key, expected_types=("service",))
         except NotAuthenticated:
             pass  # not a service token: a person's, checked below
         else:
             return SERVICE
-    principal = await get_principal(await get_principal_allowing_setup(container, token))
+    principal = await get_principal(
+        await get_principal_allowing_setup(db, settings, signing_key, token)
+    )
     if not principal.has_role(STAFF):
         raise PermissionDenied(f"role {principal.role.value} may not do this")
     return principal

@@ -148,7 +148,7 @@ def install(app: FastAPI) -> None:
         # Never a traceback or SQL in a response; the log has the details. Starlette sends this
         # answer from outside every middleware, so it brings its own security headers.
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        production = request.app.state.container.settings.env == "production"
+        production = request.app.state.dependencies["settings"].env == "production"
         return JSONResponse(
             error_body("internal error", "internal_error"),
             status_code=status.HTTP_500_INTERNAL_SERVER_ERROR,

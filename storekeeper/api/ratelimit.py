@@ -32,12 +32,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from storekeeper.accounts import security
 from storekeeper.api.errors import error_body
 from storekeeper.api.limit_rules import Limit, Per, parse_limits
+from storekeeper.config import Settings
 from storekeeper.errors import NotAuthenticated
 
 if TYPE_CHECKING:
     from redis.commands.core import AsyncScript
-
-    from storekeeper.bootstrap import Container
 
 log = logging.getLogger(__name__)
 
@@ -193,10 +192,11 @@ class RateLimit:
     passes unchecked.
     """
 
-    def __init__(self, app: ASGIApp, *, container: Container, api_prefix: str) -> None:
+    def __init__(
+        self, app: ASGIApp, *, settings: Settings, signing_key: str, api_prefix: str
+    ) -> None:
         self.app = app
-        settings = container.settings
-        self.signing_key = container.signing_key
+        self.signing_key = signing_key
         self.prefix = settings.rate_limit_prefix
         self.rules: dict[tuple[str, str], Rule] = {}
         for name, path, account in _ENDPOINTS if settings.rate_limits_enabled else ():

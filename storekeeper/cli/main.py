@@ -237,9 +237,8 @@ def worker(
     Needs STOREKEEPER_BROKER_URL (amqp://… or redis://…). In embedded mode `serve` runs the
     jobs itself and no worker is needed.
     """
-    from storekeeper.bootstrap import bootstrap
+    from storekeeper.bootstrap import bootstrap, run_worker
     from storekeeper.observability import exposition, logs
-    from storekeeper.tasks.celery_app import run_worker
 
     settings = Settings()
     logs.configure_celery()
@@ -282,7 +281,15 @@ def grpc_serve(
     container = bootstrap(settings)
     try:
         console.print(f"Storekeeper gRPC inventory service on {host}:{port}")
-        server.serve(container, host=host, port=port, threads=threads, grace_s=grace)
+        server.serve(
+            db=container.db,
+            settings=container.settings,
+            signing_key=container.signing_key,
+            host=host,
+            port=port,
+            threads=threads,
+            grace_s=grace,
+        )
     except OSError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from exc

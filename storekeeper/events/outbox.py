@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any, ClassVar, Protocol, cast
+from typing import Any, ClassVar, Protocol, TypeVar, cast
 
 from sqlalchemy import BigInteger, Table, Text, and_, func, insert, or_, select, tuple_
 from sqlalchemy import cast as sql_cast
@@ -34,6 +34,19 @@ class Event(Protocol):
 
     @property
     def aggregate_id(self) -> str: ...
+
+
+E = TypeVar("E", bound=Event)
+
+
+def decode(event_type: type[E], payload: Mapping[str, Any]) -> E:
+    """The event ``payload`` was recorded from, as its producer's dataclass.
+
+    Fields the dataclass does not know are ignored (a newer producer may add some); a field it
+    needs and the payload lacks raises ``TypeError``, so a renamed field fails loudly.
+    """
+    names = {field.name for field in dataclasses.fields(event_type)}  # type: ignore[arg-type]
+    return event_type(**{name: value for name, value in payload.items() if name in names})
 
 
 def record(session: Session, *events: Event) -> None:

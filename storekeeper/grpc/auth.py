@@ -6,14 +6,15 @@ session or deactivated account is refused at once), same two-factor rule as ``ap
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 
 import grpc
 
 from storekeeper.accounts import security
 from storekeeper.accounts import service as accounts_service
 from storekeeper.accounts.domain import Principal, Role
-from storekeeper.bootstrap import Container
+from storekeeper.db import Database
 from storekeeper.errors import NotAuthenticated, PermissionDenied
 
 _SCHEME = "bearer "
@@ -29,16 +30,25 @@ def bearer_token(metadata: Sequence[tuple[str, str | bytes]] | None) -> str:
     raise NotAuthenticated("a bearer token is required in the authorization metadata")
 
 
+@dataclass(frozen=True, slots=True)
+class TokenCheck:
+    """What checking a caller's token takes."""
+
+    db: Database
+    signing_key: str
+    two_factor_roles: Collection[str]
+
+
 def authenticate(
-    container: Container, context: grpc.ServicerContext, allowed: frozenset[Role]
+    check: TokenCheck, context: grpc.ServicerContext, allowed: frozenset[Role]
 ) -> Principal:
     """The caller of this call, admitted only if their role is in ``allowed``."""
     token = bearer_token(context.invocation_metadata())
     claims = security.decode_token(
-        token, key=container.signing_key, expected_types=("access", "device")
+        token, key=check.signing_key, expected_types=("access", "device")
     )
-    roles = container.settings.require_2fa_roles
-    with container.db.reading() as session:
+    roles = check.two_factor_roles
+    with check.db.reading() as session:
         principal = accounts_service.principal_for(
             session.connection(), claims, two_factor_roles=roles
         )

@@ -17,7 +17,9 @@ from types import FrameType
 
 import grpc
 
-from storekeeper.bootstrap import Container
+from storekeeper.config import Settings
+from storekeeper.db import Database
+from storekeeper.grpc.auth import TokenCheck
 from storekeeper.grpc.gen.inventory_pb2_grpc import add_InventoryServicer_to_server
 from storekeeper.grpc.interceptors import ErrorInterceptor
 from storekeeper.grpc.servicer import InventoryService
@@ -43,16 +45,21 @@ class RunningServer:
 
 
 def start(
-    container: Container,
     *,
+    db: Database,
+    settings: Settings,
+    signing_key: str,
     host: str = "127.0.0.1",
     port: int = 50051,
     threads: int = DEFAULT_THREADS,
     watch_poll_s: float = 0.2,
 ) -> RunningServer:
-    """Start serving ``container``'s database on ``host:port`` (port 0: any free port)."""
+    """Start serving ``db``'s stock on ``host:port`` (port 0: any free port)."""
     service = InventoryService(
-        container, max_watchers=max(1, threads // 2), watch_poll_s=watch_poll_s
+        db=db,
+        check=TokenCheck(db, signing_key, settings.require_2fa_roles),
+        max_watchers=max(1, threads // 2),
+        watch_poll_s=watch_poll_s,
     )
     server = grpc.server(
         ThreadPoolExecutor(max_workers=threads, thread_name_prefix="grpc"),
@@ -72,15 +79,19 @@ def start(
 
 
 def serve(
-    container: Container,
     *,
+    db: Database,
+    settings: Settings,
+    signing_key: str,
     host: str,
     port: int,
     threads: int = DEFAULT_THREADS,
     grace_s: float = DEFAULT_GRACE_S,
 ) -> None:
     """Serve until SIGTERM or SIGINT, then stop gracefully (calls in flight may finish)."""
-    running = start(container, host=host, port=port, threads=threads)
+    running = start(
+        db=db, settings=settings, signing_key=signing_key, host=host, port=port, threads=threads
+    )
     stop_requested = threading.Event()
 
     def _on_signal(signum: int, _frame: FrameType | None) -> None:

@@ -2,37 +2,39 @@
 
 Consumers only decide what to send and to whom, inside the event's delivery transaction, and
 queue a ``notifications.send_mail`` job; the job renders and sends outside any transaction, is
-retried with backoff when the mail server is down, and never holds up a request.
+retried with backoff when the mail server is down, and never holds up a request. Consumers get
+the producer's event dataclass, decoded by the registry, never a raw payload.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import jinja2
 from sqlalchemy.orm import Session
 
 from storekeeper.accounts import service as accounts_service
-from storekeeper.events.relay import Envelope
-from storekeeper.notifications.mail import render
+from storekeeper.accounts.events import AccountRegistered
+from storekeeper.notifications.mail import Mailer, render
+from storekeeper.ordering.events import OrderCancelled, OrderConfirmed, OrderEvent
 from storekeeper.tasks import queue
 from storekeeper.tasks.queue import PermanentJobError
-
-if TYPE_CHECKING:
-    from storekeeper.bootstrap import Container
+from storekeeper.tasks.registry import Registry
+from storekeeper.telemetry.events import AlertRaised
 
 CONSUMER = "notifications"
 SEND_MAIL = "notifications.send_mail"
 
 
-def register(container: Container) -> None:
+def register(registry: Registry) -> None:
     """Subscribe to the events that send e-mail and register the sending job."""
-    container.consumers.subscribe(CONSUMER, "account.registered", _welcome)
-    container.consumers.subscribe(CONSUMER, "order.confirmed", _order_mail("order_confirmed"))
-    container.consumers.subscribe(CONSUMER, "order.cancelled", _order_mail("order_cancelled"))
-    container.consumers.subscribe(CONSUMER, "alert.raised", _alert_mail)
-    container.jobs.register(SEND_MAIL, send_mail)
+    registry.on(CONSUMER, AccountRegistered, welcome)
+    registry.on(CONSUMER, OrderConfirmed, order_mail)
+    registry.on(CONSUMER, OrderCancelled, order_mail)
+    registry.on(CONSUMER, AlertRaised, alert_mail)
+    registry.job(SEND_MAIL, send_mail)
 
 
 def _queue_mail(
@@ -46,45 +48,52 @@ def _queue_mail(
     )
 
 
-def _welcome(session: Session, event: Envelope) -> None:
-    email = event.payload["email"]
-    _queue_mail(session, "welcome", to=email, key=event.aggregate_id, context={"email": email})
+def welcome(session: Session, event: AccountRegistered) -> None:
+    """Welcome a customer who signed up."""
+    context = {"email": event.email}
+    _queue_mail(session, "welcome", to=event.email, key=event.aggregate_id, context=context)
 
 
-def _order_mail(template: str) -> Any:
-    def handle(session: Session, event: Envelope) -> None:
-        payload = event.payload
-        customer = uuid.UUID(payload["customer_id"])
-        context = {
-            "order_id": payload["order_id"],
-            "total_cents": payload["total_cents"],
-            "currency": payload["currency"],
-        }
-        if template == "order_cancelled":
-            context["reason"] = payload.get("reason", "")
-        to = accounts_service.email_of(session, user_id=customer)
-        _queue_mail(session, template, to=to, key=payload["order_id"], context=context)
-
-    return handle
+def order_mail_of(event: OrderEvent) -> tuple[str, dict[str, Any]]:
+    """The template and its context that tell a customer what happened to their order."""
+    context: dict[str, Any] = {
+        "order_id": event.order_id,
+        "total_cents": event.total_cents,
+        "currency": event.currency,
+    }
+    if isinstance(event, OrderCancelled):
+        return "order_cancelled", {**context, "reason": event.reason}
+    return "order_confirmed", context
 
 
-def _alert_mail(session: Session, event: Envelope) -> None:
-    """Tell every manager and admin about a cold-chain alert (one mail each)."""
-    payload = event.payload
-    low, high = payload["min_temp_c"], payload["max_temp_c"]
-    context = {
-        **payload,
+def order_mail(session: Session, event: OrderEvent) -> None:
+    """Tell the customer their order was confirmed or cancelled."""
+    template, context = order_mail_of(event)
+    to = accounts_service.email_of(session, user_id=uuid.UUID(event.customer_id))
+    _queue_mail(session, template, to=to, key=event.order_id, context=context)
+
+
+def alert_context(event: AlertRaised) -> dict[str, Any]:
+    """What the ``alert_raised`` template shows: the event and its range in words."""
+    low, high = event.min_temp_c, event.max_temp_c
+    return {
+        **dataclasses.asdict(event),
         "range_text": f"{'-∞' if low is None else low} to {'+∞' if high is None else high} °C",
     }
+
+
+def alert_mail(session: Session, event: AlertRaised) -> None:
+    """Tell every manager and admin about a cold-chain alert (one mail each)."""
+    context = alert_context(event)
     for to in accounts_service.staff_emails(session):
-        key = f"{payload['alert_id']}:{to}"
+        key = f"{event.alert_id}:{to}"
         _queue_mail(session, "alert_raised", to=to, key=key, context=context)
 
 
-def send_mail(container: Container, args: dict[str, Any]) -> None:
+def send_mail(args: dict[str, Any], *, mailer: Mailer) -> None:
     """Render and send one e-mail; a broken template fails for good instead of retrying."""
     try:
         mail = render(args["template"], to=args["to"], key=args["key"], **args["context"])
     except jinja2.TemplateError as exc:
         raise PermanentJobError(f"template {args['template']!r}: {exc}") from exc
-    container.mailer.send(mail)
+    mailer.send(mail)

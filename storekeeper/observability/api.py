@@ -11,7 +11,8 @@ from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse, Response
 
 from storekeeper.api.errors import error_body
-from storekeeper.bootstrap import Container
+from storekeeper.config import Settings
+from storekeeper.db import Database
 from storekeeper.errors import NotAuthenticated
 from storekeeper.observability import exposition
 from storekeeper.observability.health import ReadinessProbe
@@ -24,12 +25,12 @@ _NOT_READY: dict[int | str, dict[str, Any]] = {
 }
 
 
-def router(container: Container) -> APIRouter:
-    """``/readyz`` and ``/metrics`` for the process serving ``container``."""
+def router(*, db: Database, settings: Settings) -> APIRouter:
+    """``/readyz`` and ``/metrics`` for the process serving ``db``."""
     routes = APIRouter(tags=["ops"])
-    probe = ReadinessProbe(container)
-    registry = exposition.build_registry(container.db)
-    token = container.settings.metrics_token.get_secret_value()
+    probe = ReadinessProbe(db=db, settings=settings)
+    registry = exposition.build_registry(db)
+    token = settings.metrics_token.get_secret_value()
 
     @routes.get("/readyz", responses=_NOT_READY)
     def readyz() -> JSONResponse:
@@ -39,9 +40,7 @@ def router(container: Container) -> APIRouter:
         if readiness.failed:
             body = error_body(f"not ready: {', '.join(readiness.failed)}", "not_ready")
             return JSONResponse({**body, "checks": readiness.checks}, status_code=503)
-        return JSONResponse(
-            {"status": "ready", "database": container.db.dialect, "checks": readiness.checks}
-        )
+        return JSONResponse({"status": "ready", "database": db.dialect, "checks": readiness.checks})
 
     # Plain text for Prometheus, not part of the JSON API: left out of the OpenAPI document.
     @routes.get("/metrics", include_in_schema=False)

@@ -11,15 +11,13 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 
 from storekeeper import migrations
-
-if TYPE_CHECKING:
-    from storekeeper.bootstrap import Container
+from storekeeper.config import Settings
+from storekeeper.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +46,10 @@ def _head_revision() -> str | None:
 class ReadinessProbe:
     """Runs the checks; the broker's result is cached briefly so probes do not flood it."""
 
-    def __init__(self, container: Container, *, broker_cache_s: float = 2.0) -> None:
-        """Check ``container``'s database and, when configured, its broker."""
-        self._container = container
+    def __init__(self, *, db: Database, settings: Settings, broker_cache_s: float = 2.0) -> None:
+        """Check ``db`` and, when ``settings`` name one, the broker."""
+        self._db = db
+        self._broker_url = settings.broker_url
         self._broker_cache_s = broker_cache_s
         self._broker: tuple[float, str] | None = None
         self._lock = threading.Lock()
@@ -58,14 +57,14 @@ class ReadinessProbe:
     def check(self) -> Readiness:
         """Run every check now (the broker's at most every ``broker_cache_s``)."""
         checks = self._database()
-        if self._container.settings.broker_url:
+        if self._broker_url:
             checks["broker"] = self._broker_state()
         return Readiness(checks)
 
     def _database(self) -> dict[str, str]:
         head = _head_revision()
         try:
-            with self._container.db.reading() as session:
+            with self._db.reading() as session:
                 connection = session.connection()
                 connection.execute(text("SELECT 1"))
                 revision = MigrationContext.configure(connection).get_current_revision()
@@ -80,7 +79,7 @@ class ReadinessProbe:
         with self._lock:
             now = time.monotonic()
             if self._broker is None or now - self._broker[0] >= self._broker_cache_s:
-                self._broker = (now, _reach_broker(self._container.settings.broker_url))
+                self._broker = (now, _reach_broker(self._broker_url))
             return self._broker[1]
 
 

@@ -11,22 +11,26 @@ from sqlalchemy.exc import IntegrityError
 
 from storekeeper.accounts import policy
 from storekeeper.accounts.domain import BUYERS, ORDER_READERS_OF_ALL, STOCK_HANDLERS, Principal
-from storekeeper.api.deps import ContainerDep, DatabaseDep, require
+from storekeeper.api.deps import DatabaseDep, provided, require
 from storekeeper.api.errors import ErrorBody, responses
 from storekeeper.inventory.domain import Point
 from storekeeper.ordering import idempotency, service
 from storekeeper.ordering.domain import OrderStatus
 from storekeeper.ordering.models import Order
+from storekeeper.ordering.saga import Gateways
 from storekeeper.ordering.schemas import (
     CancelRequest,
     OrderCreate,
     OrderPage,
     OrderRead,
 )
+from storekeeper.ordering.stock import InventoryPort
 
 router = APIRouter(prefix="/orders", tags=["ordering"])
 Buyer = Annotated[Principal, Depends(require(BUYERS))]
 StockHandler = Annotated[Principal, Depends(require(STOCK_HANDLERS))]
+GatewaysDep = Annotated[Gateways, Depends(provided("gateways"))]
+InventoryDep = Annotated[InventoryPort, Depends(provided("inventory"))]
 IdempotencyKey = Annotated[
     str,
     Header(
@@ -53,12 +57,17 @@ def _visible(order: Order, principal: Principal) -> bool:
     },
 )
 def place_order(
-    body: OrderCreate, key: IdempotencyKey, who: Buyer, container: ContainerDep
+    body: OrderCreate,
+    key: IdempotencyKey,
+    who: Buyer,
+    db: DatabaseDep,
+    gateways: GatewaysDep,
+    inventory: InventoryDep,
 ) -> JSONResponse:
     """Place an order: stock is reserved from the nearest warehouses and payment requested."""
     request_hash = idempotency.fingerprint(body.model_dump_json().encode())
     try:
-        with container.db.transaction() as session:
+        with db.transaction() as session:
             stored = idempotency.lookup(
                 session, user_id=who.user_id, key=key, request_hash=request_hash
             )
@@ -71,8 +80,8 @@ def place_order(
                 ship_to=Point(body.ship_to.lat, body.ship_to.lon) if body.ship_to else None,
                 payment_method=body.payment.method,
                 payment_token=body.payment.token,
-                gateways=container.payment_gateways,
-                inventory=container.inventory,
+                gateways=gateways,
+                inventory=inventory,
             )
             payload = order.model_dump(mode="json")
             idempotency.remember(
@@ -85,7 +94,7 @@ def place_order(
             )
     except IntegrityError:
         # A concurrent request with the same key committed first: answer as it did.
-        with container.db.reading() as session:
+        with db.reading() as session:
             stored = idempotency.lookup(
                 session, user_id=who.user_id, key=key, request_hash=request_hash
             )
@@ -128,12 +137,14 @@ def get_order(order_id: uuid.UUID, who: Buyer, db: DatabaseDep) -> OrderRead:
 def cancel_order(
     order_id: uuid.UUID,
     who: Buyer,
-    container: ContainerDep,
+    db: DatabaseDep,
+    gateways: GatewaysDep,
+    inventory: InventoryDep,
     body: CancelRequest | None = None,
 ) -> OrderRead:
     """Cancel an order that has not shipped; its stock is available again at once, and a card
     payment is voided or refunded in the background."""
-    with container.db.transaction() as session:
+    with db.transaction() as session:
         order = service.get_for_update(session, order_id=order_id)
         if not _visible(order, who):
             raise service.OrderNotFound(f"no order {order_id}")
@@ -141,8 +152,8 @@ def cancel_order(
             session,
             order=order,
             reason=(body or CancelRequest()).reason,
-            gateways=container.payment_gateways,
-            inventory=container.inventory,
+            gateways=gateways,
+            inventory=inventory,
         )
         return service.view(order)
 
@@ -150,17 +161,23 @@ def cancel_order(
 @router.post(
     "/{order_id}/ship", response_model=OrderRead, responses=responses(401, 403, 404, 409, 422)
 )
-def ship_order(order_id: uuid.UUID, who: StockHandler, container: ContainerDep) -> OrderRead:
+def ship_order(
+    order_id: uuid.UUID,
+    who: StockHandler,
+    db: DatabaseDep,
+    gateways: GatewaysDep,
+    inventory: InventoryDep,
+) -> OrderRead:
     """Ship a confirmed order: its reserved units become ``sale`` movements; a card payment is
     captured in the background."""
-    with container.db.transaction() as session:
+    with db.transaction() as session:
         order = service.get_for_update(session, order_id=order_id)
         policy.ensure_warehouses(who, {line.warehouse for line in order.lines})
         service.ship(
             session,
             order=order,
             actor_id=str(who.user_id),
-            gateways=container.payment_gateways,
-            inventory=container.inventory,
+            gateways=gateways,
+            inventory=inventory,
         )
         return service.view(order)

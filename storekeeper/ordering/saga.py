@@ -14,77 +14,99 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from storekeeper.db import utcnow
+from storekeeper.config import Settings
+from storekeeper.db import Database, utcnow
 from storekeeper.ordering import service
 from storekeeper.ordering.domain import OrderStatus
 from storekeeper.ordering.models import Order
-from storekeeper.payments.gateway import AuthorizationStatus, GatewayRejected, GatewayUnavailable
-from storekeeper.tasks.background import Periodic
+from storekeeper.ordering.stock import InventoryPort
+from storekeeper.payments.gateway import (
+    AuthorizationStatus,
+    GatewayRejected,
+    GatewayUnavailable,
+    PaymentGateway,
+)
 from storekeeper.tasks.queue import PermanentJobError
-
-if TYPE_CHECKING:
-    from storekeeper.bootstrap import Container
 
 log = logging.getLogger(__name__)
 SWEEP_BATCH = 100
 
+Gateways = Mapping[str, PaymentGateway]
 
-def register(container: Container) -> None:
-    """Add the saga's jobs and its sweeper to the container."""
-    container.jobs.register(service.COLLECT_PAYMENT, collect_payment)
-    container.jobs.register(service.REFUND_PAYMENT, refund_payment)
-    container.jobs.register(service.CAPTURE_PAYMENT, capture_payment)
-    container.periodic.append(
-        Periodic(
-            "ordering.sweep_stale_payments",
-            # Often enough that an order never waits much past its deadline.
-            every_s=max(0.5, min(5.0, container.settings.payment_deadline_s / 4)),
-            run=sweep_stale_payments,
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """How an order awaiting payment ends: confirmed with ``reference``, or cancelled."""
+
+    reference: str | None = None
+    reason: str = ""
+
+
+class StillPending(RuntimeError):
+    """The gateway has not decided yet; the job asks again later (the sweeper bounds the wait)."""
+
+
+def authorize(
+    gateways: Gateways, *, method: str, order_id: str, amount_cents: int, currency: str, token: str
+) -> Settlement:
+    """Ask the method's gateway to authorize the amount; what its answer means for the order."""
+    gateway = gateways.get(method)
+    if gateway is None:
+        return Settlement(reason=f"payment method {method!r} is not configured")
+    try:
+        answer = gateway.authorize(
+            order_id=order_id, amount_cents=amount_cents, currency=currency, token=token
         )
-    )
+    except GatewayRejected as exc:
+        return Settlement(reason=f"payment gateway refused the request: {exc.reason}")
+    except GatewayUnavailable as exc:
+        return Settlement(reason=f"payment gateway unavailable: {exc.reason}")
+    if answer.status is AuthorizationStatus.AUTHORIZED:
+        return Settlement(reference=answer.reference)
+    if answer.status is AuthorizationStatus.DECLINED:
+        return Settlement(reason=f"payment declined: {answer.reason}")
+    raise StillPending(f"authorization of order {order_id} is still pending")
 
 
-def collect_payment(container: Container, args: dict[str, Any]) -> None:
+def collect_payment(
+    args: dict[str, Any], *, db: Database, gateways: Gateways, inventory: InventoryPort
+) -> None:
     """Ask the gateway to authorize the order's total, then confirm or cancel the order."""
     order_id = uuid.UUID(args["order_id"])
-    with container.db.reading() as session:
+    with db.reading() as session:
         order = _order(session, order_id)
         if order.status != OrderStatus.PENDING_PAYMENT:
             return  # cancelled (by the customer or the sweeper) before we got to it
         method, amount, currency = order.payment_method, order.total_cents, order.currency
-    gateway = container.payment_gateways.get(method)
-    if gateway is None:
-        _settle(container, order_id, reason=f"payment method {method!r} is not configured")
-        return
-    try:
-        answer = gateway.authorize(
-            order_id=str(order_id), amount_cents=amount, currency=currency, token=args["token"]
-        )
-    except GatewayRejected as exc:
-        _settle(container, order_id, reason=f"payment gateway refused the request: {exc.reason}")
-        return
-    except GatewayUnavailable as exc:
-        _settle(container, order_id, reason=f"payment gateway unavailable: {exc.reason}")
-        return
-    if answer.status is AuthorizationStatus.AUTHORIZED:
-        _settle(container, order_id, reference=answer.reference)
-    elif answer.status is AuthorizationStatus.DECLINED:
-        _settle(container, order_id, reason=f"payment declined: {answer.reason}")
-    else:  # the gateway is still deciding: ask again later (the sweeper bounds the wait)
-        raise RuntimeError(f"authorization of order {order_id} is still pending")
+    settlement = authorize(
+        gateways,
+        method=method,
+        order_id=str(order_id),
+        amount_cents=amount,
+        currency=currency,
+        token=args["token"],
+    )
+    _settle(db, gateways, inventory, order_id, settlement)
 
 
 def _settle(
-    container: Container, order_id: uuid.UUID, *, reference: str | None = None, reason: str = ""
+    db: Database,
+    gateways: Gateways,
+    inventory: InventoryPort,
+    order_id: uuid.UUID,
+    settlement: Settlement,
 ) -> None:
-    """Confirm (with ``reference``) or cancel (with ``reason``) an order still awaiting payment."""
-    with container.db.transaction() as session:
+    """Confirm or cancel an order still awaiting payment, as ``settlement`` says."""
+    reference, reason = settlement.reference, settlement.reason
+    with db.transaction() as session:
         order = service.get_for_update(session, order_id=order_id)
         if order.status != OrderStatus.PENDING_PAYMENT:
             if reference is not None:
@@ -95,11 +117,7 @@ def _settle(
             service.confirm(session, order=order, reference=reference)
         else:
             service.cancel(
-                session,
-                order=order,
-                reason=reason,
-                gateways=container.payment_gateways,
-                inventory=container.inventory,
+                session, order=order, reason=reason, gateways=gateways, inventory=inventory
             )
     log.info(
         "order %s %s%s",
@@ -109,9 +127,9 @@ def _settle(
     )
 
 
-def refund_payment(container: Container, args: dict[str, Any]) -> None:
+def refund_payment(args: dict[str, Any], *, gateways: Gateways) -> None:
     """Void or refund what the gateway holds for the order; retried until the gateway answers."""
-    gateway = container.payment_gateways.get(args["method"])
+    gateway = gateways.get(args["method"])
     if gateway is None:
         raise PermanentJobError(f"payment method {args['method']!r} is not configured")
     try:
@@ -123,9 +141,9 @@ def refund_payment(container: Container, args: dict[str, Any]) -> None:
     log.info("order %s payment %s", args["order_id"], outcome)
 
 
-def capture_payment(container: Container, args: dict[str, Any]) -> None:
+def capture_payment(args: dict[str, Any], *, gateways: Gateways) -> None:
     """Capture the authorized amount of a shipped order; retried until the gateway answers."""
-    gateway = container.payment_gateways.get(args["method"])
+    gateway = gateways.get(args["method"])
     if gateway is None:
         raise PermanentJobError(f"payment method {args['method']!r} is not configured")
     try:
@@ -136,10 +154,12 @@ def capture_payment(container: Container, args: dict[str, Any]) -> None:
         raise RuntimeError(f"capture of order {args['order_id']} failed: {exc.reason}") from exc
 
 
-def sweep_stale_payments(container: Container) -> None:
+def sweep_stale_payments(
+    *, db: Database, settings: Settings, gateways: Gateways, inventory: InventoryPort
+) -> None:
     """Cancel orders still ``pending_payment`` past the deadline; their stock comes back."""
-    deadline = utcnow() - timedelta(seconds=container.settings.payment_deadline_s)
-    with container.db.reading() as session:
+    deadline = utcnow() - timedelta(seconds=settings.payment_deadline_s)
+    with db.reading() as session:
         stale = list(
             session.scalars(
                 select(Order.id)
@@ -151,9 +171,10 @@ def sweep_stale_payments(container: Container) -> None:
                 .limit(SWEEP_BATCH)
             )
         )
+    expired = Settlement(reason="payment not completed before the deadline")
     for order_id in stale:
         log.warning("order %s passed the payment deadline; cancelling it", order_id)
-        _settle(container, order_id, reason="payment not completed before the deadline")
+        _settle(db, gateways, inventory, order_id, expired)
 
 
 def _order(session: Session, order_id: uuid.UUID) -> Order:

@@ -20,9 +20,10 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import httpx
+from sqlalchemy.orm import Session
 
 from storekeeper.accounts.security import issue_service_token
 from storekeeper.db import Database, on_rollback
@@ -31,11 +32,6 @@ from storekeeper.inventory import service as inventory_service
 from storekeeper.inventory.domain import Allocation, Point
 from storekeeper.tasks import queue
 from storekeeper.tasks.queue import PermanentJobError
-
-if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
-
-    from storekeeper.bootstrap import Container
 
 log = logging.getLogger(__name__)
 
@@ -172,26 +168,15 @@ class RemoteInventory:
 _FAMILIES: dict[int, type[DomainError]] = {404: NotFound, 409: Conflict, 422: InvalidRequest}
 
 
-def inventory_from(settings_url: str, *, db: Database, signing_key: str) -> InventoryPort:
-    """Remote when ``STOREKEEPER_INVENTORY_URL`` is set, else this process's inventory."""
-    if settings_url:
-        return RemoteInventory(settings_url, signing_key=signing_key)
-    return LocalInventory(db)
+def release_stock(args: dict[str, Any], *, inventory: InventoryPort) -> None:
+    """Give back what a cancelled order's reference holds (a job queued with the cancel)."""
+    _settle_job(lambda: inventory.release_now(str(args["ref"])))
 
 
-def register(container: Container) -> None:
-    """The jobs that settle reservations for cancelled and shipped orders."""
-    container.jobs.register(RELEASE_STOCK, _release_job)
-    container.jobs.register(FULFIL_STOCK, _fulfil_job)
-
-
-def _release_job(container: Container, args: dict[str, Any]) -> None:
-    _settle_job(lambda: container.inventory.release_now(str(args["ref"])))
-
-
-def _fulfil_job(container: Container, args: dict[str, Any]) -> None:
+def fulfil_stock(args: dict[str, Any], *, inventory: InventoryPort) -> None:
+    """Turn what a shipped order's reference holds into sales (a job queued with the ship)."""
     actor = args.get("actor_id")
-    _settle_job(lambda: container.inventory.fulfil_now(str(args["ref"]), actor and str(actor)))
+    _settle_job(lambda: inventory.fulfil_now(str(args["ref"]), actor and str(actor)))
 
 
 def _settle_job(call: Callable[[], None]) -> None:

@@ -14,15 +14,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from storekeeper.events.relay import BATCH, Publish, local_delivery, relay_once
+from storekeeper.config import Settings
+from storekeeper.db import Database
+from storekeeper.events.relay import BATCH, Consumers, Publish, local_delivery, relay_once
 from storekeeper.observability import metrics
 from storekeeper.tasks import queue
 from storekeeper.tasks.lease import LeaderLease
-
-if TYPE_CHECKING:
-    from storekeeper.bootstrap import Container
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +31,7 @@ class Periodic:
 
     name: str
     every_s: float
-    run: Callable[[Container], None]
+    run: Callable[[], None]
 
 
 class Background:
@@ -41,8 +39,12 @@ class Background:
 
     def __init__(
         self,
-        container: Container,
         *,
+        db: Database,
+        settings: Settings,
+        consumers: Consumers,
+        jobs: queue.JobRegistry,
+        periodic: list[Periodic],
         publish: Publish | None = None,
         dispatch_job: Callable[[int], None] | None = None,
         job_threads: int = 0,
@@ -50,13 +52,16 @@ class Background:
     ) -> None:
         """``publish``/``dispatch_job`` go to a broker when given, else events are delivered
         in-process; ``job_threads`` > 0 runs jobs from the table in this process."""
-        self._container = container
-        self._publish = publish or local_delivery(container.db, container.consumers)
+        self._db = db
+        self._settings = settings
+        self._jobs = jobs
+        self._periodic = periodic
+        self._publish = publish or local_delivery(db, consumers)
         self._dispatch_job = dispatch_job
         self._tick = tick_s
         self._stop = threading.Event()
         self._wake_jobs = threading.Event()
-        self.lease = LeaderLease(container.db, "background", ttl_s=container.settings.lease_s)
+        self.lease = LeaderLease(db, "background", ttl_s=settings.lease_s)
         self._threads = [threading.Thread(target=self._lead, name="leader", daemon=True)]
         self._threads += [
             threading.Thread(target=self._run_jobs, name=f"jobs-{n}", daemon=True)
@@ -93,40 +98,37 @@ class Background:
 
     def _lead_once(self) -> bool:
         """One pass; True when the outbox had a full batch (more may be waiting)."""
-        relayed = relay_once(self._container.db, self._publish)
+        relayed = relay_once(self._db, self._publish)
         metrics.RELAYED_EVENTS.inc(relayed)
         if relayed:
             self._wake_jobs.set()  # the consumers may have queued jobs
         if self._dispatch_job is not None:
             self._dispatch_due_jobs(self._dispatch_job)
         now = time.monotonic()
-        for task in self._container.periodic:
+        for task in self._periodic:
             if now - self._last_run.get(task.name, float("-inf")) >= task.every_s:
                 self._last_run[task.name] = now
                 try:
-                    task.run(self._container)
+                    task.run()
                 except Exception:
                     log.exception("periodic task %s failed; it runs again later", task.name)
         return relayed >= BATCH
 
     def _dispatch_due_jobs(self, dispatch: Callable[[int], None]) -> None:
-        settings = self._container.settings
-        job_ids = queue.due_for_dispatch(
-            self._container.db, redispatch_after_s=settings.job_lease_s
-        )
+        job_ids = queue.due_for_dispatch(self._db, redispatch_after_s=self._settings.job_lease_s)
         for index, job_id in enumerate(job_ids):
             try:
                 dispatch(job_id)
             except Exception:
                 log.exception("could not hand job %s to the broker; retrying", job_id)
-                queue.undispatch(self._container.db, job_ids[index:])
+                queue.undispatch(self._db, job_ids[index:])
                 return
 
     def _run_jobs(self) -> None:
-        lease_s = self._container.settings.job_lease_s
+        lease_s = self._settings.job_lease_s
         while not self._stop.is_set():
             try:
-                job = queue.claim_next(self._container.db, lease_s=lease_s)
+                job = queue.claim_next(self._db, lease_s=lease_s)
             except Exception:
                 log.exception("could not claim a job; retrying")
                 job = None
@@ -134,4 +136,4 @@ class Background:
                 self._wake_jobs.wait(self._tick)
                 self._wake_jobs.clear()
                 continue
-            queue.run(self._container, job)
+            queue.run(job, db=self._db, jobs=self._jobs)

@@ -17,16 +17,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from celery import Celery
 
 from storekeeper.config import Settings
-from storekeeper.events.relay import Envelope, Publish, deliver
+from storekeeper.db import Database
+from storekeeper.events.relay import Consumers, Envelope, Publish, deliver
 from storekeeper.tasks import queue
-
-if TYPE_CHECKING:
-    from storekeeper.bootstrap import Container
+from storekeeper.tasks.background import Background
 
 DELIVER_EVENT = "storekeeper.deliver_event"
 RUN_JOB = "storekeeper.run_job"
@@ -85,8 +84,15 @@ def publisher(app: Celery, settings: Settings) -> tuple[Publish, Callable[[int],
     return publish, dispatch
 
 
-def bind_tasks(app: Celery, container: Container) -> None:
-    """Register the worker's tasks, running against ``container``."""
+def bind_tasks(
+    app: Celery,
+    *,
+    db: Database,
+    settings: Settings,
+    consumers: Consumers,
+    jobs: queue.JobRegistry,
+) -> None:
+    """Register the worker's tasks: deliver events to ``consumers``, run ``jobs``."""
 
     @app.task(  # type: ignore[untyped-decorator]
         name=DELIVER_EVENT,
@@ -97,7 +103,7 @@ def bind_tasks(app: Celery, container: Container) -> None:
     def deliver_event(task: Any, message: dict[str, Any]) -> None:
         envelope = Envelope.from_message(message)
         try:
-            deliver(container.db, container.consumers, envelope)
+            deliver(db, consumers, envelope)
         except Exception as exc:
             # Retried with growing delays; later events of other aggregates carry on.
             retries = task.request.retries
@@ -105,9 +111,9 @@ def bind_tasks(app: Celery, container: Container) -> None:
 
     @app.task(name=RUN_JOB, acks_late=True)  # type: ignore[untyped-decorator]
     def run_job(job_id: int) -> None:
-        job = queue.claim(container.db, job_id, lease_s=container.settings.job_lease_s)
+        job = queue.claim(db, job_id, lease_s=settings.job_lease_s)
         if job is not None:  # else done already, not due, or another worker holds it
-            queue.run(container, job)
+            queue.run(job, db=db, jobs=jobs)
 
 
 def delete_broker_queues(settings: Settings) -> None:
@@ -131,17 +137,19 @@ def delete_broker_queues(settings: Settings) -> None:
             channel.exchange_delete(name)
 
 
-def run_worker(container: Container, *, concurrency: int, loglevel: str = "INFO") -> None:
-    """Run a Celery worker on both queues until it is told to stop (``storekeeper worker``).
+def run_worker(
+    app: Celery,
+    *,
+    settings: Settings,
+    leader: Background,
+    concurrency: int,
+    loglevel: str = "INFO",
+) -> None:
+    """Run ``app`` (its tasks bound) as a worker on both queues until told to stop.
 
-    The process also runs the leader loop (standing by while another process holds the lease),
-    so a deployment of API processes and workers always has one process relaying the outbox.
+    The process also runs ``leader`` (standing by while another process holds the lease), so a
+    deployment of API processes and workers always has one process relaying the outbox.
     """
-    from storekeeper.bootstrap import background
-
-    app = create_celery(container.settings)
-    bind_tasks(app, container)
-    leader = background(container, run_jobs=False)
     leader.start()
     try:
         app.worker_main(
@@ -149,7 +157,7 @@ def run_worker(container: Container, *, concurrency: int, loglevel: str = "INFO"
                 "worker",
                 "--pool=threads",
                 f"--concurrency={concurrency}",
-                "--queues=" + ",".join(queue_names(container.settings)),
+                "--queues=" + ",".join(queue_names(settings)),
                 "--without-mingle",
                 "--without-gossip",
                 f"--loglevel={loglevel}",

@@ -14,7 +14,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from sqlalchemy import Table, and_, func, or_, select, update
 from sqlalchemy.engine import Connection
@@ -24,14 +24,11 @@ from storekeeper.db import Database, as_aware, insert_ignoring_conflicts, utcnow
 from storekeeper.observability import metrics
 from storekeeper.tasks.models import Job
 
-if TYPE_CHECKING:
-    from storekeeper.bootstrap import Container
-
 log = logging.getLogger(__name__)
 _jobs = cast(Table, Job.__table__)
 
-JobFunction = Callable[["Container", dict[str, Any]], None]
-"""Does the work of one job; raises to have it retried later."""
+JobFunction = Callable[[dict[str, Any]], None]
+"""Does the work of one job, its dependencies already bound; raises to have it retried later."""
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 MAX_BACKOFF_S = 300.0
@@ -159,17 +156,17 @@ def claim(db: Database, job_id: int, *, lease_s: float) -> ClaimedJob | None:
     return _claim(db, lambda now: and_(_jobs.c.id == job_id, _claimable(now)), lease_s)
 
 
-def run(container: Container, job: ClaimedJob) -> bool:
+def run(job: ClaimedJob, *, db: Database, jobs: JobRegistry) -> bool:
     """Run a claimed job and record how it went; True when it is done."""
-    function = container.jobs.get(job.name)
+    function = jobs.get(job.name)
     try:
         if function is None:
             raise PermanentJobError(f"no function is registered for job {job.name!r}")
-        function(container, job.args)
+        function(job.args)
     except Exception as exc:  # any failure of a job is recorded on it and retried
-        _failed(container.db, job, exc)
+        _failed(db, job, exc)
         return False
-    with container.db.transaction() as session:
+    with db.transaction() as session:
         session.connection().execute(
             update(_jobs)
             .where(_jobs.c.id == job.id)

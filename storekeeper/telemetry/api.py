@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query, status
 
 from storekeeper.accounts import policy
 from storekeeper.accounts.domain import DEVICES, STAFF, STOCK_HANDLERS, Principal
-from storekeeper.api.deps import ContainerDep, DatabaseDep, require
+from storekeeper.api.deps import DatabaseDep, provided, require
 from storekeeper.api.errors import responses
 from storekeeper.db import utcnow
 from storekeeper.errors import InvalidRequest
@@ -26,12 +26,16 @@ from storekeeper.telemetry.schemas import (
     TelemetryBatch,
     VerdictRead,
 )
+from storekeeper.telemetry.store import TelemetryStore
+from storekeeper.telemetry.transports import Ingest
 
 router = APIRouter(tags=["telemetry"])
 Staff = Annotated[Principal, Depends(require(STAFF))]
 StockHandler = Annotated[Principal, Depends(require(STOCK_HANDLERS))]
 Sender = Annotated[Principal, Depends(require(DEVICES | STAFF))]
 SensorPath = Annotated[str, Path(min_length=1, max_length=64)]
+IngestDep = Annotated[Ingest, Depends(provided("telemetry_ingest"))]
+StoreDep = Annotated[TelemetryStore, Depends(provided("telemetry_store"))]
 _DATE_TIME = {"format": "date-time"}
 
 
@@ -101,12 +105,12 @@ def list_sensors(who: StockHandler, db: DatabaseDep) -> list[SensorRead]:
 
 
 @router.post("/telemetry", response_model=IngestResult, responses=responses(401, 403, 422))
-def post_readings(body: TelemetryBatch, who: Sender, container: ContainerDep) -> IngestResult:
+def post_readings(body: TelemetryBatch, who: Sender, ingest: IngestDep) -> IngestResult:
     """Store a batch of readings (devices for their warehouse's sensors, managers for any).
 
     Answers 200 with one result per reading, in order; only a malformed body is a 422."""
     readings = [ReadingIn(r.sensor, r.ts, r.temp_c, r.humidity) for r in body.readings]
-    verdicts = service.ingest(container, who, readings, transport="http")
+    verdicts = ingest(who, readings, transport="http")
     stored = sum(v.stored for v in verdicts)
     return IngestResult(
         results=[VerdictRead(stored=v.stored, reason=v.reason) for v in verdicts],
@@ -123,7 +127,8 @@ def post_readings(body: TelemetryBatch, who: Sender, container: ContainerDep) ->
 def get_series(
     sensor: SensorPath,
     who: StockHandler,
-    container: ContainerDep,
+    db: DatabaseDep,
+    store: StoreDep,
     start: Annotated[
         str | None, Query(alias="from", max_length=64, json_schema_extra=_DATE_TIME)
     ] = None,
@@ -152,11 +157,11 @@ def get_series(
             "choose a wider bucket or a shorter range",
             code="too_many_buckets",
         )
-    with container.db.reading() as session:
+    with db.reading() as session:
         found = service.get_sensor_or_raise(session, sensor_id=sensor)
     policy.ensure_warehouses(who, [found.warehouse_code])
     points = service.series(
-        container, sensor=sensor, start=since, end=until, bucket_minutes=minutes
+        db=db, store=store, sensor=sensor, start=since, end=until, bucket_minutes=minutes
     )
     return [
         BucketRead(start=p.start, min=p.min, max=p.max, avg=p.avg, count=p.count) for p in points

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
-from storekeeper.tasks.background import Periodic
+from storekeeper.config import Settings
+from storekeeper.db import Database
+from storekeeper.tasks.registry import Registry
 from storekeeper.telemetry import service
-
-if TYPE_CHECKING:
-    from storekeeper.bootstrap import Container
+from storekeeper.telemetry.store import TelemetryStore
 
 log = logging.getLogger(__name__)
 
@@ -17,13 +16,13 @@ SWEEP_EVERY_S = 600.0
 """Retention is counted in days; sweeping every ten minutes keeps each delete small."""
 
 
-def register(container: Container) -> None:
+def register(registry: Registry) -> None:
     """Add the retention sweeper to the leader's periodic work."""
-    container.periodic.append(Periodic("telemetry.sweep_retention", SWEEP_EVERY_S, sweep))
+    registry.every("telemetry.sweep_retention", SWEEP_EVERY_S, sweep)
 
 
-def sweep(container: Container) -> None:
+def sweep(*, db: Database, telemetry_store: TelemetryStore, settings: Settings) -> None:
     """Delete readings and aggregates past their retention."""
-    raw, minutes = service.sweep_retention(container)
+    raw, minutes = service.sweep_retention(db=db, store=telemetry_store, settings=settings)
     if raw or minutes:
         log.info("telemetry retention: %d raw readings, %d minute rows deleted", raw, minutes)

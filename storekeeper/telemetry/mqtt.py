@@ -24,7 +24,6 @@ from urllib.parse import urlsplit
 
 import aiomqtt
 
-from storekeeper.bootstrap import Container
 from storekeeper.errors import DomainError
 from storekeeper.telemetry.readings import ReadingIn, Verdict
 from storekeeper.telemetry.transports import (
@@ -34,7 +33,6 @@ from storekeeper.telemetry.transports import (
     count_rejected,
     parse_number,
     parse_timestamp,
-    service_ingest,
 )
 
 log = logging.getLogger(__name__)
@@ -101,18 +99,10 @@ class MqttSubscriber:
     so more connections mean bigger batches and fewer transactions.
     """
 
-    def __init__(
-        self,
-        container: Container,
-        options: MqttOptions,
-        *,
-        ingest: Ingest | None = None,
-        auth: DeviceAuthenticator | None = None,
-    ) -> None:
-        self.container = container
+    def __init__(self, options: MqttOptions, *, ingest: Ingest, auth: DeviceAuthenticator) -> None:
         self.options = options
-        self.ingest = ingest or service_ingest()
-        self.auth = auth or DeviceAuthenticator(container)
+        self.ingest = ingest
+        self.auth = auth
         self.subscribed = asyncio.Event()  # set while every connection is subscribed
         self._up = 0
         self._queue: asyncio.Queue[tuple[aiomqtt.Client, aiomqtt.Message]] = asyncio.Queue(
@@ -212,7 +202,6 @@ class MqttSubscriber:
                     partial(
                         asyncio.to_thread,
                         self.ingest,
-                        self.container,
                         principal,
                         readings,
                         transport="mqtt",

@@ -12,7 +12,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -20,7 +20,8 @@ from sqlalchemy.orm import Session
 
 from storekeeper.accounts.domain import STAFF, Principal, Role
 from storekeeper.catalog import service as catalog_service
-from storekeeper.db import utcnow
+from storekeeper.config import Settings
+from storekeeper.db import Database, utcnow
 from storekeeper.errors import Conflict, NotFound
 from storekeeper.inventory import service as inventory_service
 from storekeeper.inventory.service import UnknownWarehouse
@@ -30,10 +31,7 @@ from storekeeper.telemetry.alerts import apply_transitions
 from storekeeper.telemetry.domain import Excursion, TempRange
 from storekeeper.telemetry.models import Sensor, SensorStat
 from storekeeper.telemetry.readings import ReadingIn, Transport, Verdict
-from storekeeper.telemetry.store import Bucket, SqlStore, StoredReading, TelemetryStore
-
-if TYPE_CHECKING:
-    from storekeeper.bootstrap import Container
+from storekeeper.telemetry.store import Bucket, StoredReading, TelemetryStore
 
 _sensor = cast(Table, Sensor.__table__)
 _stat = cast(Table, SensorStat.__table__)
@@ -52,22 +50,6 @@ class DuplicateSensor(Conflict):
     """A sensor with that id exists already."""
 
     code = "duplicate_sensor"
-
-
-# --- the store ------------------------------------------------------------------------------
-
-
-def store_for(container: Container) -> TelemetryStore:
-    """The configured readings store, built once per container."""
-    if container.telemetry_store is None:
-        url = container.settings.telemetry_url
-        if url.startswith(("mongodb://", "mongodb+srv://")):
-            from storekeeper.telemetry.mongo import MongoStore
-
-            container.telemetry_store = MongoStore(url)
-        else:
-            container.telemetry_store = SqlStore(container.db.dialect)
-    return container.telemetry_store
 
 
 # --- sensors --------------------------------------------------------------------------------
@@ -183,11 +165,13 @@ _SAVE_STATE = (
 
 
 def ingest(
-    container: Container,
     principal: Principal,
     readings: Sequence[ReadingIn],
     *,
     transport: Transport,
+    db: Database,
+    store: TelemetryStore,
+    settings: Settings,
 ) -> list[Verdict]:
     """Validate, store once and evaluate ``readings``; one verdict per reading, in order.
 
@@ -200,19 +184,13 @@ def ingest(
     """
     if not readings:
         return []
-    settings = container.settings
     now = utcnow()
     oldest = now - timedelta(days=settings.telemetry_raw_retention_days)
-    store = store_for(container)
     outcomes: list[str] = [""] * len(readings)
-    with container.db.transaction() as session:
+    with db.transaction() as session:
         connection = session.connection()
         ids = sorted({r.sensor for r in readings})
-        lock = (
-            _LOCK_SENSORS.with_for_update()
-            if container.db.dialect == "postgresql"
-            else _LOCK_SENSORS
-        )
+        lock = _LOCK_SENSORS.with_for_update() if db.dialect == "postgresql" else _LOCK_SENSORS
         sensors = {row.id: row for row in connection.execute(lock, {"ids": ids})}
         accepted: dict[tuple[str, datetime], int] = {}  # key -> index of its first reading
         for index, reading in enumerate(readings):
@@ -234,7 +212,7 @@ def ingest(
         stored = store.add(session, batch)
         for key, index in accepted.items():
             outcomes[index] = STORED if key in stored else DUPLICATE
-        _count(session, container.db.dialect, readings, outcomes, sensors)
+        _count(session, db.dialect, readings, outcomes, sensors)
         fresh = [r for r in batch if r.key in stored]
         transitions = _evaluate(
             session, sensors, fresh, grace=timedelta(seconds=settings.alert_grace_s)
@@ -354,13 +332,19 @@ def _aware(moment: datetime | None) -> datetime | None:
 
 
 def series(
-    container: Container, *, sensor: str, start: datetime, end: datetime, bucket_minutes: int
+    *,
+    db: Database,
+    store: TelemetryStore,
+    sensor: str,
+    start: datetime,
+    end: datetime,
+    bucket_minutes: int,
 ) -> list[Bucket]:
     """Temperature buckets of ``sensor`` over [start, end), aligned to whole minutes."""
     start_minute = domain.epoch_minute(start)
     end_minute = -(-int(end.timestamp()) // 60)  # ceiling: the minute of ``end`` counts
-    with container.db.reading() as session:
-        return store_for(container).series(
+    with db.reading() as session:
+        return store.series(
             session,
             sensor=sensor,
             start_minute=start_minute,
@@ -372,15 +356,12 @@ def series(
 # --- retention ------------------------------------------------------------------------------
 
 
-def sweep_retention(container: Container) -> tuple[int, int]:
+def sweep_retention(*, db: Database, store: TelemetryStore, settings: Settings) -> tuple[int, int]:
     """Forget raw readings past the raw retention and minute aggregates past theirs."""
-    settings = container.settings
     now = utcnow()
     raw_before = now - timedelta(days=settings.telemetry_raw_retention_days)
     minutes_before = domain.epoch_minute(
         now - timedelta(days=settings.telemetry_minute_retention_days)
     )
-    with container.db.transaction() as session:
-        return store_for(container).sweep(
-            session, raw_before=raw_before, minutes_before=minutes_before
-        )
+    with db.transaction() as session:
+        return store.sweep(session, raw_before=raw_before, minutes_before=minutes_before)

@@ -15,7 +15,6 @@ import logging
 from dataclasses import dataclass
 
 from storekeeper.accounts.domain import Principal
-from storekeeper.bootstrap import Container
 from storekeeper.errors import DomainError
 from storekeeper.telemetry.readings import ReadingIn
 from storekeeper.telemetry.transports import (
@@ -24,7 +23,6 @@ from storekeeper.telemetry.transports import (
     Unparseable,
     count_rejected,
     parse_line,
-    service_ingest,
     store,
 )
 
@@ -98,20 +96,18 @@ class TcpTelemetryServer:
 
     def __init__(
         self,
-        container: Container,
         *,
         host: str,
         port: int,
-        ingest: Ingest | None = None,
+        ingest: Ingest,
+        auth: DeviceAuthenticator,
         limits: TcpLimits | None = None,
-        auth: DeviceAuthenticator | None = None,
     ) -> None:
-        self.container = container
         self._host = host
         self._port = port
-        self.ingest = ingest or service_ingest()
+        self.ingest = ingest
         self.limits = limits or TcpLimits()
-        self.auth = auth or DeviceAuthenticator(container)
+        self.auth = auth
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
 
@@ -265,8 +261,7 @@ class _Connection:
             answers.append(f"err {reason}".encode())
         if readings:
             principal = await self._principal(token, answers, slots)
-            container, ingest = self._server.container, self._server.ingest
-            verdicts = await store(container, ingest, principal, readings, transport="tcp")
+            verdicts = await store(self._server.ingest, principal, readings, transport="tcp")
             for slot, verdict in zip(slots, verdicts, strict=True):
                 if not verdict.stored:
                     answers[slot] = f"err {verdict.reason or 'rejected'}".encode()

@@ -8,20 +8,18 @@ wire the real service or a stand-in.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
-import socket
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from typing import Protocol
 
 from storekeeper.accounts import security
 from storekeeper.accounts import service as accounts_service
 from storekeeper.accounts.domain import Principal
-from storekeeper.bootstrap import Container
+from storekeeper.db import Database
 from storekeeper.errors import DomainError
 from storekeeper.observability import metrics
 from storekeeper.telemetry.readings import ReadingIn, Transport, Verdict
@@ -34,23 +32,18 @@ SESSION_RECHECK_S = 30.0
 
 
 class Ingest(Protocol):
-    """The telemetry service's ``ingest``: validate and store readings, one verdict each."""
+    """The telemetry service's ``ingest``, bound to its store: one verdict per reading.
+
+    The composition root binds the real one; tests and benchmarks may pass a stand-in.
+    """
 
     def __call__(
         self,
-        container: Container,
         principal: Principal,
         readings: Sequence[ReadingIn],
         *,
         transport: Transport,
     ) -> list[Verdict]: ...
-
-
-def service_ingest() -> Ingest:
-    """The real telemetry service's ``ingest`` (imported late: it is another module's code)."""
-    from storekeeper.telemetry import service
-
-    return service.ingest
 
 
 class Unparseable(ValueError):
@@ -126,12 +119,16 @@ class DeviceAuthenticator:
 
     def __init__(
         self,
-        container: Container,
         *,
+        db: Database,
+        signing_key: str,
+        two_factor_roles: Collection[str],
         recheck_s: float = SESSION_RECHECK_S,
         max_cached: int = 10_000,
     ) -> None:
-        self._container = container
+        self._db = db
+        self._signing_key = signing_key
+        self._two_factor_roles = two_factor_roles
         self._recheck_s = recheck_s
         self._max_cached = max_cached
         self._cache: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
@@ -143,10 +140,9 @@ class DeviceAuthenticator:
             self._cache.move_to_end(token)
             return cached[0]
         self._cache.pop(token, None)
-        container = self._container
-        claims = security.decode_token(token, key=container.signing_key, expected_types=("device",))
-        roles = container.settings.require_2fa_roles
-        found = await container.db.read(
+        claims = security.decode_token(token, key=self._signing_key, expected_types=("device",))
+        roles = self._two_factor_roles
+        found = await self._db.read(
             lambda conn: accounts_service.principal_for(conn, claims, two_factor_roles=roles)
         )
         accounts_service.ensure_two_factor_done(found)
@@ -157,7 +153,6 @@ class DeviceAuthenticator:
 
 
 async def store(
-    container: Container,
     ingest: Ingest,
     principal: Principal,
     readings: Sequence[ReadingIn],
@@ -168,7 +163,7 @@ async def store(
     if not readings:
         return []
     try:
-        return await asyncio.to_thread(ingest, container, principal, readings, transport=transport)
+        return await asyncio.to_thread(ingest, principal, readings, transport=transport)
     except DomainError as exc:
         reason = exc.code
     except Exception:  # the database went away or a bug: the client is told, the loop goes on
@@ -176,51 +171,3 @@ async def store(
         reason = "unavailable"
     count_rejected(transport, reason, len(readings))
     return [Verdict(stored=False, reason=reason)] * len(readings)
-
-
-@contextlib.asynccontextmanager
-async def running(container: Container) -> AsyncIterator[None]:
-    """Serve the TCP line protocol and the MQTT subscription as the settings ask, for the block.
-
-    ``STOREKEEPER_TELEMETRY_PORT=0`` turns the TCP listener off; an empty
-    ``STOREKEEPER_MQTT_URL`` (the default) the subscriber.
-    """
-    # Imported here: both modules build on this one.
-    from storekeeper.telemetry.mqtt import MqttOptions, MqttSubscriber, run_one_per_host
-    from storekeeper.telemetry.tcp import TcpLimits, TcpTelemetryServer
-
-    settings = container.settings
-    auth = DeviceAuthenticator(container)
-    tcp: TcpTelemetryServer | None = None
-    if settings.telemetry_port:
-        limits = TcpLimits(
-            max_connections=settings.telemetry_max_connections,
-            idle_timeout_s=settings.telemetry_idle_timeout_s,
-        )
-        tcp = TcpTelemetryServer(
-            container, host=settings.host, port=settings.telemetry_port, limits=limits, auth=auth
-        )
-        await tcp.start()
-    subscriptions: list[asyncio.Task[None]] = []
-    if settings.mqtt_url:
-        client_id = settings.mqtt_client_id or (
-            f"{settings.broker_prefix}-telemetry-{socket.gethostname()}"
-        )
-        options = MqttOptions(
-            url=settings.mqtt_url,
-            client_id=client_id,
-            topic_prefix=settings.mqtt_topic_prefix,
-            shared_group=settings.broker_prefix,
-            connections=settings.mqtt_connections,
-        )
-        subscriber = MqttSubscriber(container, options, auth=auth)
-        lock = settings.data_dir / f"mqtt-{client_id}.lock"
-        subscriptions.append(asyncio.create_task(run_one_per_host(subscriber, lock)))
-    try:
-        yield
-    finally:
-        for subscription in subscriptions:
-            subscription.cancel()
-        await asyncio.gather(*subscriptions, return_exceptions=True)
-        if tcp is not None:
-            await tcp.stop()

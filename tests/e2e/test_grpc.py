@@ -42,7 +42,14 @@ def token_of(actor: Actor) -> str:
 @pytest.fixture
 def target(container: Container) -> Iterator[str]:
     """A real gRPC server on a free loopback port, serving the test database."""
-    running = grpc_server.start(container, host="127.0.0.1", port=0, watch_poll_s=0.05)
+    running = grpc_server.start(
+        db=container.db,
+        settings=container.settings,
+        signing_key=container.signing_key,
+        host="127.0.0.1",
+        port=0,
+        watch_poll_s=0.05,
+    )
     yield f"127.0.0.1:{running.port}"
     running.stop(grace_s=1)
 
@@ -303,7 +310,14 @@ def test_concurrent_retries_of_one_ref_reserve_once(
 
 @pytest.mark.usefixtures("shop")
 def test_watch_streams_are_capped(container: Container, manager: Actor) -> None:
-    running = grpc_server.start(container, host="127.0.0.1", port=0, threads=2)  # 1 watcher
+    running = grpc_server.start(
+        db=container.db,
+        settings=container.settings,
+        signing_key=container.signing_key,
+        host="127.0.0.1",
+        port=0,
+        threads=2,
+    )  # 1 watcher
     try:
         with InventoryClient(f"127.0.0.1:{running.port}", token_of(manager)) as inventory:
             with inventory.watch_stock(), fails(grpc.StatusCode.RESOURCE_EXHAUSTED, "overloaded"):

@@ -53,7 +53,14 @@ class Outcome:
 @pytest.fixture
 def grpc_target(container: Container) -> Iterator[str]:
     """The gRPC server, with threads for every racing caller at once."""
-    running = grpc_server.start(container, host="127.0.0.1", port=0, threads=CALLERS_PER_API)
+    running = grpc_server.start(
+        db=container.db,
+        settings=container.settings,
+        signing_key=container.signing_key,
+        host="127.0.0.1",
+        port=0,
+        threads=CALLERS_PER_API,
+    )
     yield f"127.0.0.1:{running.port}"
     running.stop(grace_s=1)
 

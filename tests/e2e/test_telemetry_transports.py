@@ -36,7 +36,6 @@ from storekeeper.telemetry import service as telemetry_service
 from storekeeper.telemetry.mqtt import MqttOptions, MqttSubscriber, run_one_per_host
 from storekeeper.telemetry.readings import Verdict
 from storekeeper.telemetry.tcp import TcpLimits, TcpTelemetryServer
-from storekeeper.telemetry.transports import DeviceAuthenticator
 from tests.conftest import Actors, start_server, stop_server
 from tests.processes import free_port, stop
 
@@ -73,7 +72,7 @@ def _stored(container: Container, sensor: str) -> int:
     """Raw readings of ``sensor`` in the store."""
     now = datetime.now(UTC)
     with container.db.reading() as session:
-        return telemetry_service.store_for(container).raw(
+        return container.telemetry_store.raw(
             session, sensor=sensor, start=now - timedelta(days=1), end=now + timedelta(hours=1)
         )
 
@@ -95,6 +94,10 @@ def _ts(minutes_ago: float) -> datetime:
     return (datetime.now(UTC) - timedelta(minutes=minutes_ago)).replace(microsecond=0)
 
 
+def _subscriber(container: Container, options: MqttOptions) -> MqttSubscriber:
+    return MqttSubscriber(options, ingest=container.ingest, auth=container.device_authenticator())
+
+
 # --- TCP ----------------------------------------------------------------------------------
 
 
@@ -103,11 +106,11 @@ async def _tcp_server(
     container: Container, *, recheck_s: float = 30.0, **limits: float
 ) -> AsyncIterator[TcpTelemetryServer]:
     server = TcpTelemetryServer(
-        container,
         host="127.0.0.1",
         port=0,
+        ingest=container.ingest,
         limits=TcpLimits(**limits),  # type: ignore[arg-type]
-        auth=DeviceAuthenticator(container, recheck_s=recheck_s),
+        auth=container.device_authenticator(recheck_s=recheck_s),
     )
     await server.start()
     try:
@@ -385,7 +388,7 @@ def _options(url: str = SYSTEM_BROKER, **overrides: object) -> MqttOptions:
 
 @contextlib.asynccontextmanager
 async def _subscribed(container: Container, options: MqttOptions) -> AsyncIterator[MqttSubscriber]:
-    subscriber = MqttSubscriber(container, options)
+    subscriber = _subscriber(container, options)
     task = asyncio.create_task(subscriber.run())
     try:
         await asyncio.wait_for(subscriber.subscribed.wait(), LIVENESS_S)
@@ -474,13 +477,15 @@ def test_mqtt_waits_out_a_database_outage_without_losing_readings(
     attempts: list[int] = []
 
     def flaky_ingest(*args: Any, **kwargs: Any) -> list[Verdict]:
-        attempts.append(len(args[2]))
+        attempts.append(len(args[1]))
         if failures:
             raise failures.pop()
-        return telemetry_service.ingest(*args, **kwargs)
+        return container.ingest(*args, **kwargs)
 
     async def scenario() -> None:
-        subscriber = MqttSubscriber(container, options, ingest=flaky_ingest)
+        subscriber = MqttSubscriber(
+            options, ingest=flaky_ingest, auth=container.device_authenticator()
+        )
         task = asyncio.create_task(subscriber.run())
         try:
             await asyncio.wait_for(subscriber.subscribed.wait(), LIVENESS_S)
@@ -502,7 +507,7 @@ def test_mqtt_one_subscriber_per_client_id_on_a_host(
     lock = tmp_path / "mqtt.lock"
 
     async def scenario() -> None:
-        first, second = MqttSubscriber(container, options), MqttSubscriber(container, options)
+        first, second = _subscriber(container, options), _subscriber(container, options)
         first_task = asyncio.create_task(run_one_per_host(first, lock, poll_s=0.1))
         await asyncio.wait_for(first.subscribed.wait(), LIVENESS_S)
         second_task = asyncio.create_task(run_one_per_host(second, lock, poll_s=0.1))

@@ -19,13 +19,13 @@ from typing import Any
 import httpx
 import pytest
 
+from storekeeper.bootstrap import payment_gateways
 from storekeeper.config import Settings
 from storekeeper.payments.gateway import (
     AuthorizationStatus,
     GatewayRejected,
     GatewayUnavailable,
     RefundOutcome,
-    configured_gateways,
 )
 from storekeeper.payments.http import HttpGateway
 from tests.payment_sim import Sim, free_port, start_sim, stop_sim, storekeeper_script
@@ -368,9 +368,9 @@ def test_cli_flags_configure_the_simulator(tmp_path: Path) -> None:
 
 def test_card_gateway_is_configured_only_with_a_payment_url() -> None:
     manual_only = Settings(_env_file=None)  # type: ignore[call-arg]
-    assert set(configured_gateways(manual_only)) == {"manual"}
+    assert set(payment_gateways(manual_only)) == {"manual"}
 
-    gateways = configured_gateways(
+    gateways = payment_gateways(
         Settings(payment_url="http://127.0.0.1:9", _env_file=None)  # type: ignore[call-arg]
     )
     card = gateways["card"]

@@ -58,6 +58,10 @@ def test_a_claimed_job_is_not_claimed_again_until_its_lease_runs_out(
     assert again is not None and (again.id, again.attempts) == (first.id, 2)
 
 
+def _run(container: Container, job: queue.ClaimedJob) -> bool:
+    return queue.run(job, db=container.db, jobs=container.jobs)
+
+
 def test_a_job_not_yet_due_waits(container: Container) -> None:
     _enqueue(container, delay_s=60)
     assert queue.claim_next(container.db, lease_s=30) is None
@@ -68,19 +72,19 @@ def test_success_marks_done_and_failure_retries_with_backoff_then_gives_up(
 ) -> None:
     calls: list[dict[str, Any]] = []
 
-    def flaky(_: Container, args: dict[str, Any]) -> None:
+    def flaky(args: dict[str, Any]) -> None:
         calls.append(args)
         raise ConnectionError("smtp down")
 
-    container.jobs.register("test.ok", lambda _c, args: calls.append(args))
+    container.jobs.register("test.ok", calls.append)
     container.jobs.register("test.flaky", flaky)
     _enqueue(container, "test.ok")
     _enqueue(container, "test.flaky", max_attempts=2)
 
     ok = queue.claim(container.db, 1, lease_s=30)
-    assert ok is not None and queue.run(container, ok)
+    assert ok is not None and _run(container, ok)
     job = queue.claim(container.db, 2, lease_s=30)
-    assert job is not None and not queue.run(container, job)
+    assert job is not None and not _run(container, job)
 
     done, retrying = _jobs(container)
     assert (done.status, done.finished_at is not None) == ("done", True)
@@ -91,14 +95,14 @@ def test_success_marks_done_and_failure_retries_with_backoff_then_gives_up(
     with container.db.transaction() as session:  # fast-forward the backoff
         session.get(Job, 2).run_after = retrying.created_at  # type: ignore[union-attr]
     job = queue.claim(container.db, 2, lease_s=30)
-    assert job is not None and job.attempts == 2 and not queue.run(container, job)
+    assert job is not None and job.attempts == 2 and not _run(container, job)
     assert _jobs(container)[1].status == "failed"
     assert len(calls) == 3
     assert queue.status(container.db).counts == {"done": 1, "failed": 1}
 
 
 def test_permanent_errors_and_unknown_jobs_fail_at_once(container: Container) -> None:
-    def broken(_: Container, __: dict[str, Any]) -> None:
+    def broken(_: dict[str, Any]) -> None:
         raise queue.PermanentJobError("order is gone")
 
     container.jobs.register("test.broken", broken)
@@ -106,7 +110,7 @@ def test_permanent_errors_and_unknown_jobs_fail_at_once(container: Container) ->
     _enqueue(container, "test.nobody-knows-me")
     for job_id in (1, 2):
         job = queue.claim(container.db, job_id, lease_s=30)
-        assert job is not None and not queue.run(container, job)
+        assert job is not None and not _run(container, job)
     assert [j.status for j in _jobs(container)] == ["failed", "failed"]
     assert "no function is registered" in (_jobs(container)[1].last_error or "")
 

@@ -25,8 +25,7 @@ T0 = (datetime.now(UTC) - timedelta(hours=1)).replace(microsecond=0)
 
 def _send(container: Container, *points: tuple[float, float], sensor: str = "s-1") -> None:
     """Readings at T0 + seconds with temperatures."""
-    service.ingest(
-        container,
+    container.ingest(
         device(),
         [reading(sensor, T0 + timedelta(seconds=s), t) for s, t in points],
         transport="mqtt",
@@ -171,8 +170,7 @@ def test_acknowledging_is_idempotent_and_listing_filters(grace_60: Container) ->
     container = grace_60
     add_sensors(container, "ham-1", warehouse="HAM")
     _send(container, (0, 9.0), (61, 9.0))
-    service.ingest(
-        container,
+    container.ingest(
         device("HAM"),
         [reading("ham-1", T0, 20.0), reading("ham-1", T0 + timedelta(seconds=90), 20.0)],
         transport="tcp",

@@ -31,7 +31,7 @@ def test_overlapping_concurrent_batches_store_each_reading_once(container: Conta
     def work(worker: int) -> list[Verdict]:
         verdicts: list[Verdict] = []
         for round_ in range(10):
-            verdicts += service.ingest(container, device(), batch(worker, round_), transport="http")
+            verdicts += container.ingest(device(), batch(worker, round_), transport="http")
         return verdicts
 
     with ThreadPoolExecutor(max_workers=4) as pool:

@@ -48,7 +48,7 @@ def test_readings_are_accepted_or_rejected_with_a_reason(container: Container) -
     ]
     before = _metric("mqtt", "rejected", "future_timestamp")
 
-    verdicts = service.ingest(container, device(), batch, transport="mqtt")
+    verdicts = container.ingest(device(), batch, transport="mqtt")
 
     assert verdicts == [
         Verdict(stored=True),
@@ -83,11 +83,10 @@ def test_readings_are_accepted_or_rejected_with_a_reason(container: Container) -
 def test_a_reading_sent_twice_is_stored_once_and_counted_once(container: Container) -> None:
     add_sensors(container, "s-1")
     ts = minute_ago(2)
-    first = service.ingest(
-        container, device(), [reading("s-1", ts, 5.0), reading("s-1", ts, 5.0)], transport="tcp"
+    first = container.ingest(
+        device(), [reading("s-1", ts, 5.0), reading("s-1", ts, 5.0)], transport="tcp"
     )
-    again = service.ingest(
-        container,
+    again = container.ingest(
         device(),
         # the same instant written in another zone is the same reading
         [reading("s-1", ts.astimezone(timezone(timedelta(hours=1))), 5.0)],
@@ -109,8 +108,7 @@ def test_a_device_sends_only_for_its_own_warehouse(container: Container) -> None
     add_sensors(container, "ham-1", warehouse="HAM")
     ts = minute_ago()
 
-    verdicts = service.ingest(
-        container,
+    verdicts = container.ingest(
         device("HAM"),
         [reading("ber-1", ts, 4.0), reading("ham-1", ts, 4.0)],
         transport="mqtt",
@@ -124,17 +122,17 @@ def test_staff_send_over_http_only_and_other_roles_never(container: Container) -
     add_sensors(container, "s-1")
     ts = minute_ago()
 
-    assert service.ingest(container, staff(), [reading("s-1", ts, 4.0)], transport="tcp") == [
+    assert container.ingest(staff(), [reading("s-1", ts, 4.0)], transport="tcp") == [
         Verdict(stored=False, reason="not_allowed")
     ]
     for role in (Role.CLERK, Role.CUSTOMER):
-        assert service.ingest(
-            container, staff(role), [reading("s-1", ts, 4.0)], transport="http"
-        ) == [Verdict(stored=False, reason="not_allowed")]
-    assert service.ingest(
-        container, staff(Role.ADMIN), [reading("s-1", ts, 4.0)], transport="http"
-    ) == [Verdict(stored=True)]
+        assert container.ingest(staff(role), [reading("s-1", ts, 4.0)], transport="http") == [
+            Verdict(stored=False, reason="not_allowed")
+        ]
+    assert container.ingest(staff(Role.ADMIN), [reading("s-1", ts, 4.0)], transport="http") == [
+        Verdict(stored=True)
+    ]
 
 
 def test_an_empty_batch_does_nothing(container: Container) -> None:
-    assert service.ingest(container, device(), [], transport="http") == []
+    assert container.ingest(device(), [], transport="http") == []

@@ -38,13 +38,18 @@ def test_readings_are_stored_once_and_aggregated(mongo_container: Container) -> 
     base = (datetime.now(UTC) - timedelta(hours=2)).replace(second=0, microsecond=0)
     batch = [reading("s-1", base + timedelta(seconds=10 * i), float(i)) for i in range(12)]
 
-    first = service.ingest(container, device(), batch, transport="http")
-    again = service.ingest(container, device(), batch[:3], transport="http")
+    first = container.ingest(device(), batch, transport="http")
+    again = container.ingest(device(), batch[:3], transport="http")
 
     assert first == [Verdict(stored=True)] * 12
     assert again == [Verdict(stored=True, reason="duplicate")] * 3
     points = service.series(
-        container, sensor="s-1", start=base, end=base + timedelta(minutes=2), bucket_minutes=1
+        db=container.db,
+        store=container.telemetry_store,
+        sensor="s-1",
+        start=base,
+        end=base + timedelta(minutes=2),
+        bucket_minutes=1,
     )
     assert [(p.count, p.min, p.max, p.avg) for p in points] == [
         (6, 0.0, 5.0, 2.5),
@@ -54,7 +59,7 @@ def test_readings_are_stored_once_and_aggregated(mongo_container: Container) -> 
 
 def test_sweep_forgets_old_raw_readings_and_keeps_minutes(mongo_container: Container) -> None:
     container = mongo_container
-    store = service.store_for(container)
+    store = container.telemetry_store
     now = datetime.now(UTC)
     old = StoredReading("s-1", now - timedelta(days=10), 3.0, None, "http")
     new = StoredReading("s-1", now - timedelta(days=1), 4.0, None, "http")

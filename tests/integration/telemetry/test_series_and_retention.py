@@ -53,8 +53,7 @@ def test_series_over_months_match_a_plain_computation(
     values = _synthetic(start, days=95, seed=bucket_minutes)
     for offset in range(0, len(values), 1000):
         chunk = values[offset : offset + 1000]
-        verdicts = service.ingest(
-            container,
+        verdicts = container.ingest(
             device(),
             [reading("s-1", ts, temp) for ts, temp in chunk]
             + [reading("s-2", ts, 0.0) for ts, _ in chunk[:10]],
@@ -63,7 +62,8 @@ def test_series_over_months_match_a_plain_computation(
         assert all(v == Verdict(stored=True) for v in verdicts)
 
     points = service.series(
-        container,
+        db=container.db,
+        store=container.telemetry_store,
         sensor="s-1",
         start=start,
         end=start + timedelta(days=95),
@@ -80,15 +80,15 @@ def test_series_over_months_match_a_plain_computation(
 def test_a_series_range_cuts_at_minute_boundaries(container: Container) -> None:
     add_sensors(container, "s-1")
     base = (datetime.now(UTC) - timedelta(hours=2)).replace(minute=0, second=0, microsecond=0)
-    service.ingest(
-        container,
+    container.ingest(
         device(),
         [reading("s-1", base + timedelta(minutes=m, seconds=30), float(m)) for m in range(10)],
         transport="http",
     )
 
     points = service.series(
-        container,
+        db=container.db,
+        store=container.telemetry_store,
         sensor="s-1",
         start=base + timedelta(minutes=2),
         end=base + timedelta(minutes=5),
@@ -110,10 +110,12 @@ def test_retention_forgets_old_raw_readings_and_keeps_the_aggregates(
     now = datetime.now(UTC).replace(microsecond=0)
     old = [reading("s-1", now - timedelta(days=20, minutes=m), 3.0) for m in range(5)]
     recent = [reading("s-1", now - timedelta(days=2, minutes=m), 4.0) for m in range(3)]
-    service.ingest(container, device(), old + recent, transport="http")
+    container.ingest(device(), old + recent, transport="http")
     container.settings.telemetry_raw_retention_days = 7
 
-    raw, minutes = service.sweep_retention(container)
+    raw, minutes = service.sweep_retention(
+        db=container.db, store=container.telemetry_store, settings=container.settings
+    )
 
     assert (raw, minutes) == (5, 0)
     with container.db.reading() as session:
@@ -121,9 +123,16 @@ def test_retention_forgets_old_raw_readings_and_keeps_the_aggregates(
         aggregates = session.scalar(select(func.sum(MinuteAggregate.count)))
     assert (kept, aggregates) == (3, 8)
     points = service.series(
-        container, sensor="s-1", start=now - timedelta(days=21), end=now, bucket_minutes=1440
+        db=container.db,
+        store=container.telemetry_store,
+        sensor="s-1",
+        start=now - timedelta(days=21),
+        end=now,
+        bucket_minutes=1440,
     )
     assert sum(p.count for p in points) == 8
 
     container.settings.telemetry_minute_retention_days = 10
-    assert service.sweep_retention(container) == (0, 5)
+    assert service.sweep_retention(
+        db=container.db, store=container.telemetry_store, settings=container.settings
+    ) == (0, 5)
