@@ -18,8 +18,9 @@ from sqlalchemy.engine import Connection
 
 from storekeeper.db import Database
 from storekeeper.events import outbox
+from storekeeper.inventory.events import StockChanged
 
-STOCK_CHANGED = "stock.changed"
+STOCK_CHANGED = StockChanged.type
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,13 +85,13 @@ def _read_batch(
 
 
 def _change(row: outbox.FeedRow) -> StockChange:
-    payload = row.payload
+    event = outbox.decode(StockChanged, row.payload)
     return StockChange(
         position=row.position,
-        sku=str(payload["sku"]),
-        warehouse=str(payload["warehouse"]),
-        on_hand=int(payload["on_hand"]),
-        reserved=int(payload["reserved"]),
-        reason=str(payload["reason"]),
-        ref=payload.get("ref"),
+        sku=event.sku,
+        warehouse=event.warehouse,
+        on_hand=event.on_hand,
+        reserved=event.reserved,
+        reason=event.reason,
+        ref=event.ref,
     )
