@@ -10,7 +10,7 @@ PYTEST_WORKERS ?= 2
 
 help:
 	@echo "make run    - install into .venv, migrate, load demo data if empty, serve on :$${STOREKEEPER_PORT:-8000}"
-	@echo "make test   - install test tools, make sure PostgreSQL is up, run ruff, mypy and pytest"
+	@echo "make test   - install test tools, make sure PostgreSQL is up, run ruff, import-linter, mypy and pytest"
 	@echo "make bench  - run the benchmarks in bench/ (results in bench/results/)"
 	@echo "make cluster - 2 API processes + worker behind nginx on PostgreSQL/RabbitMQ/Redis (loopback); make cluster-stop ends it"
 	@echo "make proto  - regenerate storekeeper/grpc/gen/ from proto/ (gRPC code, checked in)"
@@ -37,6 +37,7 @@ services:
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check storekeeper tests bench scripts
 	$(BIN)/ruff format --check storekeeper tests bench scripts
+	$(BIN)/lint-imports
 
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
@@ -59,4 +60,4 @@ cluster-stop:
 	  && echo "cluster: stopping ($$pid)" || echo "cluster: not running"
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .import_linter_cache

@@ -10,8 +10,6 @@ import enum
 from dataclasses import dataclass
 from typing import Protocol
 
-from storekeeper.config import Settings
-
 
 class AuthorizationStatus(enum.StrEnum):
     """How a gateway answered."""
@@ -111,14 +109,3 @@ class ManualGateway:
 
     def close(self) -> None:
         """Nothing to release."""
-
-
-def configured_gateways(settings: Settings) -> dict[str, PaymentGateway]:
-    """The gateways available with these settings, by payment method name."""
-    gateways: dict[str, PaymentGateway] = {"manual": ManualGateway()}
-    if settings.payment_url:
-        # Imported here: http.py imports this module, and a manual-only server needs no httpx.
-        from storekeeper.payments.http import HttpGateway
-
-        gateways["card"] = HttpGateway(settings)
-    return gateways
