@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime
 from typing import Any, ClassVar, Protocol, TypeVar, cast
 
 from sqlalchemy import BigInteger, Table, Text, and_, func, insert, or_, select, tuple_
@@ -17,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from storekeeper.db import as_aware, utcnow
 from storekeeper.events.models import OutboxEvent
+from storekeeper.events.rows import FeedRow
 
 _outbox = cast(Table, OutboxEvent.__table__)
 _INSERT = insert(_outbox)
@@ -99,19 +99,6 @@ class Snapshot:
     def sees(self, key: int) -> bool:
         """Whether the row with order key ``key`` had committed when this snapshot was taken."""
         return key < self.xmax and key not in self.xip
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class FeedRow:
-    """One outbox row as a feed reader sees it; ``(key, position)`` orders the feed."""
-
-    key: int
-    position: int
-    type: str
-    aggregate_type: str
-    aggregate_id: str
-    payload: dict[str, Any]
-    occurred_at: datetime | None = None
 
 
 def snapshot(connection: Connection) -> Snapshot:

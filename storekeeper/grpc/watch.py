@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 
 from storekeeper.db import Database
 from storekeeper.events import outbox
+from storekeeper.events.rows import FeedRow
 from storekeeper.inventory.events import StockChanged
 
 STOCK_CHANGED = StockChanged.type
@@ -84,7 +85,7 @@ def _read_batch(
     return [_change(row) for row in rows]
 
 
-def _change(row: outbox.FeedRow) -> StockChange:
+def _change(row: FeedRow) -> StockChange:
     event = outbox.decode(StockChanged, row.payload)
     return StockChange(
         position=row.position,

@@ -15,7 +15,7 @@ from typing import Any
 from storekeeper.accounts import policy
 from storekeeper.accounts.domain import STAFF, Principal, Role
 from storekeeper.errors import InvalidRequest
-from storekeeper.events.outbox import FeedRow
+from storekeeper.events.rows import FeedRow
 
 STOCK_CHANGED = "stock.changed"
 ORDER_STATUS_CHANGED = "order.status_changed"

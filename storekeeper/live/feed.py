@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Connection
 
 from storekeeper.events import outbox
-from storekeeper.events.outbox import FeedRow, Snapshot
+from storekeeper.events.outbox import Snapshot
+from storekeeper.events.rows import FeedRow
 from storekeeper.live import domain, positions
 from storekeeper.live.domain import LiveEvent
 from storekeeper.live.positions import Position

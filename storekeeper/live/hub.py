@@ -24,7 +24,8 @@ from storekeeper.config import Settings
 from storekeeper.db import Database
 from storekeeper.errors import NotAuthenticated, PermissionDenied
 from storekeeper.events import outbox
-from storekeeper.events.outbox import FeedRow, Snapshot
+from storekeeper.events.outbox import Snapshot
+from storekeeper.events.rows import FeedRow
 from storekeeper.live import domain, feed, positions
 from storekeeper.live.domain import LiveEvent
 from storekeeper.live.feed import Delivery

@@ -27,6 +27,7 @@ from storekeeper.catalog import service as catalog_service
 from storekeeper.db import Database
 from storekeeper.errors import Conflict
 from storekeeper.events import outbox
+from storekeeper.events.rows import FeedRow
 from storekeeper.inventory import service as inventory_service
 from storekeeper.observability import metrics
 from storekeeper.sync import cursor as cursors
@@ -139,7 +140,7 @@ def _feed(
 
 
 def _current(
-    connection: Connection, rows: Sequence[outbox.FeedRow], warehouse: str
+    connection: Connection, rows: Sequence[FeedRow], warehouse: str
 ) -> list[dict[str, Any]]:
     """The current state of each entity the rows name, once each, at its last mention."""
     product_skus = {row.aggregate_id for row in rows if row.aggregate_type == "product"}

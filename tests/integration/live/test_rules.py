@@ -11,7 +11,8 @@ import pytest
 
 from storekeeper.accounts.domain import Principal, Role
 from storekeeper.errors import InvalidRequest
-from storekeeper.events.outbox import FeedRow, Snapshot
+from storekeeper.events.outbox import Snapshot
+from storekeeper.events.rows import FeedRow
 from storekeeper.live import domain, positions
 from storekeeper.live.positions import Position
 
