@@ -8,8 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 
-from storekeeper.accounts import security
-from storekeeper.accounts import service as accounts_service
+from storekeeper.accounts import authentication, security
 from storekeeper.accounts.domain import STAFF, Principal, Role
 from storekeeper.bootstrap import Container
 from storekeeper.db import Database
@@ -55,7 +54,7 @@ async def get_principal_allowing_setup(
     )
     roles = container.settings.require_2fa_roles
     principal = await container.db.read(
-        lambda conn: accounts_service.principal_for(conn, claims, two_factor_roles=roles)
+        lambda conn: authentication.principal_for(conn, claims, two_factor_roles=roles)
     )
     logs.set_user(principal.user_id)  # the request's log lines name the caller from here on
     return principal
@@ -66,7 +65,7 @@ CurrentUserAllowingSetup = Annotated[Principal, Depends(get_principal_allowing_s
 
 async def get_principal(principal: CurrentUserAllowingSetup) -> Principal:
     """The caller, who has two-factor sign-in set up if their role requires it."""
-    accounts_service.ensure_two_factor_done(principal)
+    authentication.ensure_two_factor_done(principal)
     return principal
 
 

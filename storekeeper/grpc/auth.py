@@ -10,8 +10,7 @@ from collections.abc import Sequence
 
 import grpc
 
-from storekeeper.accounts import security
-from storekeeper.accounts import service as accounts_service
+from storekeeper.accounts import authentication, security
 from storekeeper.accounts.domain import Principal, Role
 from storekeeper.bootstrap import Container
 from storekeeper.errors import NotAuthenticated, PermissionDenied
@@ -39,10 +38,10 @@ def authenticate(
     )
     roles = container.settings.require_2fa_roles
     with container.db.reading() as session:
-        principal = accounts_service.principal_for(
+        principal = authentication.principal_for(
             session.connection(), claims, two_factor_roles=roles
         )
-    accounts_service.ensure_two_factor_done(principal)
+    authentication.ensure_two_factor_done(principal)
     if not principal.has_role(allowed):
         raise PermissionDenied(f"role {principal.role.value} may not do this")
     return principal

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from storekeeper.accounts import security
-from storekeeper.accounts import service as accounts_service
+from storekeeper.accounts import authentication, security
 from storekeeper.accounts.domain import Principal
 from storekeeper.bootstrap import Container
 from storekeeper.errors import NotAuthenticated
@@ -41,7 +40,7 @@ async def authenticate(container: Container, token: str | None) -> Caller:
 async def _principal(container: Container, claims: security.TokenClaims) -> Principal:
     roles = container.settings.require_2fa_roles
     principal = await container.db.read(
-        lambda conn: accounts_service.principal_for(conn, claims, two_factor_roles=roles)
+        lambda conn: authentication.principal_for(conn, claims, two_factor_roles=roles)
     )
-    accounts_service.ensure_two_factor_done(principal)
+    authentication.ensure_two_factor_done(principal)
     return principal

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 from sqlalchemy.orm import Session
 
-from storekeeper.accounts import service as accounts_service
+from storekeeper.accounts import users as accounts_users
 from storekeeper.events.relay import Envelope
 from storekeeper.notifications.mail import render
 from storekeeper.tasks import queue
@@ -62,7 +62,7 @@ def _order_mail(template: str) -> Any:
         }
         if template == "order_cancelled":
             context["reason"] = payload.get("reason", "")
-        to = accounts_service.email_of(session, user_id=customer)
+        to = accounts_users.email_of(session, user_id=customer)
         _queue_mail(session, template, to=to, key=payload["order_id"], context=context)
 
     return handle
@@ -76,7 +76,7 @@ def _alert_mail(session: Session, event: Envelope) -> None:
         **payload,
         "range_text": f"{'-∞' if low is None else low} to {'+∞' if high is None else high} °C",
     }
-    for to in accounts_service.staff_emails(session):
+    for to in accounts_users.staff_emails(session):
         key = f"{payload['alert_id']}:{to}"
         _queue_mail(session, "alert_raised", to=to, key=key, context=context)
 

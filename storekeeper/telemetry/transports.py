@@ -18,8 +18,7 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Protocol
 
-from storekeeper.accounts import security
-from storekeeper.accounts import service as accounts_service
+from storekeeper.accounts import authentication, security
 from storekeeper.accounts.domain import Principal
 from storekeeper.bootstrap import Container
 from storekeeper.errors import DomainError
@@ -147,9 +146,9 @@ class DeviceAuthenticator:
         claims = security.decode_token(token, key=container.signing_key, expected_types=("device",))
         roles = container.settings.require_2fa_roles
         found = await container.db.read(
-            lambda conn: accounts_service.principal_for(conn, claims, two_factor_roles=roles)
+            lambda conn: authentication.principal_for(conn, claims, two_factor_roles=roles)
         )
-        accounts_service.ensure_two_factor_done(found)
+        authentication.ensure_two_factor_done(found)
         self._cache[token] = (found, time.monotonic())
         if len(self._cache) > self._max_cached:
             self._cache.popitem(last=False)
