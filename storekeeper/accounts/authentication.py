@@ -1,4 +1,9 @@
-"""Who is calling: a token's session and account checked on every request, for every transport."""
+"""Who is calling: one check of a token, its session, account and two-factor, for every transport.
+
+HTTP (bearer header, and later a console's cookie carrying the same access token), live
+streams, gRPC metadata and the telemetry ``AUTH`` line all call :func:`authenticate`; they
+differ only in where the token comes from and how a refusal is said.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,13 @@ from storekeeper.accounts.models import DEVICE, LOGIN, AuthSession, User
 from storekeeper.db import as_aware, utcnow
 from storekeeper.errors import NotAuthenticated, PermissionDenied
 
+CALLER_TOKENS: tuple[security.TokenType, ...] = ("access", "device")
+"""What a caller of the API, a live stream or gRPC presents: a person's access token or a
+device's token (never a refresh token; service tokens are admitted by the routes that opt in)."""
+
+DEVICE_TOKENS: tuple[security.TokenType, ...] = ("device",)
+"""What a sensor presents on the telemetry transports (TCP ``AUTH`` line, MQTT)."""
+
 
 class TwoFactorSetupRequired(PermissionDenied):
     """The account's role must use two-factor sign-in and has not set it up yet."""
@@ -26,7 +38,53 @@ class PendingTwoFactor(Principal):
     """A caller who must set up two-factor sign-in before doing anything else."""
 
 
-def principal_for(
+def authenticate(
+    conn: Connection,
+    token: str | security.TokenClaims | None,
+    *,
+    key: str,
+    allowed_types: Collection[security.TokenType],
+    two_factor_roles: Collection[str],
+    allow_2fa_setup: bool = False,
+) -> Principal:
+    """The caller ``token`` proves, or :class:`NotAuthenticated` / :class:`PermissionDenied`.
+
+    The token's signature, expiry and type are verified (no I/O), then its session and account
+    are read. A caller whose role is in ``two_factor_roles`` and who has not set up two-factor
+    sign-in is refused unless ``allow_2fa_setup`` (only the routes that set it up admit them, as
+    :class:`PendingTwoFactor`). ``token`` may also be the claims of a token verified earlier
+    (:func:`verify_token`): a live stream rechecks with them because it is bound to its session,
+    not to the access token's expiry.
+    """
+    if isinstance(token, security.TokenClaims):
+        claims = token
+        if claims.token_type not in allowed_types:
+            raise NotAuthenticated(_wrong_type(allowed_types), code="invalid_token")
+    else:
+        claims = verify_token(token, key=key, allowed_types=allowed_types)
+    principal = _principal_for(conn, claims, two_factor_roles=two_factor_roles)
+    if not allow_2fa_setup and isinstance(principal, PendingTwoFactor):
+        raise TwoFactorSetupRequired(
+            "your role must use two-factor sign-in: set it up at /auth/2fa/setup first"
+        )
+    return principal
+
+
+def verify_token(
+    token: str | None, *, key: str, allowed_types: Collection[security.TokenType]
+) -> security.TokenClaims:
+    """The claims of ``token`` if it is present, well signed, unexpired and of an allowed type."""
+    if not token:
+        raise NotAuthenticated("a bearer token is required")
+    return security.decode_token(token, key=key, expected_types=tuple(allowed_types))
+
+
+def _wrong_type(allowed_types: Collection[security.TokenType]) -> str:
+    # The wording of ``security.decode_token``'s refusal, so both paths answer alike.
+    return f"this endpoint needs a {' or '.join(allowed_types)} token"
+
+
+def _principal_for(
     connection: Connection, claims: security.TokenClaims, *, two_factor_roles: Collection[str]
 ) -> Principal:
     """The caller a verified token names, if its session and account are still good; else 401.
@@ -80,11 +138,3 @@ def _needs_two_factor(principal: Principal) -> Principal:
         warehouses=principal.warehouses,
         scope=principal.scope,
     )
-
-
-def ensure_two_factor_done(principal: Principal) -> None:
-    """Refuse callers whose role requires two-factor sign-in until they have set it up."""
-    if isinstance(principal, PendingTwoFactor):
-        raise TwoFactorSetupRequired(
-            "your role must use two-factor sign-in: set it up at /auth/2fa/setup first"
-        )

@@ -47,25 +47,34 @@ async def get_principal_allowing_setup(
     Also admits a caller who still has to set up two-factor sign-in: only for the routes that
     set it up (and ``/me``, ``/auth/logout``).
     """
-    if not token:
-        raise NotAuthenticated("a bearer token is required")
-    claims = security.decode_token(
-        token, key=container.signing_key, expected_types=("access", "device")
-    )
-    roles = container.settings.require_2fa_roles
-    principal = await container.db.read(
-        lambda conn: authentication.principal_for(conn, claims, two_factor_roles=roles)
-    )
-    logs.set_user(principal.user_id)  # the request's log lines name the caller from here on
-    return principal
+    return await _authenticate(container, token, allow_2fa_setup=True)
 
 
 CurrentUserAllowingSetup = Annotated[Principal, Depends(get_principal_allowing_setup)]
 
 
-async def get_principal(principal: CurrentUserAllowingSetup) -> Principal:
+async def get_principal(
+    container: ContainerDep, token: Annotated[str | None, Depends(_bearer)]
+) -> Principal:
     """The caller, who has two-factor sign-in set up if their role requires it."""
-    authentication.ensure_two_factor_done(principal)
+    return await _authenticate(container, token, allow_2fa_setup=False)
+
+
+async def _authenticate(
+    container: Container, token: str | None, *, allow_2fa_setup: bool
+) -> Principal:
+    key, roles = container.signing_key, container.settings.require_2fa_roles
+    principal = await container.db.read(
+        lambda conn: authentication.authenticate(
+            conn,
+            token,
+            key=key,
+            allowed_types=authentication.CALLER_TOKENS,
+            two_factor_roles=roles,
+            allow_2fa_setup=allow_2fa_setup,
+        )
+    )
+    logs.set_user(principal.user_id)  # the request's log lines name the caller from here on
     return principal
 
 
@@ -98,7 +107,7 @@ async def get_service_or_staff(
             pass  # not a service token: a person's, checked below
         else:
             return SERVICE
-    principal = await get_principal(await get_principal_allowing_setup(container, token))
+    principal = await get_principal(container, token)
     if not principal.has_role(STAFF):
         raise PermissionDenied(f"role {principal.role.value} may not do this")
     return principal

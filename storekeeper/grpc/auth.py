@@ -1,7 +1,7 @@
 """Who is calling: the bearer token in the call's metadata, checked exactly as the HTTP API does.
 
-Same token types (access and device), same live-session check (``principal_for``: a revoked
-session or deactivated account is refused at once), same two-factor rule as ``api.deps``.
+The same check as every transport (``accounts.authentication.authenticate``): token types access
+and device, a revoked session or deactivated account refused at once, the two-factor rule.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import grpc
 
-from storekeeper.accounts import authentication, security
+from storekeeper.accounts import authentication
 from storekeeper.accounts.domain import Principal, Role
 from storekeeper.bootstrap import Container
 from storekeeper.errors import NotAuthenticated, PermissionDenied
@@ -33,15 +33,14 @@ def authenticate(
 ) -> Principal:
     """The caller of this call, admitted only if their role is in ``allowed``."""
     token = bearer_token(context.invocation_metadata())
-    claims = security.decode_token(
-        token, key=container.signing_key, expected_types=("access", "device")
-    )
-    roles = container.settings.require_2fa_roles
     with container.db.reading() as session:
-        principal = authentication.principal_for(
-            session.connection(), claims, two_factor_roles=roles
+        principal = authentication.authenticate(
+            session.connection(),
+            token,
+            key=container.signing_key,
+            allowed_types=authentication.CALLER_TOKENS,
+            two_factor_roles=container.settings.require_2fa_roles,
         )
-    authentication.ensure_two_factor_done(principal)
     if not principal.has_role(allowed):
         raise PermissionDenied(f"role {principal.role.value} may not do this")
     return principal

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from storekeeper.accounts import authentication, security
 from storekeeper.accounts.domain import Principal
 from storekeeper.bootstrap import Container
-from storekeeper.errors import NotAuthenticated
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,18 +28,22 @@ class Caller:
 
 async def authenticate(container: Container, token: str | None) -> Caller:
     """The caller an access or device token proves, with its session alive and 2FA done."""
-    if not token:
-        raise NotAuthenticated("a bearer token is required")
-    claims = security.decode_token(
-        token, key=container.signing_key, expected_types=("access", "device")
+    # The claims, not the token, are kept: a stream is bound to its session, and the access
+    # token's own expiry is checked only here, when connecting (docs/live.md).
+    claims = authentication.verify_token(
+        token, key=container.signing_key, allowed_types=authentication.CALLER_TOKENS
     )
     return Caller(await _principal(container, claims), claims, container)
 
 
 async def _principal(container: Container, claims: security.TokenClaims) -> Principal:
-    roles = container.settings.require_2fa_roles
-    principal = await container.db.read(
-        lambda conn: authentication.principal_for(conn, claims, two_factor_roles=roles)
+    key, roles = container.signing_key, container.settings.require_2fa_roles
+    return await container.db.read(
+        lambda conn: authentication.authenticate(
+            conn,
+            claims,
+            key=key,
+            allowed_types=authentication.CALLER_TOKENS,
+            two_factor_roles=roles,
+        )
     )
-    authentication.ensure_two_factor_done(principal)
-    return principal

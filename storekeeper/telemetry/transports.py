@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Protocol
 
-from storekeeper.accounts import authentication, security
+from storekeeper.accounts import authentication
 from storekeeper.accounts.domain import Principal
 from storekeeper.bootstrap import Container
 from storekeeper.errors import DomainError
@@ -143,12 +143,16 @@ class DeviceAuthenticator:
             return cached[0]
         self._cache.pop(token, None)
         container = self._container
-        claims = security.decode_token(token, key=container.signing_key, expected_types=("device",))
-        roles = container.settings.require_2fa_roles
+        key, roles = container.signing_key, container.settings.require_2fa_roles
         found = await container.db.read(
-            lambda conn: authentication.principal_for(conn, claims, two_factor_roles=roles)
+            lambda conn: authentication.authenticate(
+                conn,
+                token,
+                key=key,
+                allowed_types=authentication.DEVICE_TOKENS,
+                two_factor_roles=roles,
+            )
         )
-        authentication.ensure_two_factor_done(found)
         self._cache[token] = (found, time.monotonic())
         if len(self._cache) > self._max_cached:
             self._cache.popitem(last=False)
