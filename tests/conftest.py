@@ -7,6 +7,7 @@ once and truncated before each test, so workers never see each other's rows.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -208,7 +209,9 @@ def env_for(settings: Settings) -> dict[str, str]:
             continue
         if hasattr(value, "get_secret_value"):
             value = value.get_secret_value()
-        env[f"STOREKEEPER_{name.upper()}"] = str(value)
+        # pydantic-settings reads lists and dicts from the environment as JSON.
+        text = json.dumps(value) if isinstance(value, list | dict) else str(value)
+        env[f"STOREKEEPER_{name.upper()}"] = text
     env["STOREKEEPER_DATABASE_URL"] = settings.effective_database_url
     return env
 
