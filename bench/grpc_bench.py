@@ -30,7 +30,8 @@ from bench.infra import BenchDatabase, Server
 from bench.loadgen import run_load
 from bench.measure import LoadResult, merge
 from bench.options import Options, environment
-from storekeeper.accounts import service as accounts_service
+from storekeeper.accounts import sessions as accounts_sessions
+from storekeeper.accounts import users as accounts_users
 from storekeeper.accounts.domain import Role
 from storekeeper.bootstrap import Container
 from storekeeper.grpc.gen import inventory_pb2 as pb
@@ -45,13 +46,13 @@ _CALL_TIMEOUT_S = 30.0
 def _manager_token(container: Container) -> str:
     """An access token of a fresh manager (Reserve is for stock handlers, not customers)."""
     with container.db.transaction() as session:
-        user = accounts_service.create_user(
+        user = accounts_users.create_user(
             session,
             email=f"bench-manager-{uuid.uuid4().hex[:8]}@example.com",
             password="bench-manager-password",
             role=Role.MANAGER,
         )
-        tokens = accounts_service.open_session_for(
+        tokens = accounts_sessions.open_session_for(
             session, container.settings, key=container.signing_key, user=user
         )
     return tokens.access_token

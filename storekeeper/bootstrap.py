@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from storekeeper.accounts.authentication import Authenticator
 from storekeeper.config import Settings
 from storekeeper.db import Database
 from storekeeper.events.relay import Consumers
@@ -45,6 +46,7 @@ class Container:
     inventory: InventoryPort
     gateways: dict[str, PaymentGateway]
     telemetry_store: TelemetryStore
+    authenticator: Authenticator
     consumers: Consumers = field(default_factory=Consumers)
     jobs: JobRegistry = field(default_factory=JobRegistry)
     periodic: list[Periodic] = field(default_factory=list)
@@ -60,6 +62,7 @@ class Container:
             "gateways": self.gateways,
             "telemetry_store": self.telemetry_store,
             "telemetry_ingest": self.ingest,
+            "authenticator": self.authenticator,
         }
 
     @property
@@ -75,9 +78,7 @@ class Container:
     def device_authenticator(self, *, recheck_s: float | None = None) -> DeviceAuthenticator:
         """A device-token checker for the sensor transports (each keeps its own cache)."""
         return DeviceAuthenticator(
-            db=self.db,
-            signing_key=self.signing_key,
-            two_factor_roles=self.settings.require_2fa_roles,
+            self.authenticator,
             recheck_s=SESSION_RECHECK_S if recheck_s is None else recheck_s,
         )
 
@@ -160,6 +161,7 @@ def bootstrap(
         gateways=gateways if gateways is not None else payment_gateways(settings),
         inventory=inventory or inventory_port(settings, db, signing_key),
         telemetry_store=telemetry_store(settings, db),
+        authenticator=Authenticator(db, signing_key, settings.require_2fa_roles),
     )
     dependencies = container.dependencies()
     registry = Registry(

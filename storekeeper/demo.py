@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from storekeeper.accounts import service as accounts_service
+from storekeeper.accounts import users as accounts_users
 from storekeeper.accounts.domain import Role
 from storekeeper.catalog import service as catalog_service
 from storekeeper.db import Database
@@ -54,7 +54,7 @@ class DemoSummary:
 def is_empty(db: Database) -> bool:
     """Whether the database has no users yet (a fresh install)."""
     with db.reading() as session:
-        return accounts_service.count(session) == 0
+        return accounts_users.count(session) == 0
 
 
 def load(
@@ -72,7 +72,7 @@ def load(
         for email, password, role in DEMO_USERS:
             # The demo clerk works in Berlin: clerks act only at their assigned warehouses.
             warehouses = ["BER"] if role is Role.CLERK else None
-            accounts_service.create_user(
+            accounts_users.create_user(
                 session, email=email, password=password, role=role, warehouses=warehouses
             )
         for i in range(products):

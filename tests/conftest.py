@@ -7,6 +7,7 @@ once and truncated before each test, so workers never see each other's rows.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -22,7 +23,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
 from storekeeper import migrations
-from storekeeper.accounts import service as accounts_service
+from storekeeper.accounts import devices as accounts_devices
+from storekeeper.accounts import sessions as accounts_sessions
+from storekeeper.accounts import users as accounts_users
 from storekeeper.accounts.domain import Role
 from storekeeper.api.app import create_app
 from storekeeper.bootstrap import Container, bootstrap
@@ -150,7 +153,7 @@ class Actors:
         password = "correct-horse-battery"
         if role is Role.DEVICE:  # devices get a token from an admin, bound to a scope
             with self.container.db.transaction() as session:
-                device = accounts_service.create_device(
+                device = accounts_devices.create_device(
                     session,
                     self.container.settings,
                     key=self.container.signing_key,
@@ -161,10 +164,10 @@ class Actors:
             headers = {"Authorization": f"Bearer {device.token}"}
             return Actor(device.device.user_id, email, password, role, headers)
         with self.container.db.transaction() as session:
-            user = accounts_service.create_user(
+            user = accounts_users.create_user(
                 session, email=email, password=password, role=role, warehouses=warehouses
             )
-            tokens = accounts_service.open_session_for(
+            tokens = accounts_sessions.open_session_for(
                 session, self.container.settings, key=self.container.signing_key, user=user
             )
         headers = {"Authorization": f"Bearer {tokens.access_token}"}
@@ -206,7 +209,9 @@ def env_for(settings: Settings) -> dict[str, str]:
             continue
         if hasattr(value, "get_secret_value"):
             value = value.get_secret_value()
-        env[f"STOREKEEPER_{name.upper()}"] = str(value)
+        # pydantic-settings reads lists and dicts from the environment as JSON.
+        text = json.dumps(value) if isinstance(value, list | dict) else str(value)
+        env[f"STOREKEEPER_{name.upper()}"] = text
     env["STOREKEEPER_DATABASE_URL"] = settings.effective_database_url
     return env
 

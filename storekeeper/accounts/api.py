@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Query, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
-from storekeeper.accounts import audit, service
+from storekeeper.accounts import audit, devices, sessions, two_factor, users
 from storekeeper.accounts.domain import ADMINS, Principal
 from storekeeper.accounts.models import AuthSession, User
 from storekeeper.accounts.schemas import (
@@ -54,7 +54,7 @@ def _address(request: Request) -> str | None:
 def register(body: Registration, request: Request, db: DatabaseDep) -> User:
     """Sign up as a customer (a welcome e-mail follows)."""
     with db.transaction() as session:
-        return service.register(
+        return users.register(
             session, email=body.email, password=body.password, address=_address(request)
         )
 
@@ -76,7 +76,7 @@ def token(
     ] = None,
 ) -> TokenPair:
     """Trade e-mail (as ``username``), password and, with two-factor on, ``otp`` for tokens."""
-    return service.sign_in(
+    return sessions.sign_in(
         db,
         settings,
         key=signing_key,
@@ -100,7 +100,7 @@ def refresh(
     signing_key: SigningKeyDep,
 ) -> TokenPair:
     """Trade the current refresh token for a new pair; each refresh token works once."""
-    return service.refresh(
+    return sessions.refresh(
         db,
         settings,
         key=signing_key,
@@ -117,7 +117,7 @@ def refresh(
 def logout(principal: CurrentUserAllowingSetup, db: DatabaseDep) -> Response:
     """End this sign-in: its access and refresh tokens stop working at once."""
     with db.transaction() as session:
-        service.logout(session, principal=principal)
+        sessions.logout(session, principal=principal)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -129,7 +129,7 @@ def logout(principal: CurrentUserAllowingSetup, db: DatabaseDep) -> Response:
 def two_factor_setup(principal: CurrentUserAllowingSetup, db: DatabaseDep) -> TwoFactorSetup:
     """Start two-factor sign-in: a new secret for an authenticator app (confirm it next)."""
     with db.transaction() as session:
-        secret, uri = service.setup_two_factor(session, user_id=principal.user_id)
+        secret, uri = two_factor.setup_two_factor(session, user_id=principal.user_id)
     return TwoFactorSetup(secret=secret, otpauth_uri=uri)
 
 
@@ -143,7 +143,7 @@ def two_factor_enable(
 ) -> RecoveryCodes:
     """Turn two-factor on by confirming a current code; answers the recovery codes, once."""
     with db.transaction() as session:
-        codes = service.enable_two_factor(session, principal=principal, code=body.code)
+        codes = two_factor.enable_two_factor(session, principal=principal, code=body.code)
     return RecoveryCodes(recovery_codes=codes)
 
 
@@ -155,7 +155,7 @@ def two_factor_enable(
 def me(principal: CurrentUserAllowingSetup, db: DatabaseDep) -> User:
     """The signed-in account."""
     with db.reading() as session:
-        return service.get_active_or_raise(session, user_id=principal.user_id)
+        return users.get_active_or_raise(session, user_id=principal.user_id)
 
 
 @router.post(
@@ -167,7 +167,7 @@ def me(principal: CurrentUserAllowingSetup, db: DatabaseDep) -> User:
 def create_user(body: UserCreate, who: Admin, db: DatabaseDep) -> User:
     """Create an account with any role but ``device`` (admins only)."""
     with db.transaction() as session:
-        return service.create_user(
+        return users.create_user(
             session,
             email=body.email,
             password=body.password,
@@ -185,7 +185,7 @@ def create_user(body: UserCreate, who: Admin, db: DatabaseDep) -> User:
 def list_users(_: Admin, db: DatabaseDep) -> list[User]:
     """Every account (admins only)."""
     with db.reading() as session:
-        return service.list_(session)
+        return users.list_(session)
 
 
 @router.patch(
@@ -196,7 +196,7 @@ def list_users(_: Admin, db: DatabaseDep) -> list[User]:
 def update_user(user_id: uuid.UUID, body: UserUpdate, who: Admin, db: DatabaseDep) -> User:
     """Change a user's role or warehouses, or disable the account and end its sessions."""
     with db.transaction() as session:
-        return service.update(
+        return users.update(
             session,
             user_id=user_id,
             role=body.role,
@@ -221,7 +221,7 @@ def create_device(
 ) -> DeviceCreated:
     """Issue a token for a sensor or point-of-sale box, bound to one scope (admins only)."""
     with db.transaction() as session:
-        created = service.create_device(
+        created = devices.create_device(
             session,
             settings,
             key=signing_key,
@@ -242,7 +242,7 @@ def create_device(
 def list_devices(_: Admin, db: DatabaseDep) -> list[AuthSession]:
     """Every device token, newest first (admins only)."""
     with db.reading() as session:
-        return service.list_devices(session)
+        return devices.list_devices(session)
 
 
 @router.delete(
@@ -253,7 +253,7 @@ def list_devices(_: Admin, db: DatabaseDep) -> list[AuthSession]:
 def revoke_device(device_id: uuid.UUID, who: Admin, db: DatabaseDep) -> AuthSession:
     """Revoke a device's token at once (admins only)."""
     with db.transaction() as session:
-        return service.revoke_device(session, device_id=device_id, actor_id=who.user_id)
+        return devices.revoke_device(session, device_id=device_id, actor_id=who.user_id)
 
 
 @router.get(

@@ -36,6 +36,11 @@ DEVICES = frozenset({Role.DEVICE})
 """Send telemetry and sync their bound scope."""
 
 
+def normalise_email(email: str) -> str:
+    """The form an e-mail address is stored and looked up in: one account per address, any case."""
+    return email.strip().lower()
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
     """Who is calling: a verified token whose session is alive, with the account's current role.

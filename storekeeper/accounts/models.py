@@ -11,6 +11,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from storekeeper.db import AutoIncrementId, Base, JSONDocument, utcnow
 
+LOGIN, DEVICE = "login", "device"
+"""The kinds of ``AuthSession``: a person's sign-in, or a device's token."""
+
 
 class User(Base):
     """A person or device that can sign in; ``role`` decides what it may do."""
@@ -48,7 +51,7 @@ class AuthSession(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts_user.id"))
-    kind: Mapped[str] = mapped_column(String(16))  # login | device
+    kind: Mapped[str] = mapped_column(String(16))  # LOGIN | DEVICE
     refresh_jti: Mapped[str | None] = mapped_column(String(64), default=None)
     # A device's scope, e.g. ``warehouse:BER``.
     scope: Mapped[str | None] = mapped_column(String(64), default=None)

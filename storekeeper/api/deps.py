@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 
 from storekeeper.accounts import security
-from storekeeper.accounts import service as accounts_service
+from storekeeper.accounts.authentication import Authenticator
 from storekeeper.accounts.domain import STAFF, Principal, Role
 from storekeeper.config import Settings
 from storekeeper.db import Database
@@ -43,36 +43,36 @@ DatabaseDep = Annotated[Database, Depends(provided("db"))]
 """The database; views open a unit of work with ``db.transaction()``."""
 SettingsDep = Annotated[Settings, Depends(provided("settings"))]
 SigningKeyDep = Annotated[str, Depends(provided("signing_key"))]
+AuthenticatorDep = Annotated[Authenticator, Depends(provided("authenticator"))]
+"""The one check of a token, its session, account and two-factor, that every transport uses."""
 
 
 async def get_principal_allowing_setup(
-    db: DatabaseDep,
-    settings: SettingsDep,
-    signing_key: SigningKeyDep,
-    token: Annotated[str | None, Depends(_bearer)],
+    authenticator: AuthenticatorDep, token: Annotated[str | None, Depends(_bearer)]
 ) -> Principal:
     """The caller proven by a bearer access or device token whose session is still alive.
 
     Also admits a caller who still has to set up two-factor sign-in: only for the routes that
     set it up (and ``/me``, ``/auth/logout``).
     """
-    if not token:
-        raise NotAuthenticated("a bearer token is required")
-    claims = security.decode_token(token, key=signing_key, expected_types=("access", "device"))
-    roles = settings.require_2fa_roles
-    principal = await db.read(
-        lambda conn: accounts_service.principal_for(conn, claims, two_factor_roles=roles)
-    )
-    logs.set_user(principal.user_id)  # the request's log lines name the caller from here on
-    return principal
+    return await _authenticate(authenticator, token, allow_2fa_setup=True)
 
 
 CurrentUserAllowingSetup = Annotated[Principal, Depends(get_principal_allowing_setup)]
 
 
-async def get_principal(principal: CurrentUserAllowingSetup) -> Principal:
+async def get_principal(
+    authenticator: AuthenticatorDep, token: Annotated[str | None, Depends(_bearer)]
+) -> Principal:
     """The caller, who has two-factor sign-in set up if their role requires it."""
-    accounts_service.ensure_two_factor_done(principal)
+    return await _authenticate(authenticator, token, allow_2fa_setup=False)
+
+
+async def _authenticate(
+    authenticator: Authenticator, token: str | None, *, allow_2fa_setup: bool
+) -> Principal:
+    principal = await authenticator.principal(token, allow_2fa_setup=allow_2fa_setup)
+    logs.set_user(principal.user_id)  # the request's log lines name the caller from here on
     return principal
 
 
@@ -95,22 +95,17 @@ SERVICE = Principal(user_id=security.SERVICE_ACCOUNT, role=Role.ADMIN)
 
 
 async def get_service_or_staff(
-    db: DatabaseDep,
-    settings: SettingsDep,
-    signing_key: SigningKeyDep,
-    token: Annotated[str | None, Depends(_bearer)],
+    authenticator: AuthenticatorDep, token: Annotated[str | None, Depends(_bearer)]
 ) -> Principal:
     """Another Storekeeper process (a service token), or a manager or admin."""
     if token:
         try:
-            security.decode_token(token, key=signing_key, expected_types=("service",))
+            security.decode_token(token, key=authenticator.key, expected_types=("service",))
         except NotAuthenticated:
             pass  # not a service token: a person's, checked below
         else:
             return SERVICE
-    principal = await get_principal(
-        await get_principal_allowing_setup(db, settings, signing_key, token)
-    )
+    principal = await get_principal(authenticator, token)
     if not principal.has_role(STAFF):
         raise PermissionDenied(f"role {principal.role.value} may not do this")
     return principal

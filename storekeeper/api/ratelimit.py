@@ -243,7 +243,7 @@ class RateLimit:
         if rule.account == "refresh_token":
             account = self._subject(name, ("refresh",))
         else:
-            # As accounts.service normalises e-mails (plus NFC, as the e-mail schema does), so
+            # As accounts.domain.normalise_email does (plus NFC, as the e-mail schema does), so
             # that case or spacing variants of one address share its budget.
             account = unicodedata.normalize("NFC", name).strip().lower()
         return _replay(messages, receive), account

@@ -63,7 +63,7 @@ def users_create(
     """Create a user in the configured database."""
     from pydantic import ValidationError
 
-    from storekeeper.accounts import service as accounts_service
+    from storekeeper.accounts import users as accounts_users
     from storekeeper.accounts.schemas import UserCreate
     from storekeeper.bootstrap import bootstrap
     from storekeeper.errors import DomainError
@@ -79,7 +79,7 @@ def users_create(
     container = bootstrap(settings)
     try:
         with container.db.transaction() as session:
-            user = accounts_service.create_user(
+            user = accounts_users.create_user(
                 session, email=body.email, password=body.password, role=body.role
             )
     except DomainError as exc:

@@ -135,8 +135,7 @@ def grpc_serve(
         console.print(f"Storekeeper gRPC inventory service on {host}:{port}")
         server.serve(
             db=container.db,
-            settings=container.settings,
-            signing_key=container.signing_key,
+            authenticator=container.authenticator,
             host=host,
             port=port,
             threads=threads,

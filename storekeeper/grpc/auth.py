@@ -1,20 +1,17 @@
 """Who is calling: the bearer token in the call's metadata, checked exactly as the HTTP API does.
 
-Same token types (access and device), same live-session check (``principal_for``: a revoked
-session or deactivated account is refused at once), same two-factor rule as ``api.deps``.
+The same check as every transport (``accounts.authentication.authenticate``): token types access
+and device, a revoked session or deactivated account refused at once, the two-factor rule.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import grpc
 
-from storekeeper.accounts import security
-from storekeeper.accounts import service as accounts_service
+from storekeeper.accounts.authentication import Authenticator
 from storekeeper.accounts.domain import Principal, Role
-from storekeeper.db import Database
 from storekeeper.errors import NotAuthenticated, PermissionDenied
 
 _SCHEME = "bearer "
@@ -30,29 +27,11 @@ def bearer_token(metadata: Sequence[tuple[str, str | bytes]] | None) -> str:
     raise NotAuthenticated("a bearer token is required in the authorization metadata")
 
 
-@dataclass(frozen=True, slots=True)
-class TokenCheck:
-    """What checking a caller's token takes."""
-
-    db: Database
-    signing_key: str
-    two_factor_roles: Collection[str]
-
-
 def authenticate(
-    check: TokenCheck, context: grpc.ServicerContext, allowed: frozenset[Role]
+    authenticator: Authenticator, context: grpc.ServicerContext, allowed: frozenset[Role]
 ) -> Principal:
     """The caller of this call, admitted only if their role is in ``allowed``."""
-    token = bearer_token(context.invocation_metadata())
-    claims = security.decode_token(
-        token, key=check.signing_key, expected_types=("access", "device")
-    )
-    roles = check.two_factor_roles
-    with check.db.reading() as session:
-        principal = accounts_service.principal_for(
-            session.connection(), claims, two_factor_roles=roles
-        )
-    accounts_service.ensure_two_factor_done(principal)
+    principal = authenticator.principal_now(bearer_token(context.invocation_metadata()))
     if not principal.has_role(allowed):
         raise PermissionDenied(f"role {principal.role.value} may not do this")
     return principal

@@ -17,9 +17,8 @@ from types import FrameType
 
 import grpc
 
-from storekeeper.config import Settings
+from storekeeper.accounts.authentication import Authenticator
 from storekeeper.db import Database
-from storekeeper.grpc.auth import TokenCheck
 from storekeeper.grpc.gen.inventory_pb2_grpc import add_InventoryServicer_to_server
 from storekeeper.grpc.interceptors import ErrorInterceptor
 from storekeeper.grpc.servicer import InventoryService
@@ -47,8 +46,7 @@ class RunningServer:
 def start(
     *,
     db: Database,
-    settings: Settings,
-    signing_key: str,
+    authenticator: Authenticator,
     host: str = "127.0.0.1",
     port: int = 50051,
     threads: int = DEFAULT_THREADS,
@@ -57,7 +55,7 @@ def start(
     """Start serving ``db``'s stock on ``host:port`` (port 0: any free port)."""
     service = InventoryService(
         db=db,
-        check=TokenCheck(db, signing_key, settings.require_2fa_roles),
+        authenticator=authenticator,
         max_watchers=max(1, threads // 2),
         watch_poll_s=watch_poll_s,
     )
@@ -81,17 +79,14 @@ def start(
 def serve(
     *,
     db: Database,
-    settings: Settings,
-    signing_key: str,
+    authenticator: Authenticator,
     host: str,
     port: int,
     threads: int = DEFAULT_THREADS,
     grace_s: float = DEFAULT_GRACE_S,
 ) -> None:
     """Serve until SIGTERM or SIGINT, then stop gracefully (calls in flight may finish)."""
-    running = start(
-        db=db, settings=settings, signing_key=signing_key, host=host, port=port, threads=threads
-    )
+    running = start(db=db, authenticator=authenticator, host=host, port=port, threads=threads)
     stop_requested = threading.Event()
 
     def _on_signal(signum: int, _frame: FrameType | None) -> None:

@@ -23,13 +23,14 @@ import grpc
 from pydantic import TypeAdapter, ValidationError
 
 from storekeeper.accounts import policy
+from storekeeper.accounts.authentication import Authenticator
 from storekeeper.accounts.domain import DEVICES, STOCK_HANDLERS, Principal, Role
 from storekeeper.catalog import service as catalog_service
 from storekeeper.catalog.schemas import Sku
 from storekeeper.db import Database
 from storekeeper.errors import InvalidRequest
 from storekeeper.grpc import watch
-from storekeeper.grpc.auth import TokenCheck, authenticate
+from storekeeper.grpc.auth import authenticate
 from storekeeper.grpc.gen import inventory_pb2 as pb
 from storekeeper.grpc.gen.inventory_pb2_grpc import InventoryServicer
 from storekeeper.grpc.interceptors import Overloaded
@@ -51,9 +52,14 @@ class InventoryService(InventoryServicer):
     """The gRPC inventory service over one database."""
 
     def __init__(
-        self, *, db: Database, check: TokenCheck, max_watchers: int, watch_poll_s: float = 0.2
+        self,
+        *,
+        db: Database,
+        authenticator: Authenticator,
+        max_watchers: int,
+        watch_poll_s: float = 0.2,
     ) -> None:
-        self._check = check
+        self._authenticator = authenticator
         self._db = db
         self._watch_poll_s = watch_poll_s
         # Each open stream holds one of the server's threads: cap them, so that watchers can
@@ -66,7 +72,7 @@ class InventoryService(InventoryServicer):
         self, request: pb.GetStockRequest, context: grpc.ServicerContext
     ) -> pb.Stock:
         """On-hand, reserved and available stock of a SKU, in total and per warehouse."""
-        who = authenticate(self._check, context, READERS)
+        who = authenticate(self._authenticator, context, READERS)
         sku = _valid(_SKU, request.sku, "sku")
         with self._db.reading() as session:
             levels = inventory_service.stock_of(session, sku=sku)
@@ -95,7 +101,7 @@ class InventoryService(InventoryServicer):
         self, request: pb.ReserveRequest, context: grpc.ServicerContext
     ) -> pb.ReserveResponse:
         """Reserve ``lines`` under ``ref``, all or nothing; the same call again answers the same."""
-        who = authenticate(self._check, context, STOCK_HANDLERS)
+        who = authenticate(self._authenticator, context, STOCK_HANDLERS)
         ref = _valid_ref(request.ref)
         wanted = _valid_lines(request.lines)
         ship_to = _valid_point(request.ship_to) if request.HasField("ship_to") else None
@@ -118,7 +124,7 @@ class InventoryService(InventoryServicer):
         self, request: pb.ReleaseRequest, context: grpc.ServicerContext
     ) -> pb.ReleaseResponse:
         """Give back what is still reserved under ``ref``; 0 when it was released already."""
-        who = authenticate(self._check, context, STOCK_HANDLERS)
+        who = authenticate(self._authenticator, context, STOCK_HANDLERS)
         ref = _valid_ref(request.ref)
         stored_ref = REF_PREFIX + ref
         with self._db.transaction() as session:
@@ -133,7 +139,7 @@ class InventoryService(InventoryServicer):
         self, request: pb.WatchStockRequest, context: grpc.ServicerContext
     ) -> Iterator[pb.StockChanged]:
         """Every stock change committed from now on that the caller may see, as it commits."""
-        who = authenticate(self._check, context, READERS)
+        who = authenticate(self._authenticator, context, READERS)
         if len(request.skus) > MAX_WATCHED_SKUS:
             raise InvalidRequest(f"watch at most {MAX_WATCHED_SKUS} SKUs", code="too_many_skus")
         skus = {_valid(_SKU, sku, "skus") for sku in request.skus}

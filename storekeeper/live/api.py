@@ -16,7 +16,8 @@ from fastapi import APIRouter, Depends, Header, Query, Request, WebSocket, WebSo
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.security import OAuth2PasswordBearer
 
-from storekeeper.api.deps import DatabaseDep, SettingsDep, SigningKeyDep
+from storekeeper.accounts.authentication import Authenticator
+from storekeeper.api.deps import AuthenticatorDep
 from storekeeper.api.errors import error_body, responses, status_for
 from storekeeper.errors import DomainError
 from storekeeper.live import domain, service
@@ -67,9 +68,7 @@ def _hub(app: Any) -> Hub:
 )
 async def events(
     request: Request,
-    db: DatabaseDep,
-    settings: SettingsDep,
-    signing_key: SigningKeyDep,
+    authenticator: AuthenticatorDep,
     token: Annotated[str | None, Depends(_bearer)],
     types: TypesQuery = None,
     last_event_id: ResumeQuery = None,
@@ -79,8 +78,7 @@ async def events(
 ) -> Response:
     """Server-Sent Events: `stock.changed`, `order.status_changed`, `alert.raised`,
     `alert.cleared` as the caller may see them; each event's `id` resumes after it."""
-    check = service.TokenCheck(db, signing_key, settings.require_2fa_roles)
-    caller = await service.authenticate(check, token)
+    caller = await service.authenticate(authenticator, token)
     wanted = domain.parse_types(types)
     hub = _hub(request.app)
     try:
@@ -131,23 +129,22 @@ async def live(
     last_event_id: str | None = None,
 ) -> None:
     """WebSocket: the same events as `GET /events`, one JSON message each, with its `id`."""
-    provided = websocket.app.state.dependencies
-    check = service.TokenCheck(
-        provided["db"], provided["signing_key"], provided["settings"].require_2fa_roles
-    )
+    authenticator: Authenticator = websocket.app.state.dependencies["authenticator"]
     hub = _hub(websocket.app)
     caller: service.Caller | None = None
     try:
         wanted = domain.parse_types(types)
         if token is not None:
-            caller = await service.authenticate(check, token)
+            caller = await service.authenticate(authenticator, token)
     except DomainError as exc:
         await _deny(websocket, status_for(exc), error_body(exc.detail, exc.code))
         return
     if caller is None:  # browsers cannot set headers: the token comes as the first message
         await websocket.accept()
         try:
-            caller = await asyncio.wait_for(_first_message(websocket, check), _AUTH_TIMEOUT_S)
+            caller = await asyncio.wait_for(
+                _first_message(websocket, authenticator), _AUTH_TIMEOUT_S
+            )
         except DomainError as exc:
             await _refuse(websocket, 4000 + status_for(exc), error_body(exc.detail, exc.code))
             return
@@ -170,7 +167,7 @@ async def live(
     await _pump(websocket, hub, sub, backlog, caller)
 
 
-async def _first_message(websocket: WebSocket, check: service.TokenCheck) -> service.Caller:
+async def _first_message(websocket: WebSocket, authenticator: Authenticator) -> service.Caller:
     """``{"token": "..."}`` or the bare token, as the first message after the handshake."""
     message = await websocket.receive()
     if message["type"] == "websocket.disconnect":
@@ -180,7 +177,7 @@ async def _first_message(websocket: WebSocket, check: service.TokenCheck) -> ser
     with contextlib.suppress(orjson.JSONDecodeError):
         parsed = orjson.loads(text)
         token = parsed.get("token") if isinstance(parsed, dict) else None
-    return await service.authenticate(check, token if isinstance(token, str) else None)
+    return await service.authenticate(authenticator, token if isinstance(token, str) else None)
 
 
 async def _pump(

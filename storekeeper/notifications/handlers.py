@@ -15,7 +15,7 @@ from typing import Any
 import jinja2
 from sqlalchemy.orm import Session
 
-from storekeeper.accounts import service as accounts_service
+from storekeeper.accounts import users as accounts_users
 from storekeeper.accounts.events import AccountRegistered
 from storekeeper.notifications.mail import Mailer, render
 from storekeeper.ordering.events import OrderCancelled, OrderConfirmed, OrderEvent
@@ -69,7 +69,7 @@ def order_mail_of(event: OrderEvent) -> tuple[str, dict[str, Any]]:
 def order_mail(session: Session, event: OrderEvent) -> None:
     """Tell the customer their order was confirmed or cancelled."""
     template, context = order_mail_of(event)
-    to = accounts_service.email_of(session, user_id=uuid.UUID(event.customer_id))
+    to = accounts_users.email_of(session, user_id=uuid.UUID(event.customer_id))
     _queue_mail(session, template, to=to, key=event.order_id, context=context)
 
 
@@ -85,7 +85,7 @@ def alert_context(event: AlertRaised) -> dict[str, Any]:
 def alert_mail(session: Session, event: AlertRaised) -> None:
     """Tell every manager and admin about a cold-chain alert (one mail each)."""
     context = alert_context(event)
-    for to in accounts_service.staff_emails(session):
+    for to in accounts_users.staff_emails(session):
         key = f"{event.alert_id}:{to}"
         _queue_mail(session, "alert_raised", to=to, key=key, context=context)
 

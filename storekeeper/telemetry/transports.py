@@ -12,14 +12,12 @@ import logging
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Protocol
 
-from storekeeper.accounts import security
-from storekeeper.accounts import service as accounts_service
+from storekeeper.accounts import authentication
 from storekeeper.accounts.domain import Principal
-from storekeeper.db import Database
 from storekeeper.errors import DomainError
 from storekeeper.observability import metrics
 from storekeeper.telemetry.readings import ReadingIn, Transport, Verdict
@@ -119,16 +117,12 @@ class DeviceAuthenticator:
 
     def __init__(
         self,
+        authenticator: authentication.Authenticator,
         *,
-        db: Database,
-        signing_key: str,
-        two_factor_roles: Collection[str],
         recheck_s: float = SESSION_RECHECK_S,
         max_cached: int = 10_000,
     ) -> None:
-        self._db = db
-        self._signing_key = signing_key
-        self._two_factor_roles = two_factor_roles
+        self._authenticator = authenticator
         self._recheck_s = recheck_s
         self._max_cached = max_cached
         self._cache: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
@@ -140,12 +134,9 @@ class DeviceAuthenticator:
             self._cache.move_to_end(token)
             return cached[0]
         self._cache.pop(token, None)
-        claims = security.decode_token(token, key=self._signing_key, expected_types=("device",))
-        roles = self._two_factor_roles
-        found = await self._db.read(
-            lambda conn: accounts_service.principal_for(conn, claims, two_factor_roles=roles)
+        found = await self._authenticator.principal(
+            token, allowed_types=authentication.DEVICE_TOKENS
         )
-        accounts_service.ensure_two_factor_done(found)
         self._cache[token] = (found, time.monotonic())
         if len(self._cache) > self._max_cached:
             self._cache.popitem(last=False)

@@ -44,8 +44,7 @@ def target(container: Container) -> Iterator[str]:
     """A real gRPC server on a free loopback port, serving the test database."""
     running = grpc_server.start(
         db=container.db,
-        settings=container.settings,
-        signing_key=container.signing_key,
+        authenticator=container.authenticator,
         host="127.0.0.1",
         port=0,
         watch_poll_s=0.05,
@@ -312,8 +311,7 @@ def test_concurrent_retries_of_one_ref_reserve_once(
 def test_watch_streams_are_capped(container: Container, manager: Actor) -> None:
     running = grpc_server.start(
         db=container.db,
-        settings=container.settings,
-        signing_key=container.signing_key,
+        authenticator=container.authenticator,
         host="127.0.0.1",
         port=0,
         threads=2,

@@ -55,8 +55,7 @@ def grpc_target(container: Container) -> Iterator[str]:
     """The gRPC server, with threads for every racing caller at once."""
     running = grpc_server.start(
         db=container.db,
-        settings=container.settings,
-        signing_key=container.signing_key,
+        authenticator=container.authenticator,
         host="127.0.0.1",
         port=0,
         threads=CALLERS_PER_API,

@@ -26,8 +26,8 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy.exc import OperationalError
 
+from storekeeper.accounts import devices as accounts_devices
 from storekeeper.accounts import security
-from storekeeper.accounts import service as accounts_service
 from storekeeper.accounts.domain import Role
 from storekeeper.bootstrap import Container
 from storekeeper.config import Settings
@@ -360,7 +360,7 @@ def test_tcp_auth_timeout_and_revoked_device(container: Container, actors: Actor
             peer = await _Peer.open(server.port, token)
             assert await peer.ask(f"{sensor},{_ts(1).timestamp()},-20") == ["ok"]
             with container.db.transaction() as session:
-                accounts_service.revoke_device(
+                accounts_devices.revoke_device(
                     session, device_id=claims.session_id, actor_id=uuid.uuid4()
                 )
             assert await peer.ask(f"{sensor},{_ts(2).timestamp()},-20") == ["err invalid_token"]

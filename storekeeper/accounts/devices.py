@@ -1,0 +1,82 @@
+"""Devices (sensors, point-of-sale boxes): long-lived tokens bound to a scope, and revoking them."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from storekeeper.accounts import audit, security, sessions
+from storekeeper.accounts.domain import Role
+from storekeeper.accounts.models import DEVICE, AuthSession, User
+from storekeeper.config import Settings
+from storekeeper.db import utcnow
+from storekeeper.errors import NotFound
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceToken:
+    """A device and its token (the token is shown once, at creation)."""
+
+    device: AuthSession
+    token: str
+
+
+def create_device(
+    session: Session, settings: Settings, *, key: str, label: str, scope: str, actor_id: uuid.UUID
+) -> DeviceToken:
+    """A sensor or point-of-sale box with a long-lived token bound to ``scope``."""
+    user = User(
+        email=f"device-{uuid.uuid4().hex[:12]}@devices.invalid",
+        # No password can match: devices sign in only with their token.
+        password_hash=security.hash_password(secrets.token_urlsafe(32)),
+        role=Role.DEVICE.value,
+    )
+    session.add(user)
+    session.flush()
+    device = AuthSession(
+        user_id=user.id,
+        kind=DEVICE,
+        scope=scope,
+        label=label,
+        expires_at=utcnow() + timedelta(seconds=settings.device_token_ttl_s),
+    )
+    session.add(device)
+    session.flush()
+    token = security.issue_token(
+        key=key,
+        user_id=user.id,
+        session_id=device.id,
+        token_type="device",  # noqa: S106 - a token kind, not a password
+        ttl=timedelta(seconds=settings.device_token_ttl_s),
+    )
+    audit.record(
+        session, "device_created", user_id=user.id, actor_id=actor_id, scope=scope, label=label
+    )
+    return DeviceToken(device, token)
+
+
+def list_devices(session: Session) -> list[AuthSession]:
+    """Every device token, newest first."""
+    return list(
+        session.scalars(
+            select(AuthSession)
+            .where(AuthSession.kind == DEVICE)
+            .order_by(AuthSession.created_at.desc())
+        )
+    )
+
+
+def revoke_device(session: Session, *, device_id: uuid.UUID, actor_id: uuid.UUID) -> AuthSession:
+    """Revoke a device's token at once."""
+    device = session.get(AuthSession, device_id)
+    if device is None or device.kind != DEVICE:
+        raise NotFound("no such device", code="device_not_found")
+    if device.revoked_at is None:
+        sessions.revoke(device, reason="revoked_by_admin")
+        audit.record(session, "device_revoked", user_id=device.user_id, actor_id=actor_id)
+    return device
