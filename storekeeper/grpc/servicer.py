@@ -33,7 +33,9 @@ from storekeeper.grpc.auth import authenticate
 from storekeeper.grpc.gen import inventory_pb2 as pb
 from storekeeper.grpc.gen.inventory_pb2_grpc import InventoryServicer
 from storekeeper.grpc.interceptors import Overloaded
-from storekeeper.inventory import service as inventory_service
+from storekeeper.inventory import levels as inventory_levels
+from storekeeper.inventory import reservations as inventory_reservations
+from storekeeper.inventory import warehouses as inventory_warehouses
 from storekeeper.inventory.domain import Allocation, Point, merge_lines
 from storekeeper.inventory.schemas import WarehouseCode
 
@@ -69,7 +71,7 @@ class InventoryService(InventoryServicer):
         who = authenticate(self._container, context, READERS)
         sku = _valid(_SKU, request.sku, "sku")
         with self._db.reading() as session:
-            levels = inventory_service.stock_of(session, sku=sku)
+            levels = inventory_levels.stock_of(session, sku=sku)
         device_warehouse = _device_warehouse(who)
         if device_warehouse is not None:
             levels = [level for level in levels if level.warehouse == device_warehouse]
@@ -105,9 +107,9 @@ class InventoryService(InventoryServicer):
         with self._db.transaction() as session:
             catalog_service.quote(session, skus=wanted)  # unknown or archived SKU: 404
             for code in requested:
-                if not inventory_service.has_warehouse(session, code=code):
-                    raise inventory_service.UnknownWarehouse(f"no warehouse with code {code}")
-            allocations, replayed = inventory_service.reserve_once(
+                if not inventory_warehouses.has_warehouse(session, code=code):
+                    raise inventory_warehouses.UnknownWarehouse(f"no warehouse with code {code}")
+            allocations, replayed = inventory_reservations.reserve_once(
                 session, ref=stored_ref, lines=wanted, ship_to=ship_to, warehouses=allowed
             )
             if replayed:  # a clerk replays only what is held at their warehouses
@@ -122,11 +124,13 @@ class InventoryService(InventoryServicer):
         ref = _valid_ref(request.ref)
         stored_ref = REF_PREFIX + ref
         with self._db.transaction() as session:
-            existing = inventory_service.reservations_of(session, ref=stored_ref)
+            existing = inventory_reservations.reservations_of(session, ref=stored_ref)
             if not existing:
-                raise inventory_service.UnknownReservation(f"nothing was reserved under ref {ref}")
+                raise inventory_reservations.UnknownReservation(
+                    f"nothing was reserved under ref {ref}"
+                )
             policy.ensure_warehouses(who, {alloc.warehouse for alloc, _ in existing})
-            released = inventory_service.release(session, ref=stored_ref)
+            released = inventory_reservations.release(session, ref=stored_ref)
         return pb.ReleaseResponse(ref=ref, released=released)
 
     def WatchStock(  # noqa: N802
