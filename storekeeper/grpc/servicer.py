@@ -25,7 +25,6 @@ from pydantic import TypeAdapter, ValidationError
 from storekeeper.accounts import policy
 from storekeeper.accounts.domain import DEVICES, STOCK_HANDLERS, Principal, Role
 from storekeeper.bootstrap import Container
-from storekeeper.catalog import service as catalog_service
 from storekeeper.catalog.schemas import Sku
 from storekeeper.errors import InvalidRequest
 from storekeeper.grpc import watch
@@ -35,7 +34,6 @@ from storekeeper.grpc.gen.inventory_pb2_grpc import InventoryServicer
 from storekeeper.grpc.interceptors import Overloaded
 from storekeeper.inventory import levels as inventory_levels
 from storekeeper.inventory import reservations as inventory_reservations
-from storekeeper.inventory import warehouses as inventory_warehouses
 from storekeeper.inventory.domain import Allocation, Point, merge_lines
 from storekeeper.inventory.schemas import WarehouseCode
 
@@ -71,17 +69,14 @@ class InventoryService(InventoryServicer):
         who = authenticate(self._container, context, READERS)
         sku = _valid(_SKU, request.sku, "sku")
         with self._db.reading() as session:
-            levels = inventory_levels.stock_of(session, sku=sku)
-        device_warehouse = _device_warehouse(who)
-        if device_warehouse is not None:
-            levels = [level for level in levels if level.warehouse == device_warehouse]
-        on_hand = sum(level.on_hand for level in levels)
-        reserved = sum(level.reserved for level in levels)
+            totals = inventory_levels.stock_totals(
+                session, sku=sku, warehouse=_device_warehouse(who)
+            )
         return pb.Stock(
-            sku=sku,
-            on_hand=on_hand,
-            reserved=reserved,
-            available=on_hand - reserved,
+            sku=totals.sku,
+            on_hand=totals.on_hand,
+            reserved=totals.reserved,
+            available=totals.available,
             warehouses=[
                 pb.Level(
                     warehouse=level.warehouse,
@@ -89,7 +84,7 @@ class InventoryService(InventoryServicer):
                     reserved=level.reserved,
                     available=level.available,
                 )
-                for level in levels
+                for level in totals.warehouses
             ],
         )
 
@@ -102,15 +97,16 @@ class InventoryService(InventoryServicer):
         wanted = _valid_lines(request.lines)
         ship_to = _valid_point(request.ship_to) if request.HasField("ship_to") else None
         requested = [_valid(_WAREHOUSE, code, "warehouses") for code in request.warehouses]
-        allowed = _allowed_warehouses(who, requested)
+        within = _clerk_warehouses(who, requested)
         stored_ref = REF_PREFIX + ref
         with self._db.transaction() as session:
-            catalog_service.quote(session, skus=wanted)  # unknown or archived SKU: 404
-            for code in requested:
-                if not inventory_warehouses.has_warehouse(session, code=code):
-                    raise inventory_warehouses.UnknownWarehouse(f"no warehouse with code {code}")
-            allocations, replayed = inventory_reservations.reserve_once(
-                session, ref=stored_ref, lines=wanted, ship_to=ship_to, warehouses=allowed
+            allocations, replayed = inventory_reservations.reserve_listed(
+                session,
+                ref=stored_ref,
+                lines=wanted,
+                ship_to=ship_to,
+                warehouses=requested,
+                within=within,
             )
             if replayed:  # a clerk replays only what is held at their warehouses
                 policy.ensure_warehouses(who, {alloc.warehouse for alloc in allocations})
@@ -231,15 +227,18 @@ def _device_warehouse(who: Principal) -> str | None:
     return scope.removeprefix("warehouse:") if scope.startswith("warehouse:") else ""
 
 
-def _allowed_warehouses(who: Principal, requested: list[str]) -> frozenset[str] | None:
-    """Where a reservation may come from: what was asked for, within a clerk's warehouses."""
+def _clerk_warehouses(who: Principal, requested: list[str]) -> frozenset[str] | None:
+    """A clerk's warehouses, the only ones they reserve from; ``None`` for other roles.
+
+    Raises unless the caller may reserve from every ``requested`` warehouse.
+    """
     if who.role is Role.CLERK:
         if not who.warehouses:
             raise policy.WarehouseNotAssigned("you are not assigned to any warehouse")
         policy.ensure_warehouses(who, requested)
-        return frozenset(requested) or who.warehouses
+        return who.warehouses
     policy.ensure_warehouses(who, requested)
-    return frozenset(requested) or None
+    return None
 
 
 def _reserved(ref: str, allocations: list[Allocation], *, replayed: bool) -> pb.ReserveResponse:

@@ -12,7 +12,6 @@ from storekeeper.accounts import policy
 from storekeeper.accounts.domain import STAFF, STOCK_HANDLERS, Principal
 from storekeeper.api.deps import SERVICE, CurrentUser, DatabaseDep, ServiceOrStaff, require
 from storekeeper.api.errors import ErrorBody, responses
-from storekeeper.catalog import service as catalog_service
 from storekeeper.inventory import ledger, levels, reservations, warehouses
 from storekeeper.inventory.domain import Point, merge_lines
 from storekeeper.inventory.models import Warehouse
@@ -139,15 +138,13 @@ def get_stock(
 ) -> StockRead:
     """On-hand, reserved and available stock of a SKU, in total and per warehouse."""
     with db.reading() as session:
-        found = levels.stock_of(session, sku=sku)
-    on_hand = sum(lv.on_hand for lv in found)
-    reserved = sum(lv.reserved for lv in found)
+        totals = levels.stock_totals(session, sku=sku)
     return StockRead(
-        sku=sku,
-        on_hand=on_hand,
-        reserved=reserved,
-        available=on_hand - reserved,
-        warehouses=[_level(lv) for lv in found],
+        sku=totals.sku,
+        on_hand=totals.on_hand,
+        reserved=totals.reserved,
+        available=totals.available,
+        warehouses=[_level(lv) for lv in totals.warehouses],
     )
 
 
@@ -171,8 +168,7 @@ def reserve(body: ReservationCreate, _: ServiceOrStaff, db: DatabaseDep) -> JSON
     wanted = merge_lines([(line.sku, line.qty) for line in body.lines])
     ship_to = Point(body.ship_to.lat, body.ship_to.lon) if body.ship_to else None
     with db.transaction() as session:
-        catalog_service.quote(session, skus=wanted)  # unknown or archived SKU: 404
-        allocations, replayed = reservations.reserve_once(
+        allocations, replayed = reservations.reserve_listed(
             session, ref=body.ref, lines=wanted, ship_to=ship_to
         )
     held = [AllocationRead(sku=a.sku, warehouse=a.warehouse, qty=a.qty) for a in allocations]

@@ -28,6 +28,29 @@ class Level:
         return self.on_hand - self.reserved
 
 
+@dataclass(frozen=True, slots=True)
+class StockTotals:
+    """Stock of one SKU: the level in each warehouse, and their sums."""
+
+    sku: str
+    warehouses: tuple[Level, ...]
+
+    @property
+    def on_hand(self) -> int:
+        """Units on hand in all these warehouses."""
+        return sum(level.on_hand for level in self.warehouses)
+
+    @property
+    def reserved(self) -> int:
+        """Units reserved for orders in all these warehouses."""
+        return sum(level.reserved for level in self.warehouses)
+
+    @property
+    def available(self) -> int:
+        """Units that can still be promised: on-hand less reserved."""
+        return self.on_hand - self.reserved
+
+
 def where_row(sku: str, warehouse: str) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
     """The conditions that pick the stock row of ``sku`` in ``warehouse``."""
     return (_stock.c.sku == sku, _stock.c.warehouse_code == warehouse)
@@ -56,6 +79,14 @@ def stock_of(session: Session, *, sku: str) -> list[Level]:
         .order_by(_stock.c.warehouse_code)
     )
     return [Level(r.warehouse_code, r.on_hand, r.reserved) for r in rows]
+
+
+def stock_totals(session: Session, *, sku: str, warehouse: str | None = None) -> StockTotals:
+    """Stock of ``sku`` per warehouse and in total, only in ``warehouse`` if one is given."""
+    found = stock_of(session, sku=sku)
+    if warehouse is not None:
+        found = [lv for lv in found if lv.warehouse == warehouse]
+    return StockTotals(sku, tuple(found))
 
 
 def skus_on_hand(session: Session, *, warehouse: str) -> list[str]:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import cast
 
 from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from storekeeper.catalog import service as catalog_service
 from storekeeper.db import utcnow
 from storekeeper.errors import Conflict, InvalidRequest, NotFound
 from storekeeper.events import outbox
@@ -17,6 +18,7 @@ from storekeeper.inventory.domain import Allocation, Point
 from storekeeper.inventory.events import StockChanged
 from storekeeper.inventory.levels import where_row
 from storekeeper.inventory.models import Movement, Reservation, StockLevel, Warehouse
+from storekeeper.inventory.warehouses import require_warehouse
 from storekeeper.observability import metrics
 from storekeeper.observability.counting import count_on_commit
 
@@ -228,6 +230,28 @@ def reserve_once(
     if any(status != "active" for _, status in existing):
         raise RefInUse(f"ref {ref} was reserved and settled already; use a new ref")
     return [alloc for alloc, _ in existing], True
+
+
+def reserve_listed(
+    session: Session,
+    *,
+    ref: str,
+    lines: Mapping[str, int],
+    ship_to: Point | None,
+    warehouses: Sequence[str] = (),
+    within: Collection[str] | None = None,
+) -> tuple[list[Allocation], bool]:
+    """``reserve_once`` after checking every SKU is listed and every named warehouse exists.
+
+    An unknown or archived SKU, or an unknown warehouse, raises a ``NotFound``. Stock comes only
+    from the named ``warehouses``; when none are named, only from ``within`` if given (a clerk's
+    warehouses), else from any warehouse.
+    """
+    catalog_service.quote(session, skus=lines)  # unknown or archived SKU: 404
+    for code in warehouses:
+        require_warehouse(session, code=code)
+    limit = frozenset(warehouses) or within
+    return reserve_once(session, ref=ref, lines=lines, ship_to=ship_to, warehouses=limit)
 
 
 def _lock_ref(session: Session, ref: str) -> None:
