@@ -24,7 +24,8 @@ from storekeeper.catalog import service as catalog_service
 from storekeeper.catalog.models import Product
 from storekeeper.catalog.schemas import ProductRead
 from storekeeper.db import Database, utcnow
-from storekeeper.inventory import service as inventory_service
+from storekeeper.inventory import ledger as inventory_ledger
+from storekeeper.inventory import warehouses as inventory_warehouses
 from storekeeper.inventory.models import Movement, StockLevel
 
 SKU_FORMAT = "SKU-%05d"
@@ -96,7 +97,7 @@ def seed_warehouses(db: Database) -> None:
     """Create BER, HAM and MUC through the inventory service."""
     with db.transaction() as session:
         for code, lat, lon in WAREHOUSES:
-            inventory_service.create_warehouse(session, code=code, name=code, lat=lat, lon=lon)
+            inventory_warehouses.create_warehouse(session, code=code, name=code, lat=lat, lon=lon)
 
 
 def seed_stock(
@@ -188,7 +189,7 @@ def seed_hot_sku(db: Database, *, index: int, units_per_warehouse: int) -> str:
             },
         )
         for code, _lat, _lon in WAREHOUSES:
-            inventory_service.record_movement(
+            inventory_ledger.record_movement(
                 session,
                 sku=hot,
                 warehouse=code,

@@ -12,7 +12,8 @@ from storekeeper.accounts import users as accounts_users
 from storekeeper.accounts.domain import Role
 from storekeeper.catalog import service as catalog_service
 from storekeeper.db import Database
-from storekeeper.inventory import service as inventory_service
+from storekeeper.inventory import ledger as inventory_ledger
+from storekeeper.inventory import warehouses as inventory_warehouses
 
 WAREHOUSES = [
     ("BER", "Berlin central", 52.52, 13.405),
@@ -68,7 +69,7 @@ def load(
     rng = random.Random(seed)
     with db.transaction() as session:
         for code, name, lat, lon in WAREHOUSES:
-            inventory_service.create_warehouse(session, code=code, name=name, lat=lat, lon=lon)
+            inventory_warehouses.create_warehouse(session, code=code, name=name, lat=lat, lon=lon)
         for email, password, role in DEMO_USERS:
             # The demo clerk works in Berlin: clerks act only at their assigned warehouses.
             warehouses = ["BER"] if role is Role.CLERK else None
@@ -106,6 +107,6 @@ def _product(session: Session, rng: random.Random, i: int) -> None:
     for code, *_ in WAREHOUSES:
         qty = rng.choice([0, 5, 20, 50, 120])
         if qty:
-            inventory_service.record_movement(
+            inventory_ledger.record_movement(
                 session, sku=sku, warehouse=code, delta=qty, reason="receipt", ref="demo"
             )

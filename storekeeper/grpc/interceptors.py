@@ -23,7 +23,7 @@ from storekeeper.errors import (
     NotFound,
     PermissionDenied,
 )
-from storekeeper.inventory.service import RefInUse
+from storekeeper.inventory.reservations import RefInUse
 from storekeeper.observability import metrics
 
 log = logging.getLogger(__name__)

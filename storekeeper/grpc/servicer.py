@@ -25,7 +25,6 @@ from pydantic import TypeAdapter, ValidationError
 from storekeeper.accounts import policy
 from storekeeper.accounts.authentication import Authenticator
 from storekeeper.accounts.domain import DEVICES, STOCK_HANDLERS, Principal, Role
-from storekeeper.catalog import service as catalog_service
 from storekeeper.catalog.schemas import Sku
 from storekeeper.db import Database
 from storekeeper.errors import InvalidRequest
@@ -34,7 +33,8 @@ from storekeeper.grpc.auth import authenticate
 from storekeeper.grpc.gen import inventory_pb2 as pb
 from storekeeper.grpc.gen.inventory_pb2_grpc import InventoryServicer
 from storekeeper.grpc.interceptors import Overloaded
-from storekeeper.inventory import service as inventory_service
+from storekeeper.inventory import levels as inventory_levels
+from storekeeper.inventory import reservations as inventory_reservations
 from storekeeper.inventory.domain import Allocation, Point, merge_lines
 from storekeeper.inventory.schemas import WarehouseCode
 
@@ -75,17 +75,14 @@ class InventoryService(InventoryServicer):
         who = authenticate(self._authenticator, context, READERS)
         sku = _valid(_SKU, request.sku, "sku")
         with self._db.reading() as session:
-            levels = inventory_service.stock_of(session, sku=sku)
-        device_warehouse = _device_warehouse(who)
-        if device_warehouse is not None:
-            levels = [level for level in levels if level.warehouse == device_warehouse]
-        on_hand = sum(level.on_hand for level in levels)
-        reserved = sum(level.reserved for level in levels)
+            totals = inventory_levels.stock_totals(
+                session, sku=sku, warehouse=_device_warehouse(who)
+            )
         return pb.Stock(
-            sku=sku,
-            on_hand=on_hand,
-            reserved=reserved,
-            available=on_hand - reserved,
+            sku=totals.sku,
+            on_hand=totals.on_hand,
+            reserved=totals.reserved,
+            available=totals.available,
             warehouses=[
                 pb.Level(
                     warehouse=level.warehouse,
@@ -93,7 +90,7 @@ class InventoryService(InventoryServicer):
                     reserved=level.reserved,
                     available=level.available,
                 )
-                for level in levels
+                for level in totals.warehouses
             ],
         )
 
@@ -106,15 +103,16 @@ class InventoryService(InventoryServicer):
         wanted = _valid_lines(request.lines)
         ship_to = _valid_point(request.ship_to) if request.HasField("ship_to") else None
         requested = [_valid(_WAREHOUSE, code, "warehouses") for code in request.warehouses]
-        allowed = _allowed_warehouses(who, requested)
+        within = _clerk_warehouses(who, requested)
         stored_ref = REF_PREFIX + ref
         with self._db.transaction() as session:
-            catalog_service.quote(session, skus=wanted)  # unknown or archived SKU: 404
-            for code in requested:
-                if not inventory_service.has_warehouse(session, code=code):
-                    raise inventory_service.UnknownWarehouse(f"no warehouse with code {code}")
-            allocations, replayed = inventory_service.reserve_once(
-                session, ref=stored_ref, lines=wanted, ship_to=ship_to, warehouses=allowed
+            allocations, replayed = inventory_reservations.reserve_listed(
+                session,
+                ref=stored_ref,
+                lines=wanted,
+                ship_to=ship_to,
+                warehouses=requested,
+                within=within,
             )
             if replayed:  # a clerk replays only what is held at their warehouses
                 policy.ensure_warehouses(who, {alloc.warehouse for alloc in allocations})
@@ -128,11 +126,13 @@ class InventoryService(InventoryServicer):
         ref = _valid_ref(request.ref)
         stored_ref = REF_PREFIX + ref
         with self._db.transaction() as session:
-            existing = inventory_service.reservations_of(session, ref=stored_ref)
+            existing = inventory_reservations.reservations_of(session, ref=stored_ref)
             if not existing:
-                raise inventory_service.UnknownReservation(f"nothing was reserved under ref {ref}")
+                raise inventory_reservations.UnknownReservation(
+                    f"nothing was reserved under ref {ref}"
+                )
             policy.ensure_warehouses(who, {alloc.warehouse for alloc, _ in existing})
-            released = inventory_service.release(session, ref=stored_ref)
+            released = inventory_reservations.release(session, ref=stored_ref)
         return pb.ReleaseResponse(ref=ref, released=released)
 
     def WatchStock(  # noqa: N802
@@ -233,15 +233,18 @@ def _device_warehouse(who: Principal) -> str | None:
     return scope.removeprefix("warehouse:") if scope.startswith("warehouse:") else ""
 
 
-def _allowed_warehouses(who: Principal, requested: list[str]) -> frozenset[str] | None:
-    """Where a reservation may come from: what was asked for, within a clerk's warehouses."""
+def _clerk_warehouses(who: Principal, requested: list[str]) -> frozenset[str] | None:
+    """A clerk's warehouses, the only ones they reserve from; ``None`` for other roles.
+
+    Raises unless the caller may reserve from every ``requested`` warehouse.
+    """
     if who.role is Role.CLERK:
         if not who.warehouses:
             raise policy.WarehouseNotAssigned("you are not assigned to any warehouse")
         policy.ensure_warehouses(who, requested)
-        return frozenset(requested) or who.warehouses
+        return who.warehouses
     policy.ensure_warehouses(who, requested)
-    return frozenset(requested) or None
+    return None
 
 
 def _reserved(ref: str, allocations: list[Allocation], *, replayed: bool) -> pb.ReserveResponse:

@@ -12,8 +12,7 @@ from storekeeper.accounts import policy
 from storekeeper.accounts.domain import STAFF, STOCK_HANDLERS, Principal
 from storekeeper.api.deps import SERVICE, CurrentUser, DatabaseDep, ServiceOrStaff, require
 from storekeeper.api.errors import ErrorBody, responses
-from storekeeper.catalog import service as catalog_service
-from storekeeper.inventory import service
+from storekeeper.inventory import ledger, levels, reservations, warehouses
 from storekeeper.inventory.domain import Point, merge_lines
 from storekeeper.inventory.models import Warehouse
 from storekeeper.inventory.schemas import (
@@ -37,7 +36,7 @@ Staff = Annotated[Principal, Depends(require(STAFF))]
 StockHandler = Annotated[Principal, Depends(require(STOCK_HANDLERS))]
 
 
-def _level(level: service.Level) -> LevelRead:
+def _level(level: levels.Level) -> LevelRead:
     return LevelRead(
         warehouse=level.warehouse,
         on_hand=level.on_hand,
@@ -55,14 +54,14 @@ def _level(level: service.Level) -> LevelRead:
 def create_warehouse(body: WarehouseCreate, _: Staff, db: DatabaseDep) -> Warehouse:
     """Add a warehouse (managers and admins)."""
     with db.transaction() as session:
-        return service.create_warehouse(session, **body.model_dump())
+        return warehouses.create_warehouse(session, **body.model_dump())
 
 
 @router.get("/warehouses", response_model=list[WarehouseRead], responses=responses(401, 403))
 def list_warehouses(_: CurrentUser, db: DatabaseDep) -> list[Warehouse]:
     """Every warehouse."""
     with db.reading() as session:
-        return service.list_warehouses(session)
+        return warehouses.list_warehouses(session)
 
 
 @router.post(
@@ -77,7 +76,7 @@ def record_movement(body: MovementCreate, who: StockHandler, db: DatabaseDep) ->
     Clerks only at the warehouses they are assigned to."""
     policy.ensure_warehouses(who, [body.warehouse])
     with db.transaction() as session:
-        level = service.record_movement(
+        level = ledger.record_movement(
             session,
             sku=body.sku,
             warehouse=body.warehouse,
@@ -101,7 +100,7 @@ def record_count(body: CountCreate, who: StockHandler, db: DatabaseDep) -> Level
     Clerks only at the warehouses they are assigned to."""
     policy.ensure_warehouses(who, [body.warehouse])
     with db.transaction() as session:
-        level = service.record_count(
+        level = ledger.record_count(
             session,
             sku=body.sku,
             warehouse=body.warehouse,
@@ -122,7 +121,7 @@ def transfer(body: TransferCreate, who: StockHandler, db: DatabaseDep) -> Transf
     """Move units between two warehouses (a clerk must be assigned to both)."""
     policy.ensure_warehouses(who, [body.from_, body.to])
     with db.transaction() as session:
-        out, into = service.transfer(
+        out, into = ledger.transfer(
             session,
             sku=body.sku,
             source=body.from_,
@@ -139,15 +138,13 @@ def get_stock(
 ) -> StockRead:
     """On-hand, reserved and available stock of a SKU, in total and per warehouse."""
     with db.reading() as session:
-        levels = service.stock_of(session, sku=sku)
-    on_hand = sum(lv.on_hand for lv in levels)
-    reserved = sum(lv.reserved for lv in levels)
+        totals = levels.stock_totals(session, sku=sku)
     return StockRead(
-        sku=sku,
-        on_hand=on_hand,
-        reserved=reserved,
-        available=on_hand - reserved,
-        warehouses=[_level(lv) for lv in levels],
+        sku=totals.sku,
+        on_hand=totals.on_hand,
+        reserved=totals.reserved,
+        available=totals.available,
+        warehouses=[_level(lv) for lv in totals.warehouses],
     )
 
 
@@ -171,8 +168,7 @@ def reserve(body: ReservationCreate, _: ServiceOrStaff, db: DatabaseDep) -> JSON
     wanted = merge_lines([(line.sku, line.qty) for line in body.lines])
     ship_to = Point(body.ship_to.lat, body.ship_to.lon) if body.ship_to else None
     with db.transaction() as session:
-        catalog_service.quote(session, skus=wanted)  # unknown or archived SKU: 404
-        allocations, replayed = service.reserve_once(
+        allocations, replayed = reservations.reserve_listed(
             session, ref=body.ref, lines=wanted, ship_to=ship_to
         )
     held = [AllocationRead(sku=a.sku, warehouse=a.warehouse, qty=a.qty) for a in allocations]
@@ -195,7 +191,7 @@ def release(ref: ReservationRefPath, _: ServiceOrStaff, db: DatabaseDep) -> Sett
     """Give back what is still reserved under ``ref``; ``units`` is 0 when nothing was left."""
     with db.transaction() as session:
         _require_reservation(session, ref)
-        return SettledRead(ref=ref, units=service.release(session, ref=ref))
+        return SettledRead(ref=ref, units=reservations.release(session, ref=ref))
 
 
 @router.post(
@@ -217,10 +213,10 @@ def fulfil(
     actor = (body.actor_id if body else None) if who is SERVICE else who.user_id
     with db.transaction() as session:
         _require_reservation(session, ref)
-        units = service.fulfil(session, ref=ref, actor_id=str(actor) if actor else None)
+        units = reservations.fulfil(session, ref=ref, actor_id=str(actor) if actor else None)
     return SettledRead(ref=ref, units=units)
 
 
 def _require_reservation(session: Session, ref: str) -> None:
-    if not service.reservations_of(session, ref=ref):
-        raise service.UnknownReservation(f"nothing was reserved under ref {ref}")
+    if not reservations.reservations_of(session, ref=ref):
+        raise reservations.UnknownReservation(f"nothing was reserved under ref {ref}")

@@ -7,14 +7,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, status
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
 
 from storekeeper.accounts import policy
 from storekeeper.accounts.domain import BUYERS, ORDER_READERS_OF_ALL, STOCK_HANDLERS, Principal
 from storekeeper.api.deps import DatabaseDep, provided, require
 from storekeeper.api.errors import ErrorBody, responses
-from storekeeper.inventory.domain import Point
-from storekeeper.ordering import idempotency, service
+from storekeeper.ordering import placement, service
 from storekeeper.ordering.domain import OrderStatus
 from storekeeper.ordering.models import Order
 from storekeeper.ordering.saga import Gateways
@@ -65,43 +63,15 @@ def place_order(
     inventory: InventoryDep,
 ) -> JSONResponse:
     """Place an order: stock is reserved from the nearest warehouses and payment requested."""
-    request_hash = idempotency.fingerprint(body.model_dump_json().encode())
-    try:
-        with db.transaction() as session:
-            stored = idempotency.lookup(
-                session, user_id=who.user_id, key=key, request_hash=request_hash
-            )
-            if stored is not None:
-                return JSONResponse(stored.body, status_code=stored.status_code)
-            order = service.place(
-                session,
-                customer_id=who.user_id,
-                lines=[(line.sku, line.qty) for line in body.lines],
-                ship_to=Point(body.ship_to.lat, body.ship_to.lon) if body.ship_to else None,
-                payment_method=body.payment.method,
-                payment_token=body.payment.token,
-                gateways=gateways,
-                inventory=inventory,
-            )
-            payload = order.model_dump(mode="json")
-            idempotency.remember(
-                session,
-                user_id=who.user_id,
-                key=key,
-                request_hash=request_hash,
-                status_code=status.HTTP_201_CREATED,
-                body=payload,
-            )
-    except IntegrityError:
-        # A concurrent request with the same key committed first: answer as it did.
-        with db.reading() as session:
-            stored = idempotency.lookup(
-                session, user_id=who.user_id, key=key, request_hash=request_hash
-            )
-        if stored is None:
-            raise
-        return JSONResponse(stored.body, status_code=stored.status_code)
-    return JSONResponse(payload, status_code=status.HTTP_201_CREATED)
+    answer = placement.place_order(
+        db=db,
+        gateways=gateways,
+        inventory=inventory,
+        principal=who,
+        order=body,
+        key=key,
+    )
+    return JSONResponse(answer.body, status_code=answer.status_code)
 
 
 @router.get("", response_model=OrderPage, responses=responses(401, 403, 422))

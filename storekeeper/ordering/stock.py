@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from storekeeper.accounts.security import issue_service_token
 from storekeeper.db import Database, on_rollback
 from storekeeper.errors import Conflict, DomainError, InvalidRequest, NotFound, Unavailable
-from storekeeper.inventory import service as inventory_service
+from storekeeper.inventory import reservations as inventory_reservations
 from storekeeper.inventory.domain import Allocation, Point
 from storekeeper.tasks import queue
 from storekeeper.tasks.queue import PermanentJobError
@@ -72,21 +72,21 @@ class LocalInventory:
     def reserve(
         self, session: Session, *, ref: str, lines: Mapping[str, int], ship_to: Point | None
     ) -> list[Allocation]:
-        return inventory_service.reserve(session, ref=ref, lines=lines, ship_to=ship_to)
+        return inventory_reservations.reserve(session, ref=ref, lines=lines, ship_to=ship_to)
 
     def release(self, session: Session, *, ref: str) -> None:
-        inventory_service.release(session, ref=ref)
+        inventory_reservations.release(session, ref=ref)
 
     def fulfil(self, session: Session, *, ref: str, actor_id: str | None) -> None:
-        inventory_service.fulfil(session, ref=ref, actor_id=actor_id)
+        inventory_reservations.fulfil(session, ref=ref, actor_id=actor_id)
 
     def release_now(self, ref: str) -> None:
         with self._db.transaction() as session:
-            inventory_service.release(session, ref=ref)
+            inventory_reservations.release(session, ref=ref)
 
     def fulfil_now(self, ref: str, actor_id: str | None) -> None:
         with self._db.transaction() as session:
-            inventory_service.fulfil(session, ref=ref, actor_id=actor_id)
+            inventory_reservations.fulfil(session, ref=ref, actor_id=actor_id)
 
     def close(self) -> None:
         pass

@@ -28,7 +28,8 @@ from storekeeper.db import Database
 from storekeeper.errors import Conflict
 from storekeeper.events import outbox
 from storekeeper.events.rows import FeedRow
-from storekeeper.inventory import service as inventory_service
+from storekeeper.inventory import feed as inventory_feed
+from storekeeper.inventory import warehouses as inventory_warehouses
 from storekeeper.observability import metrics
 from storekeeper.sync import cursor as cursors
 from storekeeper.sync.cursor import Cursor
@@ -49,8 +50,8 @@ def pull(db: Database, *, principal: Principal, scope: str, since: str | None, l
     policy.ensure_scope(principal, scope)
     warehouse = scope.removeprefix("warehouse:")
     with db.reading() as session:
-        if not inventory_service.has_warehouse(session, code=warehouse):
-            raise inventory_service.UnknownWarehouse(f"no warehouse with code {warehouse}")
+        if not inventory_warehouses.has_warehouse(session, code=warehouse):
+            raise inventory_warehouses.UnknownWarehouse(f"no warehouse with code {warehouse}")
         connection = session.connection()
         now = outbox.snapshot(connection)
         if since is None:
@@ -97,7 +98,7 @@ def _page(
                 return changes, _at(position, after_sku=products[-1].sku), True
             position = _at(position, phase="stock", after_sku=None)
         elif position.phase == "stock":
-            levels = inventory_service.sync_page(
+            levels = inventory_feed.sync_page(
                 connection, warehouse=warehouse, after=position.after_sku or "", limit=room
             )
             changes.extend(_stock(row, warehouse) for row in levels)
@@ -148,7 +149,7 @@ def _current(
         row.aggregate_id.rpartition("@")[0] for row in rows if row.aggregate_type == "stock"
     }
     products = catalog_service.sync_rows(connection, skus=product_skus)
-    levels = inventory_service.sync_rows(connection, warehouse=warehouse, skus=stock_skus)
+    levels = inventory_feed.sync_rows(connection, warehouse=warehouse, skus=stock_skus)
     seen: set[tuple[str, str]] = set()
     changes: list[dict[str, Any]] = []
     for row in reversed(rows):

@@ -26,7 +26,7 @@ from storekeeper.catalog import service as catalog_service
 from storekeeper.db import Database, utcnow
 from storekeeper.errors import DomainError
 from storekeeper.events import outbox
-from storekeeper.inventory import service as inventory_service
+from storekeeper.inventory import ledger as inventory_ledger
 from storekeeper.observability import metrics
 from storekeeper.observability.counting import count_on_commit
 from storekeeper.sync import domain
@@ -240,7 +240,7 @@ def _change_stock(
         plan = domain.count(data.counted, data.seen_on_hand)
     else:
         plan = domain.sell(data.qty)
-    outcome = inventory_service.record_offline_delta(
+    outcome = inventory_ledger.record_offline_delta(
         session,
         sku=data.sku,
         warehouse=data.warehouse,

@@ -23,8 +23,9 @@ from storekeeper.catalog import service as catalog_service
 from storekeeper.config import Settings
 from storekeeper.db import Database, utcnow
 from storekeeper.errors import Conflict, NotFound
-from storekeeper.inventory import service as inventory_service
-from storekeeper.inventory.service import UnknownWarehouse
+from storekeeper.inventory import levels as inventory_levels
+from storekeeper.inventory import warehouses as inventory_warehouses
+from storekeeper.inventory.warehouses import UnknownWarehouse
 from storekeeper.observability import metrics
 from storekeeper.telemetry import domain
 from storekeeper.telemetry.alerts import apply_transitions
@@ -74,7 +75,7 @@ def create_sensor(
     max_temp_c: float | None,
 ) -> Sensor:
     """Register a sensor in a room of an existing warehouse."""
-    if not inventory_service.has_warehouse(session, code=warehouse):
+    if not inventory_warehouses.has_warehouse(session, code=warehouse):
         raise UnknownWarehouse(f"no warehouse with code {warehouse}")
     if session.get(Sensor, id) is not None:
         raise DuplicateSensor(f"sensor {id} exists already")
@@ -123,7 +124,7 @@ def get_sensor_or_raise(session: Session, *, sensor_id: str) -> Sensor:
 
 def product_ranges(session: Session, *, warehouse: str) -> list[TempRange]:
     """The storage ranges of the products with stock in ``warehouse`` (asked of their owners)."""
-    skus = inventory_service.skus_on_hand(session, warehouse=warehouse)
+    skus = inventory_levels.skus_on_hand(session, warehouse=warehouse)
     if not skus:
         return []
     return [

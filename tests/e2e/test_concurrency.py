@@ -22,7 +22,7 @@ import pytest
 from sqlalchemy import func, select
 
 from storekeeper.bootstrap import Container
-from storekeeper.inventory import service as inventory_service
+from storekeeper.inventory import levels as inventory_levels
 from storekeeper.inventory.models import Movement, Reservation
 from storekeeper.ordering.models import IdempotencyRecord, Order, OrderLine
 from tests.conftest import Actor, LiveServer
@@ -197,8 +197,8 @@ class Books:
 def audit(container: Container, http: httpx.Client, manager: Actor, sku: str) -> Books:
     """Check every stock invariant of ``sku`` in the database and the API; return its levels."""
     with container.db.reading() as session:
-        levels = inventory_service.stock_of(session, sku=sku)
-        ledger = inventory_service.ledger_totals(session, skus=[sku])
+        levels = inventory_levels.stock_of(session, sku=sku)
+        ledger = inventory_levels.ledger_totals(session, skus=[sku])
         active = {
             code: int(total)
             for code, total in session.execute(

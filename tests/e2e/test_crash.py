@@ -18,7 +18,7 @@ from storekeeper.config import Settings
 from storekeeper.events.models import OutboxEvent
 from storekeeper.events.relay import processed_by_consumer
 from storekeeper.events.relay import status as relay_status
-from storekeeper.inventory import service as inventory_service
+from storekeeper.inventory import levels as inventory_levels
 from storekeeper.ordering.models import Order
 from storekeeper.tasks.models import Job
 from tests.conftest import Actor, Actors, start_server, stop_server
@@ -88,8 +88,8 @@ def test_orders_acknowledged_before_kill_9_exist_after_restart(
         placed = session.scalar(
             select(func.count()).select_from(OutboxEvent).where(OutboxEvent.type == "order.placed")
         )
-        levels = {lv.warehouse: lv for lv in inventory_service.stock_of(session, sku="BREAD")}
-        ledger = inventory_service.ledger_totals(session, skus=["BREAD"])
+        levels = {lv.warehouse: lv for lv in inventory_levels.stock_of(session, sku="BREAD")}
+        ledger = inventory_levels.ledger_totals(session, skus=["BREAD"])
     # Orders that committed but whose answer was lost in the kill exist too; none vanished.
     assert placed is not None and placed >= len(acknowledged)
     assert levels["BER"].reserved == placed

@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 from storekeeper.bootstrap import Container
 from storekeeper.grpc import server as grpc_server
 from storekeeper.grpc.client import InventoryClient, InventoryError
-from storekeeper.inventory import service as inventory_service
+from storekeeper.inventory import levels as inventory_levels
 from storekeeper.inventory.models import Reservation, StockLevel
 from tests.conftest import Actor, LiveServer
 from tests.e2e.test_grpc import token_of
@@ -137,7 +137,7 @@ def test_grpc_and_http_never_oversell_together(
                 Reservation.sku == SKU, Reservation.status == "active"
             )
         )
-        ledger = inventory_service.ledger_totals(session, skus=[SKU])
+        ledger = inventory_levels.ledger_totals(session, skus=[SKU])
     reserved = sum(r.reserved for r in rows.values())
     assert reserved == accepted == active, (reserved, accepted, active, outcomes)
     for code, row in rows.items():

@@ -25,7 +25,7 @@ from storekeeper.accounts.domain import Role
 from storekeeper.accounts.security import issue_service_token
 from storekeeper.bootstrap import Container
 from storekeeper.config import Settings
-from storekeeper.inventory import service as inventory_service
+from storekeeper.inventory import levels as inventory_levels
 from storekeeper.ordering.models import Order
 from tests.conftest import Actor, Actors, env_for
 from tests.payment_sim import storekeeper_script
@@ -214,7 +214,7 @@ def test_cancelling_releases_and_shipping_fulfils_through_jobs(
     assert r.status_code == 200, r.text
     _eventually(lambda: _milk(split) == {"on_hand": 7, "reserved": 0}, "the shipment fulfilled")
     with container.db.reading() as session:  # the ledger agrees with the running totals
-        assert inventory_service.ledger_totals(session, skus=["MILK"]) == {("MILK", "BER"): 7}
+        assert inventory_levels.ledger_totals(session, skus=["MILK"]) == {("MILK", "BER"): 7}
 
 
 def test_with_inventory_down_an_order_is_refused_and_leaves_nothing(

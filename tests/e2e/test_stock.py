@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from storekeeper.accounts.domain import Role
 from storekeeper.bootstrap import Container
-from storekeeper.inventory import service as inventory_service
+from storekeeper.inventory import levels as inventory_levels
 from storekeeper.inventory.models import Movement
 from tests.conftest import Actor, Actors
 from tests.e2e.api_support import API, assert_error
@@ -80,7 +80,7 @@ def _ledger(container: Container, warehouse: str = "BER") -> list[tuple[int, str
 
 def _ledger_matches_on_hand(client: TestClient, container: Container, who: Actor) -> None:
     with container.db.reading() as session:
-        totals = inventory_service.ledger_totals(session, skus=["TEA"])
+        totals = inventory_levels.ledger_totals(session, skus=["TEA"])
     levels = stock(client, who.headers, "TEA")
     on_hand = {wh: level["on_hand"] for wh, level in levels.items() if wh != "total"}
     assert {wh: totals.get(("TEA", wh), 0) for wh in on_hand} == on_hand

@@ -31,7 +31,7 @@ from storekeeper.accounts import security
 from storekeeper.accounts.domain import Role
 from storekeeper.bootstrap import Container
 from storekeeper.config import Settings
-from storekeeper.inventory import service as inventory_service
+from storekeeper.inventory import warehouses as inventory_warehouses
 from storekeeper.telemetry import service as telemetry_service
 from storekeeper.telemetry.mqtt import MqttOptions, MqttSubscriber, run_one_per_host
 from storekeeper.telemetry.readings import Verdict
@@ -51,8 +51,8 @@ def _sensor_and_token(container: Container, actors: Actors, sensors: int = 1) ->
     """A warehouse with ``sensors`` sensors (``<id>``, ``<id>-1``, ...) and a device token."""
     sensor = f"s-{uuid.uuid4().hex[:8]}"
     with container.db.transaction() as session:
-        if not inventory_service.has_warehouse(session, code=WAREHOUSE):
-            inventory_service.create_warehouse(
+        if not inventory_warehouses.has_warehouse(session, code=WAREHOUSE):
+            inventory_warehouses.create_warehouse(
                 session, code=WAREHOUSE, name="Cold store", lat=52.5, lon=13.4
             )
         for n in range(sensors):

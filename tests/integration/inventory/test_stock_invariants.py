@@ -33,7 +33,10 @@ from storekeeper.db import Database
 from storekeeper.errors import DomainError, InvalidRequest
 from storekeeper.events.models import OutboxEvent
 from storekeeper.inventory import domain
-from storekeeper.inventory import service as inventory_service
+from storekeeper.inventory import ledger as inventory_ledger
+from storekeeper.inventory import levels as inventory_levels
+from storekeeper.inventory import reservations as inventory_reservations
+from storekeeper.inventory import warehouses as inventory_warehouses
 from storekeeper.inventory.domain import Allocation, InsufficientStock, Point
 from storekeeper.inventory.models import Movement, Reservation, StockLevel
 
@@ -140,13 +143,13 @@ class StockMachine(RuleBasedStateMachine):
         index=sku_index,
         warehouse=warehouses,
         delta=st.integers(-15, 25).filter(bool),
-        reason=st.sampled_from(sorted(inventory_service.MANUAL_REASONS)),
+        reason=st.sampled_from(sorted(inventory_ledger.MANUAL_REASONS)),
     )
     def record_movement(self, index: int, warehouse: str, delta: int, reason: str) -> None:
         sku = self.skus[index]
         fits = self._available(sku, warehouse) + delta >= 0
         level = self._attempt(
-            lambda s: inventory_service.record_movement(
+            lambda s: inventory_ledger.record_movement(
                 s, sku=sku, warehouse=warehouse, delta=delta, reason=reason, ref="prop"
             ),
             refused_by=None if fits else InsufficientStock,
@@ -171,10 +174,10 @@ class StockMachine(RuleBasedStateMachine):
             counted = max(0, self.reserved[sku, warehouse] + counted % 7 - 3)
         fits = counted >= self.reserved[sku, warehouse]
         level = self._attempt(
-            lambda s: inventory_service.record_count(
+            lambda s: inventory_ledger.record_count(
                 s, sku=sku, warehouse=warehouse, counted=counted
             ),
-            refused_by=None if fits else inventory_service.BelowReserved,
+            refused_by=None if fits else inventory_ledger.BelowReserved,
         )
         if level is not None:
             self.on_hand[sku, warehouse] = counted
@@ -190,7 +193,7 @@ class StockMachine(RuleBasedStateMachine):
         elif self._available(sku, source) < qty:
             refused_by = InsufficientStock
         moved = self._attempt(
-            lambda s: inventory_service.transfer(
+            lambda s: inventory_ledger.transfer(
                 s, sku=sku, source=source, target=destination, qty=qty
             ),
             refused_by=refused_by,
@@ -213,7 +216,7 @@ class StockMachine(RuleBasedStateMachine):
             expected = None
         ref = f"order:{uuid.uuid4()}"
         allocations = self._attempt(
-            lambda s: inventory_service.reserve(s, ref=ref, lines=lines, ship_to=ship_to),
+            lambda s: inventory_reservations.reserve(s, ref=ref, lines=lines, ship_to=ship_to),
             refused_by=InsufficientStock if expected is None else None,
         )
         if allocations is None:
@@ -228,7 +231,9 @@ class StockMachine(RuleBasedStateMachine):
     @rule(ref=reservations)
     def release(self, ref: str) -> None:
         held = self.active.pop(ref, [])
-        released = self._attempt(lambda s: inventory_service.release(s, ref=ref), refused_by=None)
+        released = self._attempt(
+            lambda s: inventory_reservations.release(s, ref=ref), refused_by=None
+        )
         assert released == sum(a.qty for a in held)
         for alloc in held:
             self.reserved[alloc.sku, alloc.warehouse] -= alloc.qty
@@ -236,7 +241,9 @@ class StockMachine(RuleBasedStateMachine):
     @rule(ref=reservations)
     def fulfil(self, ref: str) -> None:
         held = self.active.pop(ref, [])
-        shipped = self._attempt(lambda s: inventory_service.fulfil(s, ref=ref), refused_by=None)
+        shipped = self._attempt(
+            lambda s: inventory_reservations.fulfil(s, ref=ref), refused_by=None
+        )
         assert shipped == sum(a.qty for a in held)
         for alloc in held:
             self.reserved[alloc.sku, alloc.warehouse] -= alloc.qty
@@ -250,9 +257,9 @@ class StockMachine(RuleBasedStateMachine):
             levels = {
                 (sku, level.warehouse): level
                 for sku in self.skus
-                for level in inventory_service.stock_of(session, sku=sku)
+                for level in inventory_levels.stock_of(session, sku=sku)
             }
-            ledger = inventory_service.ledger_totals(session, skus=self.skus)
+            ledger = inventory_levels.ledger_totals(session, skus=self.skus)
             active = {
                 (sku, code): int(total)
                 for sku, code, total in session.execute(
@@ -275,7 +282,7 @@ def test_random_inventory_operations_keep_stock_books_balanced(container: Contai
     db = container.db
     with db.transaction() as session:
         for code, site in SITES.items():
-            inventory_service.create_warehouse(
+            inventory_warehouses.create_warehouse(
                 session, code=code, name=code, lat=site.lat, lon=site.lon
             )
 

@@ -14,7 +14,9 @@ from storekeeper.accounts.domain import Principal, Role
 from storekeeper.catalog import service as catalog_service
 from storekeeper.catalog.models import Product
 from storekeeper.db import Database
-from storekeeper.inventory import service as inventory_service
+from storekeeper.inventory import ledger as inventory_ledger
+from storekeeper.inventory import levels as inventory_levels
+from storekeeper.inventory import warehouses as inventory_warehouses
 from storekeeper.inventory.models import Movement, StockLevel
 from storekeeper.sync import feed
 from storekeeper.sync.models import PushedMutation, SyncException
@@ -26,7 +28,7 @@ def make_shop(db: Database, warehouses: list[str], skus: list[str], stock: int =
     """Warehouses and products, each product with ``stock`` units in every warehouse."""
     with db.transaction() as session:
         for code in warehouses:
-            inventory_service.create_warehouse(session, code=code, name=code, lat=50.0, lon=10.0)
+            inventory_warehouses.create_warehouse(session, code=code, name=code, lat=50.0, lon=10.0)
         for sku in skus:
             catalog_service.create(
                 session,
@@ -34,7 +36,7 @@ def make_shop(db: Database, warehouses: list[str], skus: list[str], stock: int =
             )
             for code in warehouses:
                 if stock:
-                    inventory_service.record_movement(
+                    inventory_ledger.record_movement(
                         session, sku=sku, warehouse=code, delta=stock, reason="receipt"
                     )
 
@@ -121,7 +123,7 @@ def check_ledger(
                 select(SyncException).where(SyncException.mutation_id.in_(ids))
             )
         }
-        totals = inventory_service.ledger_totals(session, skus=skus)
+        totals = inventory_levels.ledger_totals(session, skus=skus)
         levels = {
             (s.sku, s.warehouse_code): s.on_hand
             for s in session.scalars(select(StockLevel).where(StockLevel.sku.in_(skus)))

@@ -18,7 +18,7 @@ from sqlalchemy import func, select, text
 
 from storekeeper.bootstrap import Container
 from storekeeper.events.models import OutboxEvent
-from storekeeper.inventory import service as inventory_service
+from storekeeper.inventory import ledger as inventory_ledger
 from tests.integration.sync.support import apply, make_shop, pull_all
 
 
@@ -46,10 +46,10 @@ def test_a_transaction_committing_after_a_later_id_was_pulled_is_not_skipped(
             slow.execute(text("SELECT pg_current_xact_id()"))  # slow gets its xid first
         else:
             fast.execute(text("SELECT pg_current_xact_id()"))  # fast does
-        inventory_service.record_movement(
+        inventory_ledger.record_movement(
             slow, sku="EARLY", warehouse="BER", delta=1, reason="receipt"
         )
-        inventory_service.record_movement(
+        inventory_ledger.record_movement(
             fast, sku="LATE", warehouse="BER", delta=2, reason="receipt"
         )
         early_id = _outbox_id(slow, "EARLY@BER")
@@ -81,7 +81,7 @@ def test_a_puller_racing_concurrent_writers_misses_no_change(container: Containe
         try:
             for sku in mine:
                 with db.transaction() as session:
-                    inventory_service.record_movement(
+                    inventory_ledger.record_movement(
                         session, sku=sku, warehouse="BER", delta=int(sku[1:]) + 1, reason="receipt"
                     )
                     # Hold the transaction open a while, so commits overtake each other.

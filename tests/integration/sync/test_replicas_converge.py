@@ -25,7 +25,7 @@ from storekeeper.bootstrap import Container
 from storekeeper.catalog import service as catalog_service
 from storekeeper.db import Database
 from storekeeper.errors import Conflict
-from storekeeper.inventory import service as inventory_service
+from storekeeper.inventory import ledger as inventory_ledger
 from storekeeper.sync import service
 from storekeeper.sync.hlc import Hlc
 from storekeeper.sync.schemas import MutationIn
@@ -195,7 +195,7 @@ def _play(world: World, steps: list[tuple[Any, ...]]) -> None:
                             session, sku=skus[sku], changes={"name": f"server-{n}"}
                         )
                     else:
-                        inventory_service.record_movement(
+                        inventory_ledger.record_movement(
                             session, sku=skus[sku], warehouse=warehouse, delta=-n, reason="sale"
                         )
             except Conflict:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from storekeeper.accounts.domain import Principal, Role
 from storekeeper.bootstrap import Container
-from storekeeper.inventory import service as inventory_service
+from storekeeper.inventory import warehouses as inventory_warehouses
 from storekeeper.telemetry import service
 from storekeeper.telemetry.readings import ReadingIn
 
@@ -22,8 +22,8 @@ def add_sensors(
 ) -> None:
     """Create the warehouse if needed and the sensors in one of its rooms."""
     with container.db.transaction() as session:
-        if not inventory_service.has_warehouse(session, code=warehouse):
-            inventory_service.create_warehouse(
+        if not inventory_warehouses.has_warehouse(session, code=warehouse):
+            inventory_warehouses.create_warehouse(
                 session, code=warehouse, name=warehouse, lat=52.5, lon=13.4
             )
         for sensor_id in sensor_ids:

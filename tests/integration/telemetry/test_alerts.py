@@ -14,7 +14,7 @@ from storekeeper.bootstrap import Container
 from storekeeper.catalog import service as catalog_service
 from storekeeper.errors import NotFound
 from storekeeper.events.models import OutboxEvent
-from storekeeper.inventory import service as inventory_service
+from storekeeper.inventory import ledger as inventory_ledger
 from storekeeper.observability import metrics
 from storekeeper.telemetry import alerts, service
 from storekeeper.telemetry.models import Alert
@@ -121,7 +121,7 @@ def test_products_in_stock_narrow_the_rooms_range(grace_60: Container) -> None:
                 "max_temp_c": 4.0,
             },
         )
-        inventory_service.record_movement(
+        inventory_ledger.record_movement(
             session, sku="ICE", warehouse="BER", delta=5, reason="receipt"
         )
     with container.db.reading() as session:
@@ -154,7 +154,7 @@ def test_products_that_cannot_be_kept_in_the_room_leave_its_range_alone(
                     "max_temp_c": high,
                 },
             )
-            inventory_service.record_movement(
+            inventory_ledger.record_movement(
                 session, sku=sku, warehouse="BER", delta=5, reason="receipt"
             )
     with container.db.reading() as session:

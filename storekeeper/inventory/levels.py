@@ -1,0 +1,105 @@
+"""Stock levels as they stand: per SKU and warehouse, and the ledger sums they must equal."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import cast
+
+from sqlalchemy import ColumnElement, Table, func, select
+from sqlalchemy.orm import Session
+
+from storekeeper.catalog import service as catalog_service
+from storekeeper.inventory.models import Movement, StockLevel
+
+_stock = cast(Table, StockLevel.__table__)
+
+
+@dataclass(frozen=True, slots=True)
+class Level:
+    """Stock of one SKU in one warehouse."""
+
+    warehouse: str
+    on_hand: int
+    reserved: int
+
+    @property
+    def available(self) -> int:
+        """Units that can still be promised: on-hand less reserved."""
+        return self.on_hand - self.reserved
+
+
+@dataclass(frozen=True, slots=True)
+class StockTotals:
+    """Stock of one SKU: the level in each warehouse, and their sums."""
+
+    sku: str
+    warehouses: tuple[Level, ...]
+
+    @property
+    def on_hand(self) -> int:
+        """Units on hand in all these warehouses."""
+        return sum(level.on_hand for level in self.warehouses)
+
+    @property
+    def reserved(self) -> int:
+        """Units reserved for orders in all these warehouses."""
+        return sum(level.reserved for level in self.warehouses)
+
+    @property
+    def available(self) -> int:
+        """Units that can still be promised: on-hand less reserved."""
+        return self.on_hand - self.reserved
+
+
+def where_row(sku: str, warehouse: str) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+    """The conditions that pick the stock row of ``sku`` in ``warehouse``."""
+    return (_stock.c.sku == sku, _stock.c.warehouse_code == warehouse)
+
+
+def require_sku(session: Session, *, sku: str) -> None:
+    """Raise ``UnknownSku`` unless a product (active or archived) has this SKU."""
+    if not catalog_service.exists(session, sku=sku):
+        raise catalog_service.UnknownSku(f"no product with SKU {sku}")
+
+
+def level(session: Session, *, sku: str, warehouse: str) -> Level:
+    """Current stock of ``sku`` in ``warehouse`` (zero if never stocked)."""
+    row = session.execute(
+        select(_stock.c.on_hand, _stock.c.reserved).where(*where_row(sku, warehouse))
+    ).one_or_none()
+    return Level(warehouse, row.on_hand, row.reserved) if row else Level(warehouse, 0, 0)
+
+
+def stock_of(session: Session, *, sku: str) -> list[Level]:
+    """Stock of ``sku`` in every warehouse that ever held it."""
+    require_sku(session, sku=sku)
+    rows = session.execute(
+        select(_stock.c.warehouse_code, _stock.c.on_hand, _stock.c.reserved)
+        .where(_stock.c.sku == sku)
+        .order_by(_stock.c.warehouse_code)
+    )
+    return [Level(r.warehouse_code, r.on_hand, r.reserved) for r in rows]
+
+
+def stock_totals(session: Session, *, sku: str, warehouse: str | None = None) -> StockTotals:
+    """Stock of ``sku`` per warehouse and in total, only in ``warehouse`` if one is given."""
+    found = stock_of(session, sku=sku)
+    if warehouse is not None:
+        found = [lv for lv in found if lv.warehouse == warehouse]
+    return StockTotals(sku, tuple(found))
+
+
+def skus_on_hand(session: Session, *, warehouse: str) -> list[str]:
+    """SKUs with stock on hand in ``warehouse`` (their ranges bound its rooms' temperature)."""
+    query = select(_stock.c.sku).where(_stock.c.warehouse_code == warehouse, _stock.c.on_hand > 0)
+    return list(session.scalars(query))
+
+
+def ledger_totals(session: Session, *, skus: list[str] | None = None) -> dict[tuple[str, str], int]:
+    """Sum of movements per (SKU, warehouse): what on-hand must equal."""
+    query = select(Movement.sku, Movement.warehouse_code, func.sum(Movement.delta)).group_by(
+        Movement.sku, Movement.warehouse_code
+    )
+    if skus:
+        query = query.where(Movement.sku.in_(skus))
+    return {(sku, wh): int(total) for sku, wh, total in session.execute(query)}
