@@ -154,7 +154,10 @@ def test_a_job_in_flight_when_the_embedded_server_is_killed_runs_after_restart(
             if (job is not None and job.status == "done") or time.monotonic() > deadline:
                 break
             time.sleep(0.05)
-        assert job is not None and (job.status, job.attempts) == ("done", 2)
+        # At least the killed run and the one after the restart; on a loaded machine the 3 s
+        # lease can also run out during the 2.5 s gateway call and a third run starts, which the
+        # order's idempotency key makes harmless (checked below: one authorization).
+        assert job is not None and job.status == "done" and job.attempts >= 2
         assert sim.stats()["max_authorizations_per_order"] == 1
         assert sim.stats()["held_orders"] == [order_id]
     finally:
