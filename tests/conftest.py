@@ -254,3 +254,19 @@ def live_server(settings: Settings, tmp_path: Path) -> Iterator[LiveServer]:
     server = start_server(settings, tmp_path / "server.log")
     yield server
     stop_server(server)
+
+
+@pytest.fixture
+def grpc_target(container: Container) -> Iterator[str]:
+    """A real gRPC server on a free loopback port, serving the test database."""
+    from storekeeper.grpc import server as grpc_server  # only the gRPC tests load grpcio
+
+    running = grpc_server.start(
+        db=container.db,
+        authenticator=container.authenticator,
+        host="127.0.0.1",
+        port=0,
+        watch_poll_s=0.05,
+    )
+    yield f"127.0.0.1:{running.port}"
+    running.stop(grace_s=1)

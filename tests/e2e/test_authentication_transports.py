@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 
 import httpx
@@ -26,7 +25,6 @@ from storekeeper.accounts.models import User
 from storekeeper.accounts.schemas import TokenPair
 from storekeeper.bootstrap import Container
 from storekeeper.config import Settings
-from storekeeper.grpc import server as grpc_server
 from storekeeper.grpc.client import InventoryClient, InventoryError
 from storekeeper.telemetry.mqtt import MqttOptions
 from tests.conftest import Actors, LiveServer
@@ -76,20 +74,6 @@ ROWS: list[tuple[str, str, str]] = [
 def settings(settings: Settings) -> Settings:
     """Managers must use two-factor sign-in (for the row of a manager who has not set it up)."""
     return settings.model_copy(update={"require_2fa_roles": ["manager"]})
-
-
-@pytest.fixture
-def grpc_target(container: Container) -> Iterator[str]:
-    """A real gRPC server on a free loopback port, serving the test database."""
-    running = grpc_server.start(
-        db=container.db,
-        authenticator=container.authenticator,
-        host="127.0.0.1",
-        port=0,
-        watch_poll_s=0.05,
-    )
-    yield f"127.0.0.1:{running.port}"
-    running.stop(grace_s=1)
 
 
 def _person(container: Container, role: Role) -> tuple[User, TokenPair]:

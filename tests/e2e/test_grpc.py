@@ -40,17 +40,9 @@ def token_of(actor: Actor) -> str:
 
 
 @pytest.fixture
-def target(container: Container) -> Iterator[str]:
-    """A real gRPC server on a free loopback port, serving the test database."""
-    running = grpc_server.start(
-        db=container.db,
-        authenticator=container.authenticator,
-        host="127.0.0.1",
-        port=0,
-        watch_poll_s=0.05,
-    )
-    yield f"127.0.0.1:{running.port}"
-    running.stop(grace_s=1)
+def target(grpc_target: str) -> str:
+    """The address of a real gRPC server on the test database (``grpc_target``)."""
+    return grpc_target
 
 
 @pytest.fixture
