@@ -39,7 +39,7 @@ class InsecureSettings(ValueError):
 
 
 class Settings(BaseSettings):
-    """Every public setting of Storekeeper; names and defaults are listed in docs/design.md section 3."""
+    """Every public setting of Storekeeper; names and defaults: docs/design.md section 3."""
 
     model_config = SettingsConfigDict(
         env_prefix="STOREKEEPER_",
