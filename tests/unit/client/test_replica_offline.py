@@ -195,8 +195,8 @@ with Replica({str(tmp_path / "d.db")!r}, scope="warehouse:BER") as r:
     assert r.stock("MILK").on_hand == 3
 loaded = sorted(m for m in sys.modules if m.startswith("storekeeper"))
 assert loaded == ["storekeeper", "storekeeper.client", "storekeeper.client.credentials",
-                  "storekeeper.client.hlc", "storekeeper.client.records", "storekeeper.client.replica",
-                  "storekeeper.client.store"], loaded
+                  "storekeeper.client.hlc", "storekeeper.client.records",
+                  "storekeeper.client.replica", "storekeeper.client.store"], loaded
 print("ok")
 """
     done = subprocess.run(
