@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from typing import Any
@@ -131,12 +132,21 @@ class OutageLog:
         )
 
 
+_SQLITE_UNAVAILABLE = ("unable to open database", "disk i/o error", "database is locked")
+"""SQLite's OperationalError also means "no such table" (a bug, a 500): these mean unreachable."""
+
+
 def is_database_unavailable(exc: BaseException) -> bool:
     """Whether ``exc`` says the database cannot be reached (not that a statement was wrong)."""
-    if isinstance(exc, OperationalError | PoolTimeout):
+    if isinstance(exc, PoolTimeout):
         return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
+    if isinstance(exc, OperationalError):
+        exc = exc.orig if exc.orig is not None else exc
+    if isinstance(exc, sqlite3.OperationalError):
+        return any(reason in str(exc).lower() for reason in _SQLITE_UNAVAILABLE)
+    # psycopg: connection refused or lost, server shutting down, timeouts, lock not available.
     return isinstance(exc, psycopg.OperationalError)
 
 
