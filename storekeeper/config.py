@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
+import logging
+import os
 import re
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -16,6 +20,16 @@ from pydantic_settings import (
 )
 
 _SECRET_FILE = "secret_key"
+_PLACEHOLDER = re.compile(
+    r"change[-_ ]?me|changeit|replace[-_ ]?me|placeholder|example|your[-_ ]|secret[-_]?key|"
+    r"^(.)\1*$|^(0123456789|abc|password|secret)",
+    re.IGNORECASE,
+)
+"""What a secret copied from documentation or left as a placeholder looks like."""
+_NOT_SETTINGS = ("STOREKEEPER_TEST_", "STOREKEEPER_BENCH_", "STOREKEEPER_CLUSTER_")
+"""Prefixes of variables that tests, benchmarks and scripts read: not settings, not typos."""
+_warned: set[str] = set()
+log = logging.getLogger(__name__)
 Context = Literal["accounts", "catalog", "inventory", "ordering", "sync", "telemetry"]
 """A bounded context with HTTP routes, which ``serve --only`` may serve on its own."""
 
@@ -25,7 +39,7 @@ class InsecureSettings(ValueError):
 
 
 class Settings(BaseSettings):
-    """Every public setting of Storekeeper; names and defaults are listed in DESIGN.md section 3."""
+    """Every public setting of Storekeeper; names and defaults: docs/design.md section 3."""
 
     model_config = SettingsConfigDict(
         env_prefix="STOREKEEPER_",
@@ -175,13 +189,35 @@ class Settings(BaseSettings):
             )
         return self
 
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, url: str) -> str:
+        # A mistyped scheme (postgress://) would otherwise surface as a long traceback from
+        # deep inside SQLAlchemy the first time a command opens the database.
+        if not url:
+            return url
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+        scheme = url.partition("://")[0]
+        try:
+            make_url(_psycopg_url(url)).get_dialect()
+        except (ArgumentError, NoSuchModuleError, ValueError) as exc:
+            raise ValueError(
+                f"STOREKEEPER_DATABASE_URL: unknown scheme {scheme!r}; "
+                "use sqlite:///PATH or postgresql://USER:PASSWORD@HOST/DB"
+            ) from exc
+        return url
+
     @model_validator(mode="after")
     def _refuse_insecure_production(self) -> Settings:
         if self.env == "production":
-            if len(self.secret_key.get_secret_value()) < 32:
+            key = self.secret_key.get_secret_value()
+            if len(key.encode()) < 32 or _PLACEHOLDER.search(key):
                 raise InsecureSettings(
-                    "STOREKEEPER_SECRET_KEY must be set to at least 32 characters "
-                    "when STOREKEEPER_ENV=production"
+                    "STOREKEEPER_SECRET_KEY must be a random secret of at least 32 bytes, not "
+                    "a placeholder or the example, when STOREKEEPER_ENV=production (generate "
+                    "one: python3 -c 'import secrets; print(secrets.token_urlsafe(48))')"
                 )
             if not self.database_url:
                 raise InsecureSettings(
@@ -193,11 +229,7 @@ class Settings(BaseSettings):
     def effective_database_url(self) -> str:
         """The SQLAlchemy URL in use: the configured one, or a SQLite file in the data dir."""
         url = self.database_url or f"sqlite:///{(self.data_dir / 'storekeeper.db').resolve()}"
-        # Plain postgres URLs mean psycopg 3, the driver we ship.
-        for prefix in ("postgresql://", "postgres://"):
-            if url.startswith(prefix):
-                return "postgresql+psycopg://" + url[len(prefix) :]
-        return url
+        return _psycopg_url(url)
 
     def signing_key(self) -> str:
         """The token-signing secret; in local mode one is generated once into the data dir."""
@@ -232,6 +264,39 @@ class Settings(BaseSettings):
                 shown[name] = str(value) if isinstance(value, Path) else value
         shown["effective_database_url"] = _mask_url_password(self.effective_database_url)
         return shown
+
+
+def warn_unknown_environment(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Log one warning per ``STOREKEEPER_*`` variable that names no setting; the names warned.
+
+    A typo (``STOREKEEPER_DATABSE_URL``) is otherwise ignored without a word and the default
+    used. Each name is warned about once per process.
+    """
+    environ = os.environ if environ is None else environ
+    known = [f"STOREKEEPER_{name.upper()}" for name in Settings.model_fields]
+    unknown = []
+    for name in sorted(environ):
+        upper = name.upper()
+        if not upper.startswith("STOREKEEPER_") or upper in known:
+            continue
+        if upper.startswith(_NOT_SETTINGS):
+            continue
+        unknown.append(name)
+        if name in _warned:
+            continue
+        _warned.add(name)
+        close = difflib.get_close_matches(upper, known, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        log.warning("unknown setting %s is ignored%s", name, hint)
+    return unknown
+
+
+def _psycopg_url(url: str) -> str:
+    # Plain postgres URLs mean psycopg 3, the driver we ship.
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
 
 
 def _mask_url_password(url: str) -> str:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 
 class Role(enum.StrEnum):
-    """The roles of DESIGN.md section 6."""
+    """The roles of docs/design.md section 6."""
 
     ADMIN = "admin"
     MANAGER = "manager"

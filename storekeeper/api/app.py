@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
 
 import anyio.to_thread
 from fastapi import APIRouter, FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 
 import storekeeper
 from storekeeper.accounts.api import router as accounts_router
@@ -27,6 +31,9 @@ from storekeeper.sync.api import router as sync_router
 from storekeeper.telemetry.api import router as telemetry_router
 
 API_PREFIX = "/api/v1"
+SWAGGER_UI_VERSION = "5.35.0"
+"""The swagger-ui-dist release vendored in storekeeper/api/static/swagger-ui (docs/api.md)."""
+DOCS_ASSETS = "/docs/static"
 CONTEXT_ROUTERS: dict[Context, APIRouter] = {
     "accounts": accounts_router,
     "catalog": catalog_router,
@@ -49,6 +56,28 @@ def _ops_router(container: Container) -> APIRouter:
     # /readyz and /metrics: storekeeper.observability.api.
     router.include_router(observability_api.router(db=container.db, settings=container.settings))
     return router
+
+
+def _docs(app: FastAPI) -> None:
+    """``/docs``: Swagger UI from the package's own files, so it works with no Internet access."""
+    assets = Path(__file__).parent / "static" / "swagger-ui"
+    app.mount(DOCS_ASSETS, StaticFiles(directory=assets), name="docs-static")
+    openapi_url = app.openapi_url or "/openapi.json"
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=openapi_url,
+            title=f"{app.title} - API docs",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js?v={SWAGGER_UI_VERSION}",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css?v={SWAGGER_UI_VERSION}",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
+            oauth2_redirect_url="/docs/oauth2-redirect",
+        )
+
+    @app.get("/docs/oauth2-redirect", include_in_schema=False)
+    def swagger_ui_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
 
 
 def create_app(
@@ -96,6 +125,9 @@ def create_app(
         description="Inventory and order backend: catalog, multi-warehouse stock that never "
         'oversells, idempotent orders. Errors are `{"detail", "code"}`.',
         lifespan=lifespan,
+        # Served by _docs from vendored files instead of FastAPI's CDN links; no ReDoc.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.container = container
     # What routes ask for by name through storekeeper.api.deps.provided.
@@ -119,4 +151,5 @@ def create_app(
         app.include_router(CONTEXT_ROUTERS[context], prefix=API_PREFIX)
     app.include_router(live_router, prefix=API_PREFIX)
     app.include_router(_ops_router(container))
+    _docs(app)
     return app

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
+import threading
+import time
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from storekeeper.api import headers as security_headers
@@ -70,8 +75,14 @@ _DESCRIPTIONS = {
     409: "The request clashes with the current state.",
     422: "The request is malformed (`validation_error`) or asks for something that cannot be.",
     429: "Too many requests from this account or address (`rate_limited`); see `Retry-After`.",
-    503: "A service this request needs does not answer (`inventory_unavailable`); retry later.",
+    503: "A service this request needs does not answer (`inventory_unavailable`, "
+    "`database_unavailable`); retry after `Retry-After` seconds.",
 }
+
+DATABASE_RETRY_AFTER_S = 5
+"""What a 503 ``database_unavailable`` tells the client to wait before trying again."""
+OUTAGE_LOG_EVERY_S = 60.0
+"""While the database stays unreachable, one log line at most this often (not one a request)."""
 
 
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -95,8 +106,53 @@ def status_for(exc: DomainError) -> int:
     return status.HTTP_400_BAD_REQUEST
 
 
+class OutageLog:
+    """Logs a database outage once when it starts, then at most once per ``every_s``."""
+
+    def __init__(self, every_s: float = OUTAGE_LOG_EVERY_S) -> None:
+        self._every_s = every_s
+        self._lock = threading.Lock()
+        self._last: float | None = None
+        self._suppressed = 0
+
+    def report(self, exc: BaseException) -> None:
+        """Log ``exc`` if no line was logged in the last ``every_s``; count it otherwise."""
+        now = time.monotonic()
+        with self._lock:
+            if self._last is not None and now - self._last < self._every_s:
+                self._suppressed += 1
+                return
+            suppressed, self._suppressed, self._last = self._suppressed, 0, now
+        cause = getattr(exc, "orig", None) or exc
+        detail = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        log.error(
+            "database unavailable, answering 503 (%d more such requests since the last line): %s",
+            suppressed,
+            detail,
+        )
+
+
+_SQLITE_UNAVAILABLE = ("unable to open database", "disk i/o error", "database is locked")
+"""SQLite's OperationalError also means "no such table" (a bug, a 500): these mean unreachable."""
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database cannot be reached (not that a statement was wrong)."""
+    if isinstance(exc, PoolTimeout):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, OperationalError):
+        exc = exc.orig if exc.orig is not None else exc
+    if isinstance(exc, sqlite3.OperationalError):
+        return any(reason in str(exc).lower() for reason in _SQLITE_UNAVAILABLE)
+    # psycopg: connection refused or lost, server shutting down, timeouts, lock not available.
+    return isinstance(exc, psycopg.OperationalError)
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers on ``app``."""
+    outage = OutageLog()
 
     @app.exception_handler(DomainError)
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:
@@ -143,10 +199,36 @@ def install(app: FastAPI) -> None:
             headers=exc.headers,
         )
 
+    def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        # Lost database: every request fails the same way until it is back, so one line per
+        # outage (not a traceback a request) and a 503 that says when to retry.
+        outage.report(exc)
+        production = request.app.state.dependencies["settings"].env == "production"
+        return JSONResponse(
+            error_body("the database is unavailable; retry later", "database_unavailable"),
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={
+                **security_headers.for_api(hsts=production),
+                "Retry-After": str(DATABASE_RETRY_AFTER_S),
+            },
+        )
+
+    async def _database(request: Request, exc: Exception) -> JSONResponse:
+        if not is_database_unavailable(exc):
+            raise exc  # another database error: the 500 below, with its traceback
+        return _database_unavailable(request, exc)
+
+    # Handled here, inside the routing, and not only by the catch-all below: Starlette re-raises
+    # whatever reaches the catch-all, and the server would log a traceback a request.
+    for family in (DBAPIError, PoolTimeout, psycopg.OperationalError):
+        app.add_exception_handler(family, _database)
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         # Never a traceback or SQL in a response; the log has the details. Starlette sends this
         # answer from outside every middleware, so it brings its own security headers.
+        if is_database_unavailable(exc):  # raised outside the routes (a middleware)
+            return _database_unavailable(request, exc)
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         production = request.app.state.dependencies["settings"].env == "production"
         return JSONResponse(

@@ -13,29 +13,21 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 # The API answers JSON only: it needs nothing from a browser, and nobody may frame it.
 API_POLICY = "default-src 'none'; frame-ancestors 'none'"
 
-# The documentation pages FastAPI serves, each with exactly the sources its HTML loads
-# (fastapi.openapi.docs: get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html,
-# get_redoc_html). Their inline bootstrap scripts are allowed by hash, computed from the page
-# itself ({scripts}); both UIs set inline styles from their bundles, hence 'unsafe-inline' for
-# styles only. Swagger UI draws its icons as data: SVGs; ReDoc runs its search in a blob: worker.
-_CDN = "https://cdn.jsdelivr.net"
-_FAVICON = "https://fastapi.tiangolo.com"
+# The documentation page (storekeeper.api.app._docs: FastAPI's get_swagger_ui_html and
+# get_swagger_ui_oauth2_redirect_html with the vendored Swagger UI), with exactly the sources its
+# HTML loads: this server's own files, no other host. Its inline bootstrap scripts are allowed by
+# hash, computed from the page itself ({scripts}); Swagger UI sets inline styles from its bundle,
+# hence 'unsafe-inline' for styles only, and draws its icons as data: SVGs.
 _PAGE_BASE = "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 _SWAGGER_POLICY = (
-    f"default-src 'none'; script-src {_CDN} {{scripts}}; style-src {_CDN} 'unsafe-inline'; "
-    f"img-src data: {_FAVICON}; connect-src 'self'; {_PAGE_BASE}"
+    "default-src 'none'; script-src 'self' {scripts}; style-src 'self' 'unsafe-inline'; "
+    f"img-src 'self' data:; connect-src 'self'; {_PAGE_BASE}"
 )
-_REDOC_POLICY = (
-    f"default-src 'none'; script-src {_CDN} {{scripts}}; "
-    "style-src https://fonts.googleapis.com 'unsafe-inline'; font-src https://fonts.gstatic.com; "
-    f"img-src data: {_FAVICON}; connect-src 'self'; worker-src blob:; {_PAGE_BASE}"
-)
-# FastAPI's default URLs, which create_app keeps.
 DOCS_PAGES = {
     "/docs": _SWAGGER_POLICY,
     "/docs/oauth2-redirect": _SWAGGER_POLICY,
-    "/redoc": _REDOC_POLICY,
 }
+DOCS_ASSETS_PREFIX = "/docs/static/"
 # Public and the same for everyone: browsers and proxies may cache these.
 CACHEABLE = frozenset({*DOCS_PAGES, "/openapi.json"})
 
@@ -108,7 +100,8 @@ class SecurityHeaders:
                     held = message  # sent with the body, once the scripts are hashed
                     return
                 headers["Content-Security-Policy"] = API_POLICY
-                if path not in CACHEABLE and "cache-control" not in headers:
+                cacheable = path in CACHEABLE or path.startswith(DOCS_ASSETS_PREFIX)
+                if not cacheable and "cache-control" not in headers:
                     headers["Cache-Control"] = "no-store"
             elif message["type"] == "http.response.body" and held is not None:
                 body.extend(message.get("body", b""))

@@ -27,6 +27,9 @@ def main() -> None:
     from pydantic import ValidationError
     from sqlalchemy.exc import OperationalError
 
+    from storekeeper.config import warn_unknown_environment
+
+    warn_unknown_environment()
     try:
         app()
     except OperationalError as exc:
@@ -41,5 +44,6 @@ def main() -> None:
         errors.print(f"[red]invalid {exc.title.lower()}[/red]")
         for error in exc.errors():
             where = ".".join(map(str, error["loc"]))
-            errors.print(f"{where + ': ' if where else ''}{error['msg']}", markup=False)
+            message = str(error["msg"]).removeprefix("Value error, ")
+            errors.print(f"{where + ': ' if where else ''}{message}", markup=False, soft_wrap=True)
         raise SystemExit(2) from exc

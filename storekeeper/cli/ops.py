@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
@@ -22,12 +23,29 @@ def demo(
         bool, typer.Option("--if-empty", help="Do nothing unless the database has no users yet")
     ] = False,
     products: Annotated[int, typer.Option(min=1, max=100_000)] = 50,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Load even when STOREKEEPER_ENV=production (not advised)"),
+    ] = False,
 ) -> None:
     """Load demo warehouses, products, stock and one user per role."""
     from storekeeper import demo as demo_data
     from storekeeper.bootstrap import bootstrap
 
     settings = Settings()
+    if settings.env == "production":
+        # The demo accounts' passwords are published (README, this command's output): in
+        # production they are open doors. `make run` passes --if-empty: skip, do not fail.
+        if not force:
+            console.print(
+                "[red]STOREKEEPER_ENV=production[/red]: demo data not loaded; its accounts have "
+                "published passwords (--force loads it anyway)"
+            )
+            raise typer.Exit(0 if if_empty else 1)
+        Console(stderr=True).print(
+            "[yellow]warning[/yellow]: loading demo accounts with published passwords into a "
+            "production installation; disable them or change their passwords"
+        )
     migrate_schema(settings)
     container = bootstrap(settings)
     try:

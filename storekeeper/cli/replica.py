@@ -33,14 +33,24 @@ def _refused(exc: ValueError) -> typer.Exit:
 def sync_run(
     replica: ReplicaPath,
     server: Annotated[str, typer.Option(help="The API's base URL, e.g. http://host:8000")],
-    token: Annotated[str, typer.Option(help="Bearer token of a clerk, manager or device")],
+    token: Annotated[
+        str | None,
+        typer.Option(
+            help="A device token (lasts), or a sign-in's access token with --refresh-token; "
+            "kept in the replica file, so later runs need neither"
+        ),
+    ] = None,
+    refresh_token: Annotated[
+        str | None,
+        typer.Option(help="A sign-in's refresh token: the replica renews its access token"),
+    ] = None,
     scope: ScopeOption = None,
 ) -> None:
     """Push the replica's queued changes, then pull until it is up to date."""
     from storekeeper.client import Offline, Replica, SyncError
 
     try:
-        opened = Replica(replica, server, token, scope=scope)
+        opened = Replica(replica, server, token, refresh_token=refresh_token, scope=scope)
     except ValueError as exc:
         raise _refused(exc) from exc
     try:
@@ -94,7 +104,15 @@ def sync_stock(replica: ReplicaPath, sku: str) -> None:
     console.print(table)
 
 
-def _queue(replica: str, scope: str | None, kind: str, sku: str, n: int) -> None:
+ForceOption = Annotated[
+    bool,
+    typer.Option(
+        "--force", help="Queue it even if the SKU is not in the local catalog (not synced yet?)"
+    ),
+]
+
+
+def _queue(replica: str, scope: str | None, kind: str, sku: str, n: int, *, force: bool) -> None:
     from storekeeper.client import Replica
 
     try:
@@ -103,6 +121,18 @@ def _queue(replica: str, scope: str | None, kind: str, sku: str, n: int) -> None
         raise _refused(exc) from exc
     write = {"receive": opened.receive, "count": opened.count, "sell": opened.sell}[kind]
     try:
+        if not opened.knows(sku):
+            # Most likely a typo, and the server would reject it only at the next sync, after
+            # the till showed a negative stock for it; a product not pulled yet needs --force.
+            errors = Console(stderr=True)
+            errors.print(
+                f"[yellow]warning[/yellow]: {sku} is not in this replica's local catalog "
+                "(mistyped, or not synced yet?)",
+                highlight=False,
+            )
+            if not force:
+                errors.print(f"{kind} not queued; `sync run` first, or add --force")
+                raise typer.Exit(1)
         mutation_id = write(sku, n)
     except ValueError as exc:
         raise _refused(exc) from exc
@@ -112,21 +142,31 @@ def _queue(replica: str, scope: str | None, kind: str, sku: str, n: int) -> None
 
 
 @sync_app.command("receive")
-def sync_receive(replica: ReplicaPath, sku: str, qty: int, scope: ScopeOption = None) -> None:
+def sync_receive(
+    replica: ReplicaPath, sku: str, qty: int, scope: ScopeOption = None, force: ForceOption = False
+) -> None:
     """Queue a receipt of QTY units (offline)."""
-    _queue(replica, scope, "receive", sku, qty)
+    _queue(replica, scope, "receive", sku, qty, force=force)
 
 
 @sync_app.command("count")
-def sync_count(replica: ReplicaPath, sku: str, counted: int, scope: ScopeOption = None) -> None:
+def sync_count(
+    replica: ReplicaPath,
+    sku: str,
+    counted: int,
+    scope: ScopeOption = None,
+    force: ForceOption = False,
+) -> None:
     """Queue a physical count of COUNTED units, against the on-hand shown now (offline)."""
-    _queue(replica, scope, "count", sku, counted)
+    _queue(replica, scope, "count", sku, counted, force=force)
 
 
 @sync_app.command("sell")
-def sync_sell(replica: ReplicaPath, sku: str, qty: int, scope: ScopeOption = None) -> None:
+def sync_sell(
+    replica: ReplicaPath, sku: str, qty: int, scope: ScopeOption = None, force: ForceOption = False
+) -> None:
     """Queue a sale of QTY units (offline)."""
-    _queue(replica, scope, "sell", sku, qty)
+    _queue(replica, scope, "sell", sku, qty, force=force)
 
 
 @sync_app.command("pending")

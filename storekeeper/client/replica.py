@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 
 from storekeeper.client import hlc
+from storekeeper.client.credentials import Credentials
 from storekeeper.client.records import (
     Mutation,
     Offline,
@@ -49,6 +50,7 @@ class Replica:
         server_url: str | None = None,
         token: str | None = None,
         *,
+        refresh_token: str | None = None,
         scope: str | None = None,
         replica_id: str | None = None,
         timeout: float = 30.0,
@@ -60,6 +62,9 @@ class Replica:
             self.replica_id = self._remember(
                 "replica_id", replica_id, check=_check_replica_id, default=str(uuid.uuid4())
             )
+            self._credentials = Credentials(
+                self._store, path, token=token, refresh_token=refresh_token
+            )
         except BaseException:
             self._store.close()
             raise
@@ -67,10 +72,7 @@ class Replica:
         self.page_size = page_size
         self._http: httpx.Client | None = None
         if server_url is not None:
-            headers = {"Authorization": f"Bearer {token}"} if token else {}
-            self._http = httpx.Client(
-                base_url=server_url.rstrip("/"), headers=headers, timeout=timeout
-            )
+            self._http = httpx.Client(base_url=server_url.rstrip("/"), timeout=timeout)
 
     def _remember(
         self,
@@ -147,6 +149,11 @@ class Replica:
         reserved = int(row["reserved"]) if row else 0
         delta = sum(_delta(m) for m in pending)
         return Stock(sku, on_hand + delta, reserved, on_hand + delta - reserved, len(pending))
+
+    def knows(self, sku: str) -> bool:
+        """Whether the local catalog (the server copy as of the last pull) has ``sku``."""
+        with self._store.lock:
+            return self._store.copy_row("product", sku) is not None
 
     def pending(self) -> list[Mutation]:
         """Mutations not yet acknowledged by the server, oldest first."""
@@ -225,6 +232,14 @@ class Replica:
             )
         return mutation_id
 
+    def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        bearer = self._credentials.bearer()
+        headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
+        try:
+            return self._client().request(method, url, headers=headers, **kwargs)
+        except httpx.TransportError as exc:
+            raise Offline(f"server unreachable: {exc}") from exc
+
     # --- sync ------------------------------------------------------------------------------------
 
     def sync(self, on_progress: Callable[[int], None] | None = None) -> SyncSummary:
@@ -298,10 +313,12 @@ class Replica:
                 return
 
     def _request(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
-        try:
-            response = self._client().request(method, url, **kwargs)
-        except httpx.TransportError as exc:
-            raise Offline(f"server unreachable: {exc}") from exc
+        response = self._send(method, url, **kwargs)
+        if response.status_code == 401 and self._credentials.can_refresh():
+            # The access token ran out (or was revoked): renew it once and repeat. A 401 means
+            # the request did nothing, and a push repeated is answered by mutation id anyway.
+            self._credentials.refresh(self._client())
+            response = self._send(method, url, **kwargs)
         if response.status_code != 200:
             code: str | None = None
             message = response.text[:500]

@@ -1,4 +1,4 @@
-"""The payment saga of DESIGN.md section 4, steps 4-6, for gateways that answer over the network.
+"""The payment saga of docs/design.md section 4, steps 4-6, for gateways on the network.
 
 ``place`` reserves stock, writes the order as ``pending_payment`` and queues ``collect_payment``
 in one transaction. The job asks the gateway (outside any transaction: it may be slow) and then

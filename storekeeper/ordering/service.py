@@ -1,6 +1,6 @@
 """Use cases of the ordering context: place, pay, cancel, ship, and read orders.
 
-Placing an order is the first half of the saga in DESIGN.md section 4: reserve stock, write the
+Placing an order is the first half of the saga in docs/design.md section 4: reserve stock, write the
 order and its ``order.placed`` event in one transaction. A gateway that answers at once without
 a network (``manual``) confirms the order in that same transaction; a remote one (``card``) gets
 a ``collect_payment`` job queued in it, and ``ordering.saga`` settles the order later.

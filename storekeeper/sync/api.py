@@ -1,6 +1,6 @@
 """HTTP routes of the sync context: pull, push, and the exceptions offline work raised.
 
-The protocol is DESIGN.md section 7; docs/sync.md documents every field.
+The protocol is docs/design.md section 7; docs/sync.md documents every field.
 """
 
 from __future__ import annotations

@@ -53,6 +53,9 @@ def _raise(session: Session, sensor: Any, allowed: TempRange, transition: Transi
         max_temp_c=allowed.high,
         temp_c=transition.temp_c,
         started_at=started_at,
+        # Reading time, like started_at and cleared_at: a batch (or a sensor's backlog) that
+        # raises and clears in one go must not get a wall-clock raised_at after its cleared_at.
+        raised_at=transition.ts,
     )
     session.add(alert)
     session.flush()

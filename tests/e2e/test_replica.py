@@ -369,11 +369,19 @@ def test_the_sync_commands_work_a_replica_offline_and_sync_it(shop: Shop) -> Non
         assert result.exit_code == 0, result.output
         return " ".join(result.output.split())  # rich wraps long lines
 
-    assert "queued receive MILK 5" in run("receive", "--replica", path, "--scope", BER, "MILK", "5")
-    run("sell", "--replica", path, "MILK", "2")
+    unknown = runner.invoke(
+        app, ["sync", "receive", "--replica", path, "--scope", BER, "MILK", "5"]
+    )
+    assert unknown.exit_code == 1  # nothing pulled yet: MILK is not in the local catalog
+    assert "not in this replica's local catalog" in " ".join(unknown.output.split())
+    assert "0 pending change(s)" in run("pending", "--replica", path)
+    queued = run("receive", "--replica", path, "--scope", BER, "MILK", "5", "--force")
+    assert "queued receive MILK 5" in queued
+    assert "warning" in queued
+    run("sell", "--replica", path, "MILK", "2", "--force")
     assert "3" in run("stock", "--replica", path, "MILK")  # 0 known + 5 - 2, before any pull
     assert "2 pending change(s)" in run("pending", "--replica", path)
-    bad = runner.invoke(app, ["sync", "sell", "--replica", path, "MILK", "0"])
+    bad = runner.invoke(app, ["sync", "sell", "--replica", path, "MILK", "0", "--force"])
     assert bad.exit_code == 2
     offline = runner.invoke(
         app, ["sync", "run", "--replica", path, "--server", DEAD_URL, "--token", "x"]
@@ -389,6 +397,13 @@ def test_the_sync_commands_work_a_replica_offline_and_sync_it(shop: Shop) -> Non
     assert shop.on_hand("MILK") == 13
     assert "13" in run("stock", "--replica", path, "MILK")
     assert "0 pending change(s)" in run("pending", "--replica", path)
+
+    # Synced: a known SKU is queued at once, a mistyped one is refused without --force.
+    assert "warning" not in run("sell", "--replica", path, "MILK", "1")
+    typo = runner.invoke(app, ["sync", "sell", "--replica", path, "MLIK", "1"])
+    assert typo.exit_code == 1
+    assert "MLIK is not in this replica's local catalog" in " ".join(typo.output.split())
+    assert "1 pending change(s)" in run("pending", "--replica", path)
 
 
 def test_a_cursor_the_server_refuses_starts_a_clean_pull_and_keeps_the_queue(shop: Shop) -> None:

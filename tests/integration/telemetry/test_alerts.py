@@ -107,6 +107,17 @@ def test_one_batch_can_raise_and_clear(grace_60: Container) -> None:
     assert len(_events(container, "alert.raised")) == len(_events(container, "alert.cleared")) == 1
 
 
+def test_an_alert_is_raised_and_cleared_at_reading_time_in_that_order(
+    grace_60: Container,
+) -> None:
+    container = grace_60
+    _send(container, (0, 9.0), (61, 9.0), (120, 5.0))  # an hour-old backlog, one batch
+    (alert,) = _alerts(container)
+    assert alert.started_at <= alert.raised_at <= alert.cleared_at  # type: ignore[operator]
+    assert alert.raised_at == T0 + timedelta(seconds=61)
+    assert alert.cleared_at == T0 + timedelta(seconds=120)
+
+
 def test_products_in_stock_narrow_the_rooms_range(grace_60: Container) -> None:
     container = grace_60
     with container.db.transaction() as session:

@@ -194,9 +194,9 @@ with Replica({str(tmp_path / "d.db")!r}, scope="warehouse:BER") as r:
     r.receive("MILK", 3)
     assert r.stock("MILK").on_hand == 3
 loaded = sorted(m for m in sys.modules if m.startswith("storekeeper"))
-assert loaded == ["storekeeper", "storekeeper.client", "storekeeper.client.hlc",
-                  "storekeeper.client.records", "storekeeper.client.replica",
-                  "storekeeper.client.store"], loaded
+assert loaded == ["storekeeper", "storekeeper.client", "storekeeper.client.credentials",
+                  "storekeeper.client.hlc", "storekeeper.client.records",
+                  "storekeeper.client.replica", "storekeeper.client.store"], loaded
 print("ok")
 """
     done = subprocess.run(

@@ -44,6 +44,26 @@ def test_an_alert_mail_says_an_open_bound_in_words() -> None:
     assert context["sensor"] == "s-1"
 
 
+def test_an_alert_mail_does_not_claim_the_alert_is_still_open() -> None:
+    # The mail is rendered after the raise, by which time the alert may have cleared.
+    from storekeeper.notifications.mail import render
+
+    event = AlertRaised(
+        alert_id=7,
+        sensor="s-1",
+        warehouse="BER",
+        room="cold",
+        min_temp_c=2.0,
+        max_temp_c=8.0,
+        temp_c=11.5,
+        started_at="2026-12-03T09:00:00+00:00",
+    )
+    mail = render("alert_raised", to="m@example.com", key="7", **handlers.alert_context(event))
+    for text in (mail.text, mail.html or ""):
+        assert "stays open" not in text
+        assert "may" in text and "cleared it since" in text
+
+
 def test_bootstrap_subscribes_notifications_to_the_events_that_send_mail(tmp_path: Path) -> None:
     with offline_container(tmp_path) as container:
         subscribed = set(container.consumers.handlers(handlers.CONSUMER))
