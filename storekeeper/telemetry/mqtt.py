@@ -67,8 +67,10 @@ def parse_payload(sensor: str, payload: bytes) -> tuple[str, list[ReadingIn]]:
     """The token and readings of one message; raises :class:`Unparseable`."""
     try:
         data = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
+    except ValueError:  # not JSON, not UTF-8, or an integer of more than 4300 digits
         raise Unparseable("unparseable") from None
+    except RecursionError:  # arrays or objects nested thousands of levels deep
+        raise Unparseable("too_deep") from None
     if not isinstance(data, dict) or not isinstance(data.get("token"), str):
         raise Unparseable("unparseable")
     items = data.get("readings", [data])
@@ -193,6 +195,12 @@ class MqttSubscriber:
             except Unparseable as exc:
                 count_rejected("mqtt", exc.reason)
                 log.warning("MQTT %s: %s payload dropped", message.topic.value, exc.reason)
+                continue
+            except Exception:
+                # A parser bug: the message is dropped (and acknowledged) all the same, since
+                # letting it escape would restart the subscriber and have it delivered again.
+                count_rejected("mqtt", "unparseable")
+                log.exception("MQTT %s: payload dropped, the parser failed", message.topic.value)
                 continue
             by_token.setdefault(token, []).extend(readings)
         for token, readings in by_token.items():
