@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import hashlib
 import json
 import logging
 import random
@@ -61,6 +62,17 @@ class MqttOptions:
         """The topic filter subscribed to."""
         topic = f"{self.topic_prefix}/sensors/+/readings"
         return f"$share/{self.shared_group}/{topic}" if self.shared_group else topic
+
+
+def default_client_id(*, prefix: str, hostname: str, deployment: str) -> str:
+    """``<prefix>-telemetry-<hostname>-<8 hex of deployment>``: one session per deployment.
+
+    ``deployment`` names what one deployment owns (its data dir and database): two ``make run``
+    on one host then keep separate persistent sessions, so what is queued for one (a poison
+    message included) is never delivered to the other. Hashed, so no path or password shows.
+    """
+    digest = hashlib.sha256(deployment.encode()).hexdigest()[:8]
+    return f"{prefix}-telemetry-{hostname}-{digest}"
 
 
 def parse_payload(sensor: str, payload: bytes) -> tuple[str, list[ReadingIn]]:

@@ -446,6 +446,42 @@ def test_mqtt_readings_are_stored_once_and_bad_payloads_counted(
     assert _rejected("mqtt", "unparseable") == before[0] + 2
 
 
+def test_mqtt_poison_payloads_are_dropped_and_the_subscriber_keeps_storing(
+    container: Container, actors: Actors
+) -> None:
+    sensor, token = _sensor_and_token(container, actors)
+    options = _options()
+    before = {r: _rejected("mqtt", r) for r in ("bad_number", "bad_timestamp", "too_deep")}
+    huge = "9" * 400
+    poison = [
+        f'{{"token":"{token}","ts":{huge},"temp_c":-20}}'.encode(),  # OverflowError once
+        f'{{"token":"{token}","ts":1700000000,"temp_c":{huge}}}'.encode(),
+        b'{"token":"t","readings":' + b"[" * 20_000 + b"]" * 20_000 + b"}",  # RecursionError
+        b"[" * 30_000,
+    ]
+
+    async def scenario() -> None:
+        subscriber = _subscriber(container, options)
+        task = asyncio.create_task(subscriber.run())
+        try:
+            await asyncio.wait_for(subscriber.subscribed.wait(), LIVENESS_S)
+            await _publish(options.url, _topic(options, sensor), *poison, _reading(token, 1))
+            await _eventually(lambda: _stored(container, sensor) == 1, "the valid reading stored")
+            await _eventually(
+                lambda: _rejected("mqtt", "too_deep") >= before["too_deep"] + 2, "deep refused"
+            )
+            assert not task.done(), "the subscriber stopped"
+            assert subscriber.subscribed.is_set()
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    _run(scenario())
+    assert _rejected("mqtt", "bad_timestamp") == before["bad_timestamp"] + 1
+    assert _rejected("mqtt", "bad_number") == before["bad_number"] + 1
+
+
 def test_mqtt_shared_subscription_splits_without_storing_twice(
     container: Container, actors: Actors
 ) -> None:
