@@ -264,6 +264,35 @@ def test_tcp_long_lines_and_binary_garbage_get_err_and_are_counted(
     assert _stored(container, sensor) == 1
 
 
+def test_tcp_poison_lines_are_refused_alone_and_their_batch_is_stored(
+    container: Container, actors: Actors
+) -> None:
+    sensor, token = _sensor_and_token(container, actors)
+
+    async def scenario() -> None:
+        async with _tcp_server(container) as server:
+            peer = await _Peer.open(server.port, token)
+            await peer.send(
+                f"{sensor},0001-01-01T00:00:00+14:00,-20",  # leaves year 1 when moved to UTC
+                f"{sensor},9999-12-31T23:59:59-14:00,-20",
+                f"{sensor},{_ts(1).timestamp()},{'9' * 400}",
+                f"{sensor},{'9' * 400},-20",
+                f"{sensor},{_ts(1).timestamp()},-20",
+            )
+            assert await peer.answers(5) == [
+                "err bad_timestamp",
+                "err bad_timestamp",
+                "err bad_number",
+                "err bad_timestamp",
+                "ok",
+            ]
+            assert await peer.ask(f"{sensor},{_ts(2).timestamp()},-21") == ["ok"]
+            peer.close()
+
+    _run(scenario())
+    assert _stored(container, sensor) == 2
+
+
 def _misbehave(
     port: int, token: str, junk: bytes, done: threading.Event, *, read: bool
 ) -> threading.Thread:
