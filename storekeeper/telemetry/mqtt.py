@@ -24,7 +24,10 @@ from typing import TypeVar
 from urllib.parse import urlsplit
 
 import aiomqtt
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 
+from storekeeper.accounts.domain import Principal
 from storekeeper.errors import DomainError
 from storekeeper.telemetry.readings import ReadingIn, Verdict
 from storekeeper.telemetry.transports import (
@@ -39,6 +42,8 @@ from storekeeper.telemetry.transports import (
 log = logging.getLogger(__name__)
 
 MAX_READINGS_PER_MESSAGE = 1000
+# Errors that pass: the database or the network is away. Others are not retried.
+_OUTAGES = (OperationalError, InterfaceError, DisconnectionError, SQLAlchemyTimeoutError, OSError)
 T = TypeVar("T")
 
 
@@ -216,33 +221,48 @@ class MqttSubscriber:
                 continue
             by_token.setdefault(token, []).extend(readings)
         for token, readings in by_token.items():
+            principal: Principal | None = None
             try:
                 principal = await self._retrying(partial(self.auth.principal, token))
                 verdicts = await self._retrying(
-                    partial(
-                        asyncio.to_thread,
-                        self.ingest,
-                        principal,
-                        readings,
-                        transport="mqtt",
-                    )
+                    partial(asyncio.to_thread, self.ingest, principal, readings, transport="mqtt")
                 )
             except DomainError as exc:
                 count_rejected("mqtt", exc.code, len(readings))
                 log.warning("MQTT: %d readings refused (%s)", len(readings), exc.code)
                 continue
+            except Exception:  # not an outage: something in these readings trips a bug
+                if principal is None:  # checking the token did: drop what it sent
+                    log.exception("MQTT: checking a token failed; %d dropped", len(readings))
+                    count_rejected("mqtt", "internal_error", len(readings))
+                    continue
+                log.exception("MQTT: storing %d readings failed; one by one", len(readings))
+                verdicts = await self._one_by_one(principal, readings)
             _log_refusals(verdicts)
 
+    async def _one_by_one(self, principal: Principal, readings: list[ReadingIn]) -> list[Verdict]:
+        """Store each reading alone; one that still fails is dropped, so it cannot wedge us."""
+        verdicts = []
+        for reading in readings:
+            try:
+                verdicts += await self._retrying(
+                    partial(asyncio.to_thread, self.ingest, principal, [reading], transport="mqtt")
+                )
+            except Exception as exc:
+                reason = exc.code if isinstance(exc, DomainError) else "internal_error"
+                count_rejected("mqtt", reason)
+                verdicts.append(Verdict(stored=False, reason=reason))
+        return verdicts
+
     async def _retrying(self, attempt: Callable[[], Awaitable[T]]) -> T:
-        """``attempt()`` until it succeeds or is refused: a database outage is waited out
-        with the messages unacknowledged, so the broker holds the rest back meanwhile."""
+        """``attempt()`` until it succeeds or fails for another reason than an outage: a
+        database outage is waited out with the messages unacknowledged, so the broker holds
+        the rest back meanwhile; any other error is raised (retrying would loop for ever)."""
         delay = self.options.reconnect_min_s
         while True:
             try:
                 return await attempt()
-            except DomainError:
-                raise
-            except Exception:  # the database is away (or a bug): log, wait, try again
+            except _OUTAGES:  # the database is away: log, wait, try again
                 log.exception("MQTT: storing readings failed; retrying in %.1f s", delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.options.reconnect_max_s)

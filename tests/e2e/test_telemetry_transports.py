@@ -564,6 +564,40 @@ def test_mqtt_waits_out_a_database_outage_without_losing_readings(
     assert len(attempts) == 3  # two failed attempts, then stored
 
 
+def test_mqtt_a_reading_that_trips_a_bug_is_dropped_alone_not_retried_for_ever(
+    container: Container, actors: Actors
+) -> None:
+    sensor, token = _sensor_and_token(container, actors)
+    options = _options()
+    before = _rejected("mqtt", "internal_error")
+
+    def buggy_ingest(*args: Any, **kwargs: Any) -> list[Verdict]:
+        if any(reading.temp_c == -13.0 for reading in args[1]):
+            raise ValueError("a bug this reading trips")
+        return container.ingest(*args, **kwargs)
+
+    async def scenario() -> None:
+        subscriber = MqttSubscriber(
+            options, ingest=buggy_ingest, auth=container.device_authenticator()
+        )
+        task = asyncio.create_task(subscriber.run())
+        try:
+            await asyncio.wait_for(subscriber.subscribed.wait(), LIVENESS_S)
+            batch = {"token": token, "readings": [
+                {"ts": _ts(3).timestamp(), "temp_c": -13.0},
+                {"ts": _ts(2).timestamp(), "temp_c": -19.0},
+            ]}  # fmt: skip
+            await _publish(options.url, _topic(options, sensor), batch, _reading(token, 1))
+            await _eventually(lambda: _stored(container, sensor) == 2, "the others stored")
+            await _eventually(lambda: _rejected("mqtt", "internal_error") == before + 1, "dropped")
+            assert not task.done()
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    _run(scenario())
+
+
 def test_mqtt_one_subscriber_per_client_id_on_a_host(
     container: Container, actors: Actors, tmp_path: Path
 ) -> None:
