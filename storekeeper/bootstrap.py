@@ -221,6 +221,18 @@ def run_worker(container: Container, *, concurrency: int, loglevel: str = "INFO"
     )
 
 
+def mqtt_client_id(settings: Settings) -> str:
+    """The configured MQTT client id, or one of this host and deployment (data dir, database)."""
+    from storekeeper.telemetry.mqtt import default_client_id  # aiomqtt only when MQTT is used
+
+    if settings.mqtt_client_id:
+        return settings.mqtt_client_id
+    deployment = f"{settings.data_dir.resolve()}\n{settings.effective_database_url}"
+    return default_client_id(
+        prefix=settings.broker_prefix, hostname=socket.gethostname(), deployment=deployment
+    )
+
+
 @contextlib.asynccontextmanager
 async def sensor_listeners(container: Container) -> AsyncIterator[None]:
     """Serve the TCP line protocol and the MQTT subscription as the settings ask, for the block.
@@ -249,9 +261,7 @@ async def sensor_listeners(container: Container) -> AsyncIterator[None]:
         await tcp.start()
     subscriptions: list[asyncio.Task[None]] = []
     if settings.mqtt_url:
-        client_id = settings.mqtt_client_id or (
-            f"{settings.broker_prefix}-telemetry-{socket.gethostname()}"
-        )
+        client_id = mqtt_client_id(settings)
         options = MqttOptions(
             url=settings.mqtt_url,
             client_id=client_id,

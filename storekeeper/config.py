@@ -66,7 +66,7 @@ class Settings(BaseSettings):
     telemetry_max_connections: int = Field(default=1000, ge=1)
     telemetry_idle_timeout_s: float = Field(default=300.0, gt=0)
     mqtt_topic_prefix: str = Field(default="storekeeper", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
-    mqtt_client_id: str = ""  # empty: <broker_prefix>-telemetry-<hostname>, one per host
+    mqtt_client_id: str = ""  # empty: <broker_prefix>-telemetry-<hostname>-<deployment hash>
     mqtt_connections: int = Field(default=4, ge=1, le=64)
     alert_grace_s: int = 300
     # Split services (docs/scaling.md): the contexts this process serves, and where inventory

@@ -9,11 +9,23 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import anyio.to_thread
-from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, create_engine, event
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    create_engine,
+    event,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Dialect, Engine
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import GenericFunction
 from sqlalchemy.types import TypeDecorator
 
 T = TypeVar("T")
@@ -73,6 +85,32 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSONDocument}
 
 
+class unicode_lower(GenericFunction[str]):  # noqa: N801 - SQL functions are lower case
+    """``lower()`` of Unicode text on both databases; SQLite's own folds ASCII letters only."""
+
+    type = String()
+    name = "unicode_lower"
+    inherit_cache = True
+
+
+@compiles(unicode_lower)
+def _lower_elsewhere(element: unicode_lower, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"lower({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(unicode_lower, "sqlite")
+def _lower_on_sqlite(element: unicode_lower, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"{_SQLITE_LOWER}({compiler.process(element.clauses, **kw)})"
+
+
+_SQLITE_LOWER = "storekeeper_lower"
+
+
+def _python_lower(value: object) -> object:
+    # str.lower, not casefold: the same mapping as PostgreSQL's lower() (ß stays ß).
+    return value.lower() if isinstance(value, str) else value
+
+
 def _configure_sqlite(engine: Engine) -> None:
     """WAL, durable-on-process-crash commits, and BEGIN modes under our control.
 
@@ -91,6 +129,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
+        dbapi_connection.create_function(_SQLITE_LOWER, 1, _python_lower, deterministic=True)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:

@@ -36,6 +36,7 @@ from storekeeper.api.deps import (
     require,
 )
 from storekeeper.api.errors import responses
+from storekeeper.ids import MAX_ID
 
 router = APIRouter(tags=["accounts"])
 Admin = Annotated[Principal, Depends(require(ADMINS))]
@@ -266,7 +267,7 @@ def audit_log(
     db: DatabaseDep,
     kind: Annotated[str | None, Query(max_length=32)] = None,
     user_id: uuid.UUID | None = None,
-    before: Annotated[int | None, Query(ge=1)] = None,
+    before: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     limit: Annotated[int, Query(ge=1, le=audit.MAX_PAGE)] = 50,
 ) -> AuditPage:
     """Security events newest first: sign-ins and failures, role changes, token reuse, devices."""

@@ -28,6 +28,7 @@ from storekeeper.errors import (
     PermissionDenied,
     Unavailable,
 )
+from storekeeper.jsonlimits import LIMIT_CODES, TOO_DEEP
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +151,18 @@ def is_database_unavailable(exc: BaseException) -> bool:
     return isinstance(exc, psycopg.OperationalError)
 
 
+def _undecodable_body(cause: BaseException | None) -> dict[str, Any] | None:
+    """The problem with a request body FastAPI could not decode, if that is why it failed."""
+    if isinstance(cause, RecursionError):
+        msg = "JSON nested too deeply"
+        return {"type": TOO_DEEP, "loc": ["body"], "msg": msg}
+    if isinstance(cause, UnicodeDecodeError):
+        return {"type": "json_invalid", "loc": ["body"], "msg": "JSON is not valid UTF-8"}
+    if isinstance(cause, ValueError):  # e.g. an integer of more than 4300 digits
+        return {"type": "json_invalid", "loc": ["body"], "msg": "JSON could not be read"}
+    return None
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers on ``app``."""
     outage = OutageLog()
@@ -166,8 +179,10 @@ def install(app: FastAPI) -> None:
             {k: v for k, v in error.items() if k in ("type", "loc", "msg")}
             for error in exc.errors()
         ]
+        # A free-form JSON limit names itself, so a client can tell it from a typo.
+        limit = next((e["type"] for e in errors if e.get("type") in LIMIT_CODES), None)
         return JSONResponse(
-            error_body(jsonable_encoder(errors), "validation_error"),
+            error_body(jsonable_encoder(errors), limit or "validation_error"),
             status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
         )
 
@@ -185,13 +200,12 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
-            # FastAPI answers 400 to a JSON body that is not UTF-8; that is malformed JSON like
-            # any other, so the same 422 validation_error as for a syntax error.
-            problem = {"type": "json_invalid", "loc": ["body"], "msg": "JSON is not valid UTF-8"}
+        if exc.status_code == 400 and (problem := _undecodable_body(exc.__cause__)):
+            # FastAPI answers 400 to a body its JSON decoder fails on other than by a syntax
+            # error; that is malformed JSON like any other, so a 422 as for a syntax error.
+            code = problem["type"] if problem["type"] in LIMIT_CODES else "validation_error"
             return JSONResponse(
-                error_body([problem], "validation_error"),
-                status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+                error_body([problem], code), status_code=status.HTTP_422_UNPROCESSABLE_CONTENT
             )
         return JSONResponse(
             error_body(exc.detail, _HTTP_CODES.get(exc.status_code, "http_error")),

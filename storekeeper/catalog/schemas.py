@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import math
 from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     StringConstraints,
     model_validator,
 )
+
+from storekeeper.jsonlimits import FreeJson
 
 Sku = Annotated[
     str,
@@ -23,30 +23,8 @@ Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 Temperature = Annotated[float, Field(ge=-100, le=100)]
 
 
-def _storable_json(value: dict[str, Any]) -> dict[str, Any]:
-    # Both databases must store what we echo: no NaN/Infinity (not JSON; PostgreSQL refuses
-    # them, SQLite turns them into null), no lone surrogates (not UTF-8), no NUL (JSONB refuses).
-    pending: list[Any] = [value]
-    while pending:
-        item = pending.pop()
-        if isinstance(item, dict):
-            pending.extend(item.keys())
-            pending.extend(item.values())
-        elif isinstance(item, list):
-            pending.extend(item)
-        elif isinstance(item, float) and not math.isfinite(item):
-            raise ValueError("attributes must not contain NaN or Infinity")
-        elif isinstance(item, str):
-            if "\x00" in item:
-                raise ValueError("attributes must not contain NUL characters")
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError as exc:
-                raise ValueError("attributes must be valid Unicode text") from exc
-    return value
-
-
-Attributes = Annotated[dict[str, Any], Field(max_length=100), AfterValidator(_storable_json)]
+Attributes = FreeJson
+"""A product's own fields, free-form within the limits of storekeeper.jsonlimits."""
 
 
 def _check_range(low: float | None, high: float | None) -> None:

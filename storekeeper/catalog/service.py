@@ -9,14 +9,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, bindparam, func, or_, select
+from sqlalchemy import Row, Table, bindparam, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from storekeeper.catalog.events import ProductChanged
 from storekeeper.catalog.models import Product
 from storekeeper.catalog.schemas import ProductRead
-from storekeeper.db import utcnow
+from storekeeper.db import unicode_lower, utcnow
 from storekeeper.errors import Conflict, InvalidRequest, NotFound
 from storekeeper.events import outbox
 from storekeeper.sync import hlc
@@ -117,8 +117,8 @@ def list_(
         pattern = f"%{escaped}%"
         query = query.where(
             or_(
-                func.lower(Product.sku).like(pattern, escape="\\"),
-                func.lower(Product.name).like(pattern, escape="\\"),
+                unicode_lower(Product.sku).like(pattern, escape="\\"),
+                unicode_lower(Product.name).like(pattern, escape="\\"),
             )
         )
     if cursor:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 
-from storekeeper.errors import Conflict
+from storekeeper.errors import Conflict, InvalidRequest
 
 
 class OrderStatus(enum.StrEnum):
@@ -34,3 +35,21 @@ def ensure_transition(current: OrderStatus, target: OrderStatus) -> None:
     """Raise InvalidTransition unless ``current`` may become ``target``."""
     if target not in _NEXT[current]:
         raise InvalidTransition(f"an order that is {current.value} cannot become {target.value}")
+
+
+MAX_TOTAL_CENTS = 2**63 - 1
+"""The largest total either database can store (BIGINT); prices and quantities can exceed it."""
+
+
+class TotalTooLarge(InvalidRequest):
+    """The order's total is more than can be stored, charged or shown."""
+
+    code = "total_too_large"
+
+
+def order_total(lines: Iterable[tuple[int, int]]) -> int:
+    """The sum of ``qty * unit_price_cents`` over ``lines``, or :class:`TotalTooLarge`."""
+    total = sum(qty * unit_price_cents for qty, unit_price_cents in lines)
+    if total > MAX_TOTAL_CENTS:
+        raise TotalTooLarge(f"the order's total exceeds {MAX_TOTAL_CENTS} cents")
+    return total

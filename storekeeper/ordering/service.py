@@ -29,7 +29,7 @@ from storekeeper.inventory.domain import Point, merge_lines
 from storekeeper.inventory.schemas import Location
 from storekeeper.observability import metrics
 from storekeeper.observability.counting import count_on_commit
-from storekeeper.ordering.domain import OrderStatus, ensure_transition
+from storekeeper.ordering.domain import OrderStatus, ensure_transition, order_total
 from storekeeper.ordering.events import (
     OrderCancelled,
     OrderConfirmed,
@@ -135,6 +135,8 @@ def place(
             f"an order is paid in one currency; these SKUs are priced in {sorted(currencies)}",
             code="mixed_currencies",
         )
+    # Before anything is reserved: a total beyond BIGINT is refused, not an overflow (SQLite).
+    order_total((qty, quotes[sku].price_cents) for sku, qty in wanted.items())
     order_id = uuid.uuid4()
     ref = reservation_ref(order_id)
     allocations = inventory.reserve(session, ref=ref, lines=wanted, ship_to=ship_to)
@@ -152,7 +154,7 @@ def place(
             )
             for a in allocations
         ],
-        total_cents=sum(a.qty * quotes[a.sku].price_cents for a in allocations),
+        total_cents=order_total((a.qty, quotes[a.sku].price_cents) for a in allocations),
         currency=currencies.pop(),
         ship_to=Location(lat=ship_to.lat, lon=ship_to.lon) if ship_to else None,
         payment=PaymentRead(method=payment_method, reference=None),

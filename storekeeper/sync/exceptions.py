@@ -13,6 +13,7 @@ from storekeeper.accounts.domain import STAFF, Principal
 from storekeeper.db import utcnow
 from storekeeper.errors import Conflict, InvalidRequest, NotFound
 from storekeeper.events import outbox
+from storekeeper.ids import parse_id
 from storekeeper.sync.events import ExceptionResolved
 from storekeeper.sync.models import SyncException
 
@@ -51,9 +52,10 @@ def list_(
     if status is not None:
         query = query.where(SyncException.status == status)
     if cursor is not None:
-        if not cursor.isdigit() or len(cursor) > 18:
+        after = parse_id(cursor)
+        if after is None:
             raise InvalidRequest("malformed cursor", code="invalid_cursor")
-        query = query.where(SyncException.id > int(cursor))
+        query = query.where(SyncException.id > after)
     limit = max(1, min(limit, MAX_PAGE))
     items = list(session.scalars(query.limit(limit + 1)))
     next_cursor = str(items[limit - 1].id) if len(items) > limit else None

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 
 from storekeeper.catalog.schemas import Attributes, Sku, Temperature
 from storekeeper.inventory.schemas import Quantity, WarehouseCode
+from storekeeper.jsonlimits import MAX_BYTES, MAX_DEPTH, limits
 from storekeeper.sync.domain import range_ordered
 from storekeeper.sync.hlc import NODE_PATTERN
 
@@ -61,7 +62,12 @@ class MutationIn(BaseModel):
         description="stock.receive, stock.adjust, stock.count, stock.sell or product.update; "
         "another type is rejected on its own.",
     )
-    data: dict[str, Any] = Field(description="What the type needs: see docs/sync.md.")
+    # Bounded here, so a document too deep to answer about never reaches the service; what the
+    # type needs (storable values included) is checked per mutation.
+    data: Annotated[
+        dict[str, Any],
+        limits(max_depth=MAX_DEPTH + 2, max_bytes=4 * MAX_BYTES, storable=False),
+    ] = Field(description="What the type needs: see docs/sync.md.")
     hlc: str = Field(
         min_length=1,
         max_length=128,

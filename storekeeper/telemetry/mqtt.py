@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import hashlib
 import json
 import logging
 import random
@@ -23,7 +24,10 @@ from typing import TypeVar
 from urllib.parse import urlsplit
 
 import aiomqtt
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 
+from storekeeper.accounts.domain import Principal
 from storekeeper.errors import DomainError
 from storekeeper.telemetry.readings import ReadingIn, Verdict
 from storekeeper.telemetry.transports import (
@@ -38,6 +42,8 @@ from storekeeper.telemetry.transports import (
 log = logging.getLogger(__name__)
 
 MAX_READINGS_PER_MESSAGE = 1000
+# Errors that pass: the database or the network is away. Others are not retried.
+_OUTAGES = (OperationalError, InterfaceError, DisconnectionError, SQLAlchemyTimeoutError, OSError)
 T = TypeVar("T")
 
 
@@ -63,12 +69,25 @@ class MqttOptions:
         return f"$share/{self.shared_group}/{topic}" if self.shared_group else topic
 
 
+def default_client_id(*, prefix: str, hostname: str, deployment: str) -> str:
+    """``<prefix>-telemetry-<hostname>-<8 hex of deployment>``: one session per deployment.
+
+    ``deployment`` names what one deployment owns (its data dir and database): two ``make run``
+    on one host then keep separate persistent sessions, so what is queued for one (a poison
+    message included) is never delivered to the other. Hashed, so no path or password shows.
+    """
+    digest = hashlib.sha256(deployment.encode()).hexdigest()[:8]
+    return f"{prefix}-telemetry-{hostname}-{digest}"
+
+
 def parse_payload(sensor: str, payload: bytes) -> tuple[str, list[ReadingIn]]:
     """The token and readings of one message; raises :class:`Unparseable`."""
     try:
         data = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
+    except ValueError:  # not JSON, not UTF-8, or an integer of more than 4300 digits
         raise Unparseable("unparseable") from None
+    except RecursionError:  # arrays or objects nested thousands of levels deep
+        raise Unparseable("too_deep") from None
     if not isinstance(data, dict) or not isinstance(data.get("token"), str):
         raise Unparseable("unparseable")
     items = data.get("readings", [data])
@@ -194,35 +213,56 @@ class MqttSubscriber:
                 count_rejected("mqtt", exc.reason)
                 log.warning("MQTT %s: %s payload dropped", message.topic.value, exc.reason)
                 continue
+            except Exception:
+                # A parser bug: the message is dropped (and acknowledged) all the same, since
+                # letting it escape would restart the subscriber and have it delivered again.
+                count_rejected("mqtt", "unparseable")
+                log.exception("MQTT %s: payload dropped, the parser failed", message.topic.value)
+                continue
             by_token.setdefault(token, []).extend(readings)
         for token, readings in by_token.items():
+            principal: Principal | None = None
             try:
                 principal = await self._retrying(partial(self.auth.principal, token))
                 verdicts = await self._retrying(
-                    partial(
-                        asyncio.to_thread,
-                        self.ingest,
-                        principal,
-                        readings,
-                        transport="mqtt",
-                    )
+                    partial(asyncio.to_thread, self.ingest, principal, readings, transport="mqtt")
                 )
             except DomainError as exc:
                 count_rejected("mqtt", exc.code, len(readings))
                 log.warning("MQTT: %d readings refused (%s)", len(readings), exc.code)
                 continue
+            except Exception:  # not an outage: something in these readings trips a bug
+                if principal is None:  # checking the token did: drop what it sent
+                    log.exception("MQTT: checking a token failed; %d dropped", len(readings))
+                    count_rejected("mqtt", "internal_error", len(readings))
+                    continue
+                log.exception("MQTT: storing %d readings failed; one by one", len(readings))
+                verdicts = await self._one_by_one(principal, readings)
             _log_refusals(verdicts)
 
+    async def _one_by_one(self, principal: Principal, readings: list[ReadingIn]) -> list[Verdict]:
+        """Store each reading alone; one that still fails is dropped, so it cannot wedge us."""
+        verdicts = []
+        for reading in readings:
+            try:
+                verdicts += await self._retrying(
+                    partial(asyncio.to_thread, self.ingest, principal, [reading], transport="mqtt")
+                )
+            except Exception as exc:
+                reason = exc.code if isinstance(exc, DomainError) else "internal_error"
+                count_rejected("mqtt", reason)
+                verdicts.append(Verdict(stored=False, reason=reason))
+        return verdicts
+
     async def _retrying(self, attempt: Callable[[], Awaitable[T]]) -> T:
-        """``attempt()`` until it succeeds or is refused: a database outage is waited out
-        with the messages unacknowledged, so the broker holds the rest back meanwhile."""
+        """``attempt()`` until it succeeds or fails for another reason than an outage: a
+        database outage is waited out with the messages unacknowledged, so the broker holds
+        the rest back meanwhile; any other error is raised (retrying would loop for ever)."""
         delay = self.options.reconnect_min_s
         while True:
             try:
                 return await attempt()
-            except DomainError:
-                raise
-            except Exception:  # the database is away (or a bug): log, wait, try again
+            except _OUTAGES:  # the database is away: log, wait, try again
                 log.exception("MQTT: storing readings failed; retrying in %.1f s", delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.options.reconnect_max_s)

@@ -56,23 +56,22 @@ def parse_timestamp(value: object) -> datetime:
     """Unix seconds (int, float or their text) or ISO 8601; without an offset it means UTC."""
     if isinstance(value, bool):  # JSON true is an int to Python, never a time
         raise Unparseable("bad_timestamp")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str):
-        text = value.strip()
-        try:
-            seconds = float(text)
-        except ValueError:
-            try:
-                moment = datetime.fromisoformat(text)
-            except ValueError:
-                raise Unparseable("bad_timestamp") from None
-            return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    else:
+    if not isinstance(value, int | float | str):
         raise Unparseable("bad_timestamp")
+    # Every failure below is the sender's: a 400-digit integer overflows float(), an ISO time
+    # near year 1 or 9999 overflows when moved to UTC. All of them are the same refusal.
     try:
+        if isinstance(value, str):
+            text = value.strip()
+            try:
+                seconds = float(text)
+            except ValueError:
+                moment = datetime.fromisoformat(text)
+                return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+        else:
+            seconds = float(value)
         return datetime.fromtimestamp(seconds, UTC)
-    except (ValueError, OverflowError, OSError):  # nan, inf, years past 9999
+    except (ValueError, OverflowError, OSError):  # nan, inf, years past 9999, not a time
         raise Unparseable("bad_timestamp") from None
 
 
@@ -82,7 +81,7 @@ def parse_number(value: object) -> float:
         raise Unparseable("bad_number")
     try:
         number = float(value)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: an integer of hundreds of digits
         raise Unparseable("bad_number") from None
     if not math.isfinite(number):
         raise Unparseable("bad_number")

@@ -264,6 +264,35 @@ def test_tcp_long_lines_and_binary_garbage_get_err_and_are_counted(
     assert _stored(container, sensor) == 1
 
 
+def test_tcp_poison_lines_are_refused_alone_and_their_batch_is_stored(
+    container: Container, actors: Actors
+) -> None:
+    sensor, token = _sensor_and_token(container, actors)
+
+    async def scenario() -> None:
+        async with _tcp_server(container) as server:
+            peer = await _Peer.open(server.port, token)
+            await peer.send(
+                f"{sensor},0001-01-01T00:00:00+14:00,-20",  # leaves year 1 when moved to UTC
+                f"{sensor},9999-12-31T23:59:59-14:00,-20",
+                f"{sensor},{_ts(1).timestamp()},{'9' * 400}",
+                f"{sensor},{'9' * 400},-20",
+                f"{sensor},{_ts(1).timestamp()},-20",
+            )
+            assert await peer.answers(5) == [
+                "err bad_timestamp",
+                "err bad_timestamp",
+                "err bad_number",
+                "err bad_timestamp",
+                "ok",
+            ]
+            assert await peer.ask(f"{sensor},{_ts(2).timestamp()},-21") == ["ok"]
+            peer.close()
+
+    _run(scenario())
+    assert _stored(container, sensor) == 2
+
+
 def _misbehave(
     port: int, token: str, junk: bytes, done: threading.Event, *, read: bool
 ) -> threading.Thread:
@@ -446,6 +475,42 @@ def test_mqtt_readings_are_stored_once_and_bad_payloads_counted(
     assert _rejected("mqtt", "unparseable") == before[0] + 2
 
 
+def test_mqtt_poison_payloads_are_dropped_and_the_subscriber_keeps_storing(
+    container: Container, actors: Actors
+) -> None:
+    sensor, token = _sensor_and_token(container, actors)
+    options = _options()
+    before = {r: _rejected("mqtt", r) for r in ("bad_number", "bad_timestamp", "too_deep")}
+    huge = "9" * 400
+    poison = [
+        f'{{"token":"{token}","ts":{huge},"temp_c":-20}}'.encode(),  # OverflowError once
+        f'{{"token":"{token}","ts":1700000000,"temp_c":{huge}}}'.encode(),
+        b'{"token":"t","readings":' + b"[" * 20_000 + b"]" * 20_000 + b"}",  # RecursionError
+        b"[" * 30_000,
+    ]
+
+    async def scenario() -> None:
+        subscriber = _subscriber(container, options)
+        task = asyncio.create_task(subscriber.run())
+        try:
+            await asyncio.wait_for(subscriber.subscribed.wait(), LIVENESS_S)
+            await _publish(options.url, _topic(options, sensor), *poison, _reading(token, 1))
+            await _eventually(lambda: _stored(container, sensor) == 1, "the valid reading stored")
+            await _eventually(
+                lambda: _rejected("mqtt", "too_deep") >= before["too_deep"] + 2, "deep refused"
+            )
+            assert not task.done(), "the subscriber stopped"
+            assert subscriber.subscribed.is_set()
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    _run(scenario())
+    assert _rejected("mqtt", "bad_timestamp") == before["bad_timestamp"] + 1
+    assert _rejected("mqtt", "bad_number") == before["bad_number"] + 1
+
+
 def test_mqtt_shared_subscription_splits_without_storing_twice(
     container: Container, actors: Actors
 ) -> None:
@@ -497,6 +562,40 @@ def test_mqtt_waits_out_a_database_outage_without_losing_readings(
 
     _run(scenario())
     assert len(attempts) == 3  # two failed attempts, then stored
+
+
+def test_mqtt_a_reading_that_trips_a_bug_is_dropped_alone_not_retried_for_ever(
+    container: Container, actors: Actors
+) -> None:
+    sensor, token = _sensor_and_token(container, actors)
+    options = _options()
+    before = _rejected("mqtt", "internal_error")
+
+    def buggy_ingest(*args: Any, **kwargs: Any) -> list[Verdict]:
+        if any(reading.temp_c == -13.0 for reading in args[1]):
+            raise ValueError("a bug this reading trips")
+        return container.ingest(*args, **kwargs)
+
+    async def scenario() -> None:
+        subscriber = MqttSubscriber(
+            options, ingest=buggy_ingest, auth=container.device_authenticator()
+        )
+        task = asyncio.create_task(subscriber.run())
+        try:
+            await asyncio.wait_for(subscriber.subscribed.wait(), LIVENESS_S)
+            batch = {"token": token, "readings": [
+                {"ts": _ts(3).timestamp(), "temp_c": -13.0},
+                {"ts": _ts(2).timestamp(), "temp_c": -19.0},
+            ]}  # fmt: skip
+            await _publish(options.url, _topic(options, sensor), batch, _reading(token, 1))
+            await _eventually(lambda: _stored(container, sensor) == 2, "the others stored")
+            await _eventually(lambda: _rejected("mqtt", "internal_error") == before + 1, "dropped")
+            assert not task.done()
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    _run(scenario())
 
 
 def test_mqtt_one_subscriber_per_client_id_on_a_host(
