@@ -49,6 +49,46 @@ class UserUpdate(BaseModel):
     warehouses: list[WarehouseCode] | None = Field(default=None, max_length=100)
 
 
+class PasswordChange(BaseModel):
+    """The caller's current password and the new one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: str = Field(min_length=1, max_length=MAX_LENGTH)
+    new_password: Password
+
+
+class PasswordSet(BaseModel):
+    """A new password an admin sets for a user."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    new_password: Password
+
+
+class PasswordResetRequest(BaseModel):
+    """Where to send a password-reset link."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    email: EmailStr
+
+
+class PasswordResetConfirm(BaseModel):
+    """The token from a reset e-mail and the new password."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    token: str = Field(min_length=1, max_length=128)
+    new_password: Password
+
+
+class PasswordResetAccepted(BaseModel):
+    """The same answer whether or not the account exists."""
+
+    detail: str
+
+
 class UserRead(BaseModel):
     """An account as the API shows it (never the hash or the TOTP secret)."""
 
