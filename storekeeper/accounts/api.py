@@ -307,6 +307,7 @@ def create_device(
             label=body.label,
             scope=body.scope,
             actor_id=who.user_id,
+            purpose=body.purpose,
         )
         return DeviceCreated(
             **DeviceRead.model_validate(created.device).model_dump(), token=created.token

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
@@ -148,6 +148,9 @@ class DeviceCreate(BaseModel):
 
     label: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
     scope: Scope
+    # sensor: readings only; till (or handheld): sync and reads. Omitted: unrestricted, as the
+    # tokens issued before purposes existed (deprecated: give every new device a purpose).
+    purpose: Literal["sensor", "till"] | None = None
 
 
 class DeviceRead(BaseModel):
@@ -159,6 +162,7 @@ class DeviceRead(BaseModel):
     user_id: uuid.UUID
     label: str | None
     scope: str | None
+    purpose: str | None
     created_at: datetime
     expires_at: datetime
     revoked_at: datetime | None
