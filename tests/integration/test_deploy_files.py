@@ -314,9 +314,8 @@ def _broker(tmp_path: Path, users: dict[str, str]) -> tuple[subprocess.Popen[byt
         f"per_listener_settings {shipped['per_listener_settings'][0]}\n"
         f"allow_anonymous {shipped['allow_anonymous'][0]}\n"
         f"password_file {passwords}\nacl_file {DEPLOY / 'mosquitto' / 'acl'}\n"
-        f"listener {port} 127.0.0.1\n"
+        f"listener {port} 127.0.0.1\n" + ("user root\n" if os.geteuid() == 0 else "")
         # Started as root, mosquitto would switch to its own user, who cannot read tmp_path.
-        + ("user root\n" if os.geteuid() == 0 else "")
     )
     log = (tmp_path / "mosquitto.log").open("wb")
     process = subprocess.Popen([_MOSQUITTO, "-c", str(conf)], stderr=log, stdout=log)
