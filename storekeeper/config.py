@@ -83,6 +83,7 @@ class Settings(BaseSettings):
     access_token_ttl_s: int = Field(default=900, ge=30)
     refresh_token_ttl_s: int = Field(default=14 * 24 * 3600, ge=60)
     device_token_ttl_s: int = Field(default=365 * 24 * 3600, ge=60)
+    password_reset_ttl_s: int = Field(default=30 * 60, ge=60, le=24 * 3600)
     require_2fa_roles: list[Literal["admin", "manager", "clerk", "customer"]] = Field(
         default_factory=list
     )
@@ -141,6 +142,7 @@ class Settings(BaseSettings):
     rate_limits_enabled: bool = True
     rate_limit_login: str = "5/minute per account, 20/minute per address"
     rate_limit_register: str = "10/hour per address"
+    rate_limit_password_reset: str = "5/hour per account, 10/hour per address"
     rate_limit_refresh: str = "30/minute per account"
     rate_limit_orders: str = "60/minute per account, 600/minute per address"
     rate_limit_prefix: str = Field(
@@ -152,7 +154,7 @@ class Settings(BaseSettings):
         # Imported here: a typo in a limit stops the start-up with the setting's name.
         from storekeeper.api.limit_rules import parse_limits
 
-        for name in ("login", "register", "refresh", "orders"):
+        for name in ("login", "register", "password_reset", "refresh", "orders"):
             try:
                 parse_limits(getattr(self, f"rate_limit_{name}"))
             except ValueError as exc:

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Query, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
-from storekeeper.accounts import audit, devices, sessions, two_factor, users
+from storekeeper.accounts import audit, credentials, devices, sessions, two_factor, users
 from storekeeper.accounts.domain import ADMINS, Principal
 from storekeeper.accounts.models import AuthSession, User
 from storekeeper.accounts.schemas import (
@@ -18,6 +18,11 @@ from storekeeper.accounts.schemas import (
     DeviceCreate,
     DeviceCreated,
     DeviceRead,
+    PasswordChange,
+    PasswordResetAccepted,
+    PasswordResetConfirm,
+    PasswordResetRequest,
+    PasswordSet,
     RecoveryCodes,
     RefreshRequest,
     Registration,
@@ -160,6 +165,80 @@ def me(principal: CurrentUserAllowingSetup, db: DatabaseDep) -> User:
 
 
 @router.post(
+    "/me/password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=responses(401, 422),
+)
+def change_password(
+    body: PasswordChange, request: Request, principal: CurrentUserAllowingSetup, db: DatabaseDep
+) -> Response:
+    """Change your password (the current one is required); your other sessions end."""
+    with db.transaction() as session:
+        credentials.change_password(
+            session,
+            principal=principal,
+            current_password=body.current_password,
+            new_password=body.new_password,
+            address=_address(request),
+        )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+_RESET_ACCEPTED = PasswordResetAccepted(
+    detail="if an active account has this e-mail, a reset link is on its way"
+)
+
+
+@router.post(
+    "/auth/password-reset",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=PasswordResetAccepted,
+    responses=responses(422, 429),
+)
+def request_password_reset(
+    body: PasswordResetRequest, request: Request, db: DatabaseDep, settings: SettingsDep
+) -> PasswordResetAccepted:
+    """Mail a single-use reset link; the answer is the same whether the account exists or not."""
+    with db.transaction() as session:
+        credentials.request_reset(
+            session,
+            email=body.email,
+            ttl_s=settings.password_reset_ttl_s,
+            address=_address(request),
+        )
+    return _RESET_ACCEPTED
+
+
+@router.post(
+    "/auth/password-reset/confirm",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=responses(422, 429),
+)
+def confirm_password_reset(
+    body: PasswordResetConfirm, request: Request, db: DatabaseDep
+) -> Response:
+    """Set a new password with the token of a reset e-mail (once); every session ends."""
+    with db.transaction() as session:
+        credentials.confirm_reset(
+            session, token=body.token, new_password=body.new_password, address=_address(request)
+        )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/users/{user_id}/password",
+    response_model=UserRead,
+    responses=responses(401, 403, 404, 422),
+)
+def reset_user_password(user_id: uuid.UUID, body: PasswordSet, who: Admin, db: DatabaseDep) -> User:
+    """Set a user's password (admins only); every session of the user ends."""
+    with db.transaction() as session:
+        return credentials.reset_by_admin(
+            session, user_id=user_id, new_password=body.new_password, actor_id=who.user_id
+        )
+
+
+@router.post(
     "/users",
     status_code=status.HTTP_201_CREATED,
     response_model=UserRead,
@@ -229,6 +308,7 @@ def create_device(
             label=body.label,
             scope=body.scope,
             actor_id=who.user_id,
+            purpose=body.purpose,
         )
         return DeviceCreated(
             **DeviceRead.model_validate(created.device).model_dump(), token=created.token

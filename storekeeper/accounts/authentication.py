@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from storekeeper.accounts import security
+from storekeeper.accounts import policy, security
 from storekeeper.accounts.domain import Principal, Role
 from storekeeper.accounts.models import DEVICE, LOGIN, AuthSession, User
 from storekeeper.db import Database, as_aware, utcnow
@@ -46,6 +46,7 @@ def authenticate(
     allowed_types: Collection[security.TokenType],
     two_factor_roles: Collection[str],
     allow_2fa_setup: bool = False,
+    family: policy.Family | None = None,
 ) -> Principal:
     """The caller ``token`` proves, or :class:`NotAuthenticated` / :class:`PermissionDenied`.
 
@@ -55,6 +56,10 @@ def authenticate(
     :class:`PendingTwoFactor`). ``token`` may also be the claims of a token verified earlier
     (:func:`verify_token`): a live stream rechecks with them because it is bound to its session,
     not to the access token's expiry.
+
+    A device token must serve ``family`` by its purpose (``policy.ensure_purpose``): when not
+    given, the telemetry transports (which admit only ``DEVICE_TOKENS``) send readings, every
+    other caller reads.
     """
     if isinstance(token, security.TokenClaims):
         claims = token
@@ -67,6 +72,9 @@ def authenticate(
         raise TwoFactorSetupRequired(
             "your role must use two-factor sign-in: set it up at /auth/2fa/setup first"
         )
+    if family is None:
+        family = "telemetry" if tuple(allowed_types) == DEVICE_TOKENS else "read"
+    policy.ensure_purpose(principal, family)
     return principal
 
 
@@ -88,11 +96,12 @@ class Authenticator:
         *,
         allowed_types: Collection[security.TokenType] = CALLER_TOKENS,
         allow_2fa_setup: bool = False,
+        family: policy.Family | None = None,
     ) -> Principal:
         """The caller ``token`` proves (from async code: the read runs off the event loop)."""
         claims = self.verify(token, allowed_types=allowed_types)
         return await self.db.read(
-            lambda conn: self._authenticate(conn, claims, allowed_types, allow_2fa_setup)
+            lambda conn: self._authenticate(conn, claims, allowed_types, allow_2fa_setup, family)
         )
 
     def principal_now(
@@ -101,11 +110,14 @@ class Authenticator:
         *,
         allowed_types: Collection[security.TokenType] = CALLER_TOKENS,
         allow_2fa_setup: bool = False,
+        family: policy.Family | None = None,
     ) -> Principal:
         """The caller ``token`` proves (from a worker thread, as gRPC's)."""
         claims = self.verify(token, allowed_types=allowed_types)
         with self.db.reading() as session:
-            return self._authenticate(session.connection(), claims, allowed_types, allow_2fa_setup)
+            return self._authenticate(
+                session.connection(), claims, allowed_types, allow_2fa_setup, family
+            )
 
     def verify(
         self,
@@ -124,6 +136,7 @@ class Authenticator:
         claims: security.TokenClaims,
         allowed_types: Collection[security.TokenType],
         allow_2fa_setup: bool,
+        family: policy.Family | None,
     ) -> Principal:
         return authenticate(
             conn,
@@ -132,6 +145,7 @@ class Authenticator:
             allowed_types=allowed_types,
             two_factor_roles=self.two_factor_roles,
             allow_2fa_setup=allow_2fa_setup,
+            family=family,
         )
 
 
@@ -166,6 +180,7 @@ def _principal_for(
             AuthSession.user_id,
             AuthSession.kind,
             AuthSession.scope,
+            AuthSession.purpose,
             User.totp_enabled,
             AuthSession.expires_at,
             AuthSession.revoked_at,
@@ -189,6 +204,7 @@ def _principal_for(
         session_id=claims.session_id,
         warehouses=frozenset(row.warehouses or ()),
         scope=row.scope,
+        purpose=row.purpose,
     )
     if row.role in two_factor_roles and not row.totp_enabled:
         return _needs_two_factor(principal)
@@ -202,4 +218,5 @@ def _needs_two_factor(principal: Principal) -> Principal:
         session_id=principal.session_id,
         warehouses=principal.warehouses,
         scope=principal.scope,
+        purpose=principal.purpose,
     )

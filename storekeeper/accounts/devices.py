@@ -27,9 +27,20 @@ class DeviceToken:
 
 
 def create_device(
-    session: Session, settings: Settings, *, key: str, label: str, scope: str, actor_id: uuid.UUID
+    session: Session,
+    settings: Settings,
+    *,
+    key: str,
+    label: str,
+    scope: str,
+    actor_id: uuid.UUID,
+    purpose: str | None = None,
 ) -> DeviceToken:
-    """A sensor or point-of-sale box with a long-lived token bound to ``scope``."""
+    """A sensor or point-of-sale box with a long-lived token bound to ``scope`` and ``purpose``.
+
+    ``purpose`` (``policy.PURPOSES``): ``sensor`` sends readings only, ``till`` syncs and reads;
+    None leaves the token unrestricted, as tokens issued before purposes existed.
+    """
     user = User(
         email=f"device-{uuid.uuid4().hex[:12]}@devices.invalid",
         # No password can match: devices sign in only with their token.
@@ -43,6 +54,7 @@ def create_device(
         kind=DEVICE,
         scope=scope,
         label=label,
+        purpose=purpose,
         expires_at=utcnow() + timedelta(seconds=settings.device_token_ttl_s),
     )
     session.add(device)
@@ -55,7 +67,13 @@ def create_device(
         ttl=timedelta(seconds=settings.device_token_ttl_s),
     )
     audit.record(
-        session, "device_created", user_id=user.id, actor_id=actor_id, scope=scope, label=label
+        session,
+        "device_created",
+        user_id=user.id,
+        actor_id=actor_id,
+        scope=scope,
+        label=label,
+        purpose=purpose,
     )
     return DeviceToken(device, token)
 

@@ -46,7 +46,8 @@ class Principal:
     """Who is calling: a verified token whose session is alive, with the account's current role.
 
     ``warehouses`` are the warehouse codes a clerk is assigned to; ``scope`` is a device token's
-    bound scope (``warehouse:CODE``).
+    bound scope (``warehouse:CODE``); ``purpose`` a device token's purpose (``sensor``, ``till``,
+    or None for a token issued before purposes existed).
     """
 
     user_id: uuid.UUID
@@ -54,6 +55,7 @@ class Principal:
     session_id: uuid.UUID | None = None
     warehouses: frozenset[str] = frozenset()
     scope: str | None = None
+    purpose: str | None = None
 
     def has_role(self, allowed: frozenset[Role]) -> bool:
         """Whether this caller's role is among ``allowed``."""

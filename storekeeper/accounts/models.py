@@ -1,4 +1,5 @@
-"""Tables of the accounts context: users, sign-in sessions, recovery codes, the audit log."""
+"""Tables of the accounts context: users, sign-in sessions, recovery codes, password resets, the
+audit log."""
 
 from __future__ import annotations
 
@@ -56,6 +57,9 @@ class AuthSession(Base):
     # A device's scope, e.g. ``warehouse:BER``.
     scope: Mapped[str | None] = mapped_column(String(64), default=None)
     label: Mapped[str | None] = mapped_column(String(100), default=None)
+    # A device token's purpose (``policy.PURPOSES``): ``sensor`` sends readings only, ``till``
+    # syncs and reads. None: a token issued before purposes existed, allowed both.
+    purpose: Mapped[str | None] = mapped_column(String(16), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
@@ -71,6 +75,20 @@ class RecoveryCode(Base):
     id: Mapped[int] = mapped_column(AutoIncrementId, primary_key=True, autoincrement=True)
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts_user.id"))
     code_hash: Mapped[str] = mapped_column(String(64))
+    used_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class PasswordReset(Base):
+    """A single-use password-reset token sent by e-mail, stored as a SHA-256 (it is random)."""
+
+    __tablename__ = "accounts_password_reset"
+    __table_args__ = (Index("ix_accounts_password_reset_user", "user_id"),)
+
+    id: Mapped[int] = mapped_column(AutoIncrementId, primary_key=True, autoincrement=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts_user.id"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None] = mapped_column(default=None)
 
 

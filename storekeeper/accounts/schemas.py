@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
@@ -47,6 +47,46 @@ class UserUpdate(BaseModel):
     role: Role | None = None
     is_active: bool | None = None
     warehouses: list[WarehouseCode] | None = Field(default=None, max_length=100)
+
+
+class PasswordChange(BaseModel):
+    """The caller's current password and the new one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: str = Field(min_length=1, max_length=MAX_LENGTH)
+    new_password: Password
+
+
+class PasswordSet(BaseModel):
+    """A new password an admin sets for a user."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    new_password: Password
+
+
+class PasswordResetRequest(BaseModel):
+    """Where to send a password-reset link."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    email: EmailStr
+
+
+class PasswordResetConfirm(BaseModel):
+    """The token from a reset e-mail and the new password."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    token: str = Field(min_length=1, max_length=128)
+    new_password: Password
+
+
+class PasswordResetAccepted(BaseModel):
+    """The same answer whether or not the account exists."""
+
+    detail: str
 
 
 class UserRead(BaseModel):
@@ -108,6 +148,9 @@ class DeviceCreate(BaseModel):
 
     label: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
     scope: Scope
+    # sensor: readings only; till (or handheld): sync and reads. Omitted: unrestricted, as the
+    # tokens issued before purposes existed (deprecated: give every new device a purpose).
+    purpose: Literal["sensor", "till"] | None = None
 
 
 class DeviceRead(BaseModel):
@@ -119,6 +162,7 @@ class DeviceRead(BaseModel):
     user_id: uuid.UUID
     label: str | None
     scope: str | None
+    purpose: str | None
     created_at: datetime
     expires_at: datetime
     revoked_at: datetime | None

@@ -7,15 +7,17 @@ import uuid
 from sqlalchemy.orm import Session
 
 from storekeeper.accounts import audit, totp
-from storekeeper.accounts.domain import Principal
+from storekeeper.accounts.domain import Principal, Role
 from storekeeper.accounts.models import RecoveryCode
 from storekeeper.accounts.users import get_active_or_raise
-from storekeeper.errors import Conflict, InvalidRequest
+from storekeeper.errors import Conflict, InvalidRequest, PermissionDenied
 
 
 def setup_two_factor(session: Session, *, user_id: uuid.UUID) -> tuple[str, str]:
     """A new TOTP secret for the user (replacing an unconfirmed one) and its ``otpauth://`` URI."""
     user = get_active_or_raise(session, user_id=user_id)
+    if user.role == Role.DEVICE.value:
+        raise PermissionDenied("devices sign in with their token only", code="is_a_device")
     if user.totp_enabled:
         raise Conflict("two-factor sign-in is already on", code="two_factor_enabled")
     user.totp_secret = totp.new_secret()
@@ -25,6 +27,8 @@ def setup_two_factor(session: Session, *, user_id: uuid.UUID) -> tuple[str, str]
 def enable_two_factor(session: Session, *, principal: Principal, code: str) -> list[str]:
     """Confirm the set-up secret with a current code; returns recovery codes, shown only now."""
     user = get_active_or_raise(session, user_id=principal.user_id)
+    if user.role == Role.DEVICE.value:
+        raise PermissionDenied("devices sign in with their token only", code="is_a_device")
     if user.totp_enabled:
         raise Conflict("two-factor sign-in is already on", code="two_factor_enabled")
     if not user.totp_secret:

@@ -13,12 +13,34 @@ from storekeeper.accounts.events import AccountRegistered
 from storekeeper.accounts.models import User
 from storekeeper.errors import Conflict, InvalidRequest, NotAuthenticated, NotFound
 from storekeeper.events import outbox
+from storekeeper.inventory import warehouses as inventory_warehouses
 
 
 class DuplicateEmail(Conflict):
     """An account with that e-mail exists already."""
 
     code = "duplicate_email"
+
+
+class LastAdmin(Conflict):
+    """The change would leave no active admin to manage the accounts."""
+
+    code = "last_admin"
+
+
+class UnknownWarehouse(InvalidRequest):
+    """A clerk assigned to a warehouse that does not exist."""
+
+    code = "unknown_warehouse"
+
+
+def _check_warehouses(session: Session, codes: list[str]) -> list[str]:
+    """The codes sorted and deduplicated, if inventory knows each of them."""
+    wanted = sorted(set(codes))
+    missing = [c for c in wanted if not inventory_warehouses.has_warehouse(session, code=c)]
+    if missing:
+        raise UnknownWarehouse(f"no warehouse with code {', '.join(missing)}")
+    return wanted
 
 
 def create_user(
@@ -35,13 +57,18 @@ def create_user(
         raise InvalidRequest("devices get tokens from POST /devices", code="is_a_device")
     email = normalise_email(email)
     passwords.check(password, email=email)
+    codes = sorted(set(warehouses or []))
+    if actor_id is not None:
+        # An admin's request is checked against inventory; seeding and test fixtures create
+        # clerks before (or without) their warehouses.
+        codes = _check_warehouses(session, codes)
     if session.scalar(select(User.id).where(User.email == email)) is not None:
         raise DuplicateEmail(f"an account with e-mail {email} exists already")
     user = User(
         email=email,
         password_hash=security.hash_password(password),
         role=role.value,
-        warehouses=sorted(set(warehouses or [])),
+        warehouses=codes,
     )
     session.add(user)
     session.flush()
@@ -116,13 +143,18 @@ def update(
     user = get_or_raise(session, user_id=user_id)
     if user.role == Role.DEVICE.value:
         raise InvalidRequest("devices are managed under /devices", code="is_a_device")
+    if role is Role.DEVICE:
+        raise InvalidRequest("devices are created with POST /devices", code="is_a_device")
+    demoted = role is not None and role is not Role.ADMIN
+    if user.role == Role.ADMIN.value and user.is_active and (demoted or is_active is False):
+        _ensure_another_admin(session, user_id=user.id)
     if role is not None and role.value != user.role:
         audit.record(
             session, "role_changed", user_id=user.id, actor_id=actor_id, old=user.role, new=role
         )
         user.role = role.value
     if warehouses is not None:
-        user.warehouses = sorted(set(warehouses))
+        user.warehouses = _check_warehouses(session, warehouses)
     if is_active is not None and is_active != user.is_active:
         user.is_active = is_active
         audit.record(
@@ -135,3 +167,15 @@ def update(
             sessions.revoke_all(session, user_id=user.id, reason="user_disabled")
     session.flush()
     return user
+
+
+def _ensure_another_admin(session: Session, *, user_id: uuid.UUID) -> None:
+    """Raise LastAdmin unless an active admin other than ``user_id`` remains."""
+    # Locked (PostgreSQL): two admins demoting each other at once must not both pass.
+    others = session.scalars(
+        select(User.id)
+        .where(User.role == Role.ADMIN.value, User.is_active, User.id != user_id)
+        .with_for_update()
+    ).first()
+    if others is None:
+        raise LastAdmin("this is the last active admin: make another admin first")

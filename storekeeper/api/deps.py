@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 
-from storekeeper.accounts import security
+from storekeeper.accounts import policy, security
 from storekeeper.accounts.authentication import Authenticator
 from storekeeper.accounts.domain import STAFF, Principal, Role
 from storekeeper.config import Settings
@@ -47,31 +47,47 @@ AuthenticatorDep = Annotated[Authenticator, Depends(provided("authenticator"))]
 """The one check of a token, its session, account and two-factor, that every transport uses."""
 
 
+def route_family(request: Request) -> policy.Family:
+    """What the request does, for a device token's purpose (``policy.ensure_purpose``)."""
+    path, method = request.url.path.rstrip("/"), request.method
+    if path.endswith("/telemetry") and method == "POST":
+        return "telemetry"
+    if "/sync/" in path:
+        return "sync"
+    return "read" if method in ("GET", "HEAD") else "other"
+
+
 async def get_principal_allowing_setup(
-    authenticator: AuthenticatorDep, token: Annotated[str | None, Depends(_bearer)]
+    request: Request,
+    authenticator: AuthenticatorDep,
+    token: Annotated[str | None, Depends(_bearer)],
 ) -> Principal:
     """The caller proven by a bearer access or device token whose session is still alive.
 
     Also admits a caller who still has to set up two-factor sign-in: only for the routes that
     set it up (and ``/me``, ``/auth/logout``).
     """
-    return await _authenticate(authenticator, token, allow_2fa_setup=True)
+    return await _authenticate(request, authenticator, token, allow_2fa_setup=True)
 
 
 CurrentUserAllowingSetup = Annotated[Principal, Depends(get_principal_allowing_setup)]
 
 
 async def get_principal(
-    authenticator: AuthenticatorDep, token: Annotated[str | None, Depends(_bearer)]
+    request: Request,
+    authenticator: AuthenticatorDep,
+    token: Annotated[str | None, Depends(_bearer)],
 ) -> Principal:
     """The caller, who has two-factor sign-in set up if their role requires it."""
-    return await _authenticate(authenticator, token, allow_2fa_setup=False)
+    return await _authenticate(request, authenticator, token, allow_2fa_setup=False)
 
 
 async def _authenticate(
-    authenticator: Authenticator, token: str | None, *, allow_2fa_setup: bool
+    request: Request, authenticator: Authenticator, token: str | None, *, allow_2fa_setup: bool
 ) -> Principal:
-    principal = await authenticator.principal(token, allow_2fa_setup=allow_2fa_setup)
+    principal = await authenticator.principal(
+        token, allow_2fa_setup=allow_2fa_setup, family=route_family(request)
+    )
     logs.set_user(principal.user_id)  # the request's log lines name the caller from here on
     return principal
 
@@ -95,7 +111,9 @@ SERVICE = Principal(user_id=security.SERVICE_ACCOUNT, role=Role.ADMIN)
 
 
 async def get_service_or_staff(
-    authenticator: AuthenticatorDep, token: Annotated[str | None, Depends(_bearer)]
+    request: Request,
+    authenticator: AuthenticatorDep,
+    token: Annotated[str | None, Depends(_bearer)],
 ) -> Principal:
     """Another Storekeeper process (a service token), or a manager or admin."""
     if token:
@@ -105,7 +123,7 @@ async def get_service_or_staff(
             pass  # not a service token: a person's, checked below
         else:
             return SERVICE
-    principal = await get_principal(authenticator, token)
+    principal = await get_principal(request, authenticator, token)
     if not principal.has_role(STAFF):
         raise PermissionDenied(f"role {principal.role.value} may not do this")
     return principal

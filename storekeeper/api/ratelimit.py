@@ -46,6 +46,7 @@ AccountSource = Literal["form_username", "json_email", "refresh_token", "access_
 _ENDPOINTS: tuple[tuple[str, str, AccountSource], ...] = (
     ("login", "/auth/token", "form_username"),
     ("register", "/auth/register", "json_email"),
+    ("password_reset", "/auth/password-reset", "json_email"),
     ("refresh", "/auth/refresh", "refresh_token"),
     ("orders", "/orders", "access_token"),
 )

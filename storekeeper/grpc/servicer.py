@@ -38,7 +38,7 @@ from storekeeper.inventory import reservations as inventory_reservations
 from storekeeper.inventory.domain import Allocation, Point, merge_lines
 from storekeeper.inventory.schemas import WarehouseCode
 
-REF_PREFIX = "grpc:"
+REF_PREFIX = inventory_reservations.RefCaller.GRPC.value
 MAX_LINES = 100  # as POST /orders
 MAX_QTY = 100_000  # per line, as POST /orders
 MAX_WATCHED_SKUS = 1000
@@ -46,6 +46,7 @@ _SKU: TypeAdapter[str] = TypeAdapter(Sku)
 _WAREHOUSE: TypeAdapter[str] = TypeAdapter(WarehouseCode)
 _REF_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:/-")
 READERS = STOCK_HANDLERS | DEVICES
+_GRPC = inventory_reservations.RefCaller.GRPC
 
 
 class InventoryService(InventoryServicer):
@@ -104,7 +105,7 @@ class InventoryService(InventoryServicer):
         ship_to = _valid_point(request.ship_to) if request.HasField("ship_to") else None
         requested = [_valid(_WAREHOUSE, code, "warehouses") for code in request.warehouses]
         within = _clerk_warehouses(who, requested)
-        stored_ref = REF_PREFIX + ref
+        stored_ref = inventory_reservations.filed_ref(ref, caller=_GRPC)
         with self._db.transaction() as session:
             allocations, replayed = inventory_reservations.reserve_listed(
                 session,
@@ -124,7 +125,7 @@ class InventoryService(InventoryServicer):
         """Give back what is still reserved under ``ref``; 0 when it was released already."""
         who = authenticate(self._authenticator, context, STOCK_HANDLERS)
         ref = _valid_ref(request.ref)
-        stored_ref = REF_PREFIX + ref
+        stored_ref = inventory_reservations.filed_ref(ref, caller=_GRPC)
         with self._db.transaction() as session:
             existing = inventory_reservations.reservations_of(session, ref=stored_ref)
             if not existing:

@@ -158,18 +158,20 @@ def get_stock(
         409: {"model": ErrorBody, "description": "insufficient stock, or ref in use"},
     },
 )
-def reserve(body: ReservationCreate, _: ServiceOrStaff, db: DatabaseDep) -> JSONResponse:
+def reserve(body: ReservationCreate, who: ServiceOrStaff, db: DatabaseDep) -> JSONResponse:
     """Set stock aside under ``ref`` from the nearest warehouses, all lines or none.
 
     Idempotent by ``ref``: the same call again answers 200 with the same allocations; the
     same ``ref`` with other lines is 409 ``ref_in_use``. Managers, admins and other
     Storekeeper services (``serve --only``) call it; an order reserves through ``POST /orders``.
+    A person's references are their own (``http:`` namespace): only the ordering service's
+    service token names orders' reservations (``order:<id>``).
     """
     wanted = merge_lines([(line.sku, line.qty) for line in body.lines])
     ship_to = Point(body.ship_to.lat, body.ship_to.lon) if body.ship_to else None
     with db.transaction() as session:
         allocations, replayed = reservations.reserve_listed(
-            session, ref=body.ref, lines=wanted, ship_to=ship_to
+            session, ref=_filed(body.ref, who), lines=wanted, ship_to=ship_to
         )
     held = [AllocationRead(sku=a.sku, warehouse=a.warehouse, qty=a.qty) for a in allocations]
     read = ReservationRead(ref=body.ref, allocations=held, replayed=replayed)
@@ -187,11 +189,12 @@ ReservationRefPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]{
     response_model=SettledRead,
     responses=responses(401, 403, 404, 422),
 )
-def release(ref: ReservationRefPath, _: ServiceOrStaff, db: DatabaseDep) -> SettledRead:
+def release(ref: ReservationRefPath, who: ServiceOrStaff, db: DatabaseDep) -> SettledRead:
     """Give back what is still reserved under ``ref``; ``units`` is 0 when nothing was left."""
+    filed = _filed(ref, who)
     with db.transaction() as session:
-        _require_reservation(session, ref)
-        return SettledRead(ref=ref, units=reservations.release(session, ref=ref))
+        _require_reservation(session, filed, shown=ref)
+        return SettledRead(ref=ref, units=reservations.release(session, ref=filed))
 
 
 @router.post(
@@ -211,12 +214,18 @@ def fulfil(
     shipped in ``actor_id``; for a manager or admin it is the caller.
     """
     actor = (body.actor_id if body else None) if who is SERVICE else who.user_id
+    filed = _filed(ref, who)
     with db.transaction() as session:
-        _require_reservation(session, ref)
-        units = reservations.fulfil(session, ref=ref, actor_id=str(actor) if actor else None)
+        _require_reservation(session, filed, shown=ref)
+        units = reservations.fulfil(session, ref=filed, actor_id=str(actor) if actor else None)
     return SettledRead(ref=ref, units=units)
 
 
-def _require_reservation(session: Session, ref: str) -> None:
+def _filed(ref: str, who: Principal) -> str:
+    caller = reservations.RefCaller.SERVICE if who is SERVICE else reservations.RefCaller.HTTP
+    return reservations.filed_ref(ref, caller=caller)
+
+
+def _require_reservation(session: Session, ref: str, *, shown: str) -> None:
     if not reservations.reservations_of(session, ref=ref):
-        raise reservations.UnknownReservation(f"nothing was reserved under ref {ref}")
+        raise reservations.UnknownReservation(f"nothing was reserved under ref {shown}")

@@ -1,7 +1,14 @@
-"""Reservations: stock set aside for a reference (an order), then released or fulfilled."""
+"""Reservations: stock set aside for a reference (an order), then released or fulfilled.
+
+References live in namespaces, so that no caller can settle another's reservation: orders
+reserve under ``order:<id>`` (the ordering service, in process or with a service token); a
+person's references are filed under their transport's prefix (``http:`` or ``grpc:``), whatever
+they send. :func:`filed_ref` is the one place that decides it.
+"""
 
 from __future__ import annotations
 
+import enum
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from typing import cast
@@ -36,6 +43,26 @@ class UnknownReservation(NotFound):
     """Nothing was ever reserved under that reference."""
 
     code = "unknown_reservation"
+
+
+ORDER_REFS = "order:"
+"""The namespace of orders' reservations, used only by the ordering service."""
+
+
+class RefCaller(enum.Enum):
+    """Who names a reservation, which decides the namespace its reference is filed in."""
+
+    SERVICE = ""  # the ordering service (a service token): references as given, ``order:<id>``
+    HTTP = "http:"  # a person through the HTTP API
+    GRPC = "grpc:"  # a person through gRPC
+
+
+def filed_ref(ref: str, *, caller: RefCaller) -> str:
+    """The reference as stored: a person's within their transport's namespace, a service's as is.
+
+    A person sending ``order:42`` thus names ``http:order:42``, never the order's reservation.
+    """
+    return caller.value + ref
 
 
 _LOCK_STOCK_OF_SKUS = (

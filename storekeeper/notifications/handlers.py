@@ -9,6 +9,7 @@ the producer's event dataclass, decoded by the registry, never a raw payload.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import uuid
 from typing import Any
 
@@ -16,7 +17,7 @@ import jinja2
 from sqlalchemy.orm import Session
 
 from storekeeper.accounts import users as accounts_users
-from storekeeper.accounts.events import AccountRegistered
+from storekeeper.accounts.events import AccountRegistered, PasswordResetRequested
 from storekeeper.notifications.mail import Mailer, render
 from storekeeper.ordering.events import OrderCancelled, OrderConfirmed, OrderEvent
 from storekeeper.tasks import queue
@@ -31,6 +32,7 @@ SEND_MAIL = "notifications.send_mail"
 def register(registry: Registry) -> None:
     """Subscribe to the events that send e-mail and register the sending job."""
     registry.on(CONSUMER, AccountRegistered, welcome)
+    registry.on(CONSUMER, PasswordResetRequested, password_reset_mail)
     registry.on(CONSUMER, OrderConfirmed, order_mail)
     registry.on(CONSUMER, OrderCancelled, order_mail)
     registry.on(CONSUMER, AlertRaised, alert_mail)
@@ -52,6 +54,19 @@ def welcome(session: Session, event: AccountRegistered) -> None:
     """Welcome a customer who signed up."""
     context = {"email": event.email}
     _queue_mail(session, "welcome", to=event.email, key=event.aggregate_id, context=context)
+
+
+def password_reset_mail(session: Session, event: PasswordResetRequested) -> None:
+    """Send the single-use reset token to the account's address (one mail per request)."""
+    context = {
+        "email": event.email,
+        "token": event.token,
+        "expires_at": event.expires_at,
+        "valid_minutes": event.valid_minutes,
+    }
+    # Keyed by the token's hash: each request is its own mail, and the key names no secret.
+    key = hashlib.sha256(event.token.encode()).hexdigest()[:32]
+    _queue_mail(session, "password_reset", to=event.email, key=key, context=context)
 
 
 def order_mail_of(event: OrderEvent) -> tuple[str, dict[str, Any]]:

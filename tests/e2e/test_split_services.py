@@ -200,6 +200,15 @@ def test_cancelling_releases_and_shipping_fulfils_through_jobs(
     )
     assert (kept.status_code, dropped.status_code) == (201, 201), (kept.text, dropped.text)
     assert _milk(split) == {"on_hand": 10, "reserved": 5}
+    # A manager cannot settle an order's reservation in the inventory process: only the
+    # ordering service's token names ``order:`` references.
+    for action in ("release", "fulfil"):
+        r = httpx.post(
+            f"{split.inventory.url}{API}/stock/reservations/order:{kept.json()['id']}/{action}",
+            headers=split.manager.headers,
+        )
+        assert (r.status_code, r.json()["code"]) == (404, "unknown_reservation"), r.text
+    assert _milk(split) == {"on_hand": 10, "reserved": 5}
 
     r = httpx.post(
         f"{split.ordering.url}{API}/orders/{dropped.json()['id']}/cancel",

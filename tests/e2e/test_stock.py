@@ -444,3 +444,34 @@ def test_anonymous_callers_cannot_see_or_touch_stock(shop: TestClient) -> None:
 
     for r in answers:
         assert_error(r, 401, "not_authenticated")
+
+
+def test_a_person_cannot_release_or_fulfil_an_orders_reservation(
+    shop: TestClient, manager: Actor, customer: Actor, actors: Actors
+) -> None:
+    assert _move(shop, manager, 5).status_code == 201
+    order = shop.post(
+        f"{API}/orders",
+        headers={**customer.headers, "Idempotency-Key": str(uuid.uuid4())},
+        json={"lines": [{"sku": "TEA", "qty": 2}], "ship_to": {"lat": 52.5, "lon": 13.4}},
+    )
+    assert order.status_code == 201, order.text
+    ref = f"order:{order.json()['id']}"
+    admin = actors.make(Role.ADMIN)
+
+    for who in (manager, admin):
+        for action in ("release", "fulfil"):
+            r = shop.post(f"{API}/stock/reservations/{ref}/{action}", headers=who.headers)
+            assert_error(r, 404, "unknown_reservation")
+    # Nor can a person create a reservation in the orders' namespace.
+    mine = shop.post(
+        f"{API}/stock/reservations",
+        headers=manager.headers,
+        json={"ref": "order:424242", "lines": [{"sku": "TEA", "qty": 1}]},
+    )
+    assert mine.status_code == 201 and mine.json()["ref"] == "order:424242"
+    assert shop.get(f"{API}/stock/TEA", headers=manager.headers).json()["reserved"] == 3
+    # ... it is the manager's own reference, which they release as they named it.
+    r = shop.post(f"{API}/stock/reservations/order:424242/release", headers=manager.headers)
+    assert r.status_code == 200 and r.json()["units"] == 1
+    assert shop.get(f"{API}/stock/TEA", headers=manager.headers).json()["reserved"] == 2

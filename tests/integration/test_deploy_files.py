@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import socket
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,7 @@ import yaml  # type: ignore[import-untyped]
 from scripts.cluster import nginx_binary, render_nginx_conf
 from storekeeper.cli.main import app as cli_app
 from storekeeper.config import Settings
+from tests.processes import free_port
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 K8S_VERSIONS = ("1.29.0", kubernetes_validate.latest_version())
@@ -267,3 +271,98 @@ def test_dockerignore_keeps_the_build_context_small() -> None:
     patterns = (DEPLOY.parent / ".dockerignore").read_text().splitlines()
     assert "*" in patterns
     assert {"!storekeeper/", "!pyproject.toml", "!requirements/constraints.txt"} <= set(patterns)
+
+
+# --- mosquitto ---------------------------------------------------------------------------------
+
+
+def _mosquitto_conf() -> dict[str, list[str]]:
+    options: dict[str, list[str]] = {}
+    for line in (DEPLOY / "mosquitto" / "mosquitto.conf").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, value = line.partition(" ")
+            options.setdefault(name, []).append(value.strip())
+    return options
+
+
+def test_the_broker_takes_no_anonymous_client_and_sensors_only_over_tls() -> None:
+    conf = _mosquitto_conf()
+    services = _compose()["services"]
+    assert conf["allow_anonymous"] == ["false"]
+    assert conf["per_listener_settings"] == ["false"]  # the rules hold on every listener
+    assert conf["password_file"] and conf["acl_file"] == ["/mosquitto/config/acl"]
+    assert conf["listener"] == ["1883", "8883"]
+    assert {"certfile", "keyfile", "tls_version"} <= set(conf)
+    ports = services["mosquitto"]["ports"]
+    assert ports == ["8883:8883"], "only the TLS listener is published"
+    assert "${MQTT_PASSWORD}@mosquitto" in _compose()["x-storekeeper-env"]["STOREKEEPER_MQTT_URL"]
+
+
+_MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+
+
+def _broker(tmp_path: Path, users: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
+    """The shipped ACL and authentication rules on a plain loopback listener (no TLS)."""
+    port = free_port()
+    passwords = tmp_path / "passwords"
+    passwords.write_text("")
+    for user, password in users.items():
+        subprocess.run(["mosquitto_passwd", "-b", str(passwords), user, password], check=True)
+    conf = tmp_path / "mosquitto.conf"
+    shipped = _mosquitto_conf()
+    conf.write_text(
+        f"per_listener_settings {shipped['per_listener_settings'][0]}\n"
+        f"allow_anonymous {shipped['allow_anonymous'][0]}\n"
+        f"password_file {passwords}\nacl_file {DEPLOY / 'mosquitto' / 'acl'}\n"
+        f"listener {port} 127.0.0.1\n" + ("user root\n" if os.geteuid() == 0 else "")
+        # Started as root, mosquitto would switch to its own user, who cannot read tmp_path.
+    )
+    log = (tmp_path / "mosquitto.log").open("wb")
+    process = subprocess.Popen([_MOSQUITTO, "-c", str(conf)], stderr=log, stdout=log)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return process, port
+        except OSError:
+            assert time.monotonic() < deadline, (tmp_path / "mosquitto.log").read_text()
+            time.sleep(0.05)
+
+
+def _pub(port: int, user: str | None, topic: str, message: str) -> int:
+    auth = ["-u", user, "-P", f"{user}-pw"] if user else []
+    command = ["mosquitto_pub", "-p", str(port), *auth, "-t", topic, "-m", message, "-q", "1"]
+    return subprocess.run(command, capture_output=True, timeout=10).returncode
+
+
+_SUB = ("mosquitto_sub", "-p")
+_READINGS = ("-t", "storekeeper/sensors/+/readings", "-v", "-W", "4")
+
+
+def test_the_broker_acl_lets_a_sensor_publish_only_its_own_readings(tmp_path: Path) -> None:
+    if not shutil.which(_MOSQUITTO):
+        pytest.skip("mosquitto is not installed")
+    users = {"storekeeper": "storekeeper-pw", "cold-1": "cold-1-pw", "cold-2": "cold-2-pw"}
+    process, port = _broker(tmp_path, users)
+    try:
+        sub = subprocess.Popen(
+            [*_SUB, str(port), "-u", "storekeeper", "-P", "storekeeper-pw", *_READINGS],
+            stdout=subprocess.PIPE,
+        )
+        spy = subprocess.Popen(  # a sensor trying to read the others' readings (and tokens)
+            [*_SUB, str(port), "-u", "cold-2", "-P", "cold-2-pw", *_READINGS],
+            stdout=subprocess.PIPE,
+        )
+        time.sleep(0.5)
+        anonymous = _pub(port, None, "storekeeper/sensors/cold-1/readings", "anonymous")
+        own = _pub(port, "cold-1", "storekeeper/sensors/cold-1/readings", "own")
+        _pub(port, "cold-1", "storekeeper/sensors/cold-2/readings", "forged")
+        seen, _ = sub.communicate(timeout=10)
+        spied, _ = spy.communicate(timeout=10)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+    assert anonymous != 0 and own == 0
+    assert seen.decode().splitlines() == ["storekeeper/sensors/cold-1/readings own"]
+    assert spied == b""
