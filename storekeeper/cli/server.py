@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 from typing import Annotated
 
 import typer
@@ -22,6 +23,45 @@ def migrate() -> None:
 
 def _exit_cleanly(signum: int, frame: object) -> None:
     raise SystemExit(0)
+
+
+def _port_taken(host: str, port: int, *, reuse_address: bool) -> str | None:
+    """Why ``host:port`` cannot be listened on by this deployment, or None if it is free.
+
+    Bound without ``SO_REUSEPORT``: a port that another process shares with ``SO_REUSEPORT``
+    (another Storekeeper's telemetry listener) counts as taken, so the kernel never splits
+    sensors between two deployments.
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        return f"cannot resolve {host}: {exc.strerror}"
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        if reuse_address:  # as uvicorn binds: a port in TIME_WAIT after a restart is free
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
+
+
+def _check_ports(settings: Settings, host: str, port: int) -> None:
+    """End with one line and status 1 if the HTTP or the telemetry port is held by anyone."""
+    wanted = [("HTTP", host, port, True)]
+    if settings.telemetry_port and (not settings.only or "telemetry" in settings.only):
+        wanted.append(("telemetry TCP", settings.host, settings.telemetry_port, False))
+    for what, where, number, reuse_address in wanted:
+        reason = _port_taken(where, number, reuse_address=reuse_address)
+        if reason is not None:
+            console.print(
+                f"[red]storekeeper serve: the {what} port {where}:{number} is taken "
+                f"({reason})[/red]; stop what holds it or choose another port",
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(1)
 
 
 def serve(
@@ -42,6 +82,7 @@ def serve(
     """Serve the HTTP API (OpenAPI docs at /docs)."""
     import uvicorn
 
+    from storekeeper.cli.transport import GuardedH11Protocol
     from storekeeper.observability import exposition, logs
 
     if only is not None:
@@ -58,9 +99,10 @@ def serve(
     # uvicorn raises SIGTERM again once its graceful shutdown is done; that shutdown was clean,
     # so leave with status 0 (what supervisors expect) instead of dying of the signal.
     signal.signal(signal.SIGTERM, _exit_cleanly)
+    host, port = host or settings.host, port or settings.port
+    _check_ports(settings, host, port)
     if auto_migrate:
         migrate_schema(settings)
-    host, port = host or settings.host, port or settings.port
     console.print(f"Storekeeper on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
     uvicorn.run(
         "storekeeper.api.app:create_app",
@@ -71,6 +113,15 @@ def serve(
         access_log=False,
         log_level="info",
         log_config=log_config,
+        # Transport limits (docs/security.md): h11 with a guard, never httptools (no head cap).
+        http=GuardedH11Protocol,
+        # A backstop above the guard's own 431: at most one read beyond the cap is buffered.
+        h11_max_incomplete_event_size=settings.http_max_header_bytes + 256 * 1024,
+        backlog=settings.http_backlog,
+        timeout_keep_alive=settings.http_keep_alive_s,
+        # X-Forwarded-For is believed from the listed proxies only (none when serving directly).
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=",".join(settings.trusted_proxies) or "",
         # On SIGTERM: stop accepting, let requests in flight finish for this long.
         timeout_graceful_shutdown=settings.shutdown_grace_s,
     )
