@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -25,12 +26,11 @@ def _exit_cleanly(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
 
-def _port_taken(host: str, port: int, *, reuse_address: bool) -> str | None:
-    """Why ``host:port`` cannot be listened on by this deployment, or None if it is free.
+def _port_taken(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on, or None if it is free right now.
 
     Bound without ``SO_REUSEPORT``: a port that another process shares with ``SO_REUSEPORT``
-    (another Storekeeper's telemetry listener) counts as taken, so the kernel never splits
-    sensors between two deployments.
+    (another deployment's telemetry listener) counts as taken.
     """
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
@@ -38,8 +38,8 @@ def _port_taken(host: str, port: int, *, reuse_address: bool) -> str | None:
         return f"cannot resolve {host}: {exc.strerror}"
     family, kind, proto, _, address = infos[0]
     with socket.socket(family, kind, proto) as probe:
-        if reuse_address:  # as uvicorn binds: a port in TIME_WAIT after a restart is free
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # As uvicorn and asyncio bind: a port in TIME_WAIT after a restart is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(address)
         except OSError as exc:
@@ -47,21 +47,61 @@ def _port_taken(host: str, port: int, *, reuse_address: bool) -> str | None:
     return None
 
 
+def _claim_telemetry_port(settings: Settings) -> str | None:
+    """Make the telemetry port this deployment's for as long as this process lives.
+
+    The workers of every ``serve`` of one deployment (one data dir) share the port with
+    ``SO_REUSEPORT``; each ``serve`` holds a shared lock on a file in the data dir. The first
+    one (the lock free) checks that nobody else listens, then keeps a bound, never listening
+    ``SO_REUSEPORT`` socket without ``SO_REUSEADDR``: any other program or deployment that
+    binds the port later fails, while this deployment's listeners can join. Returns why the
+    port cannot be had, or None.
+    """
+    port = settings.telemetry_port
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    lock = (settings.data_dir / f"telemetry-{port}.lock").open("a")
+    _held.append(lock)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fcntl.flock(lock, fcntl.LOCK_SH)  # another serve of this deployment has the port
+        return None
+    reason = _port_taken(settings.host, port)
+    if reason is None:
+        infos = socket.getaddrinfo(settings.host, port, type=socket.SOCK_STREAM)
+        family, kind, proto, _, address = infos[0]
+        holder = socket.socket(family, kind, proto)
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        try:
+            holder.bind(address)
+            _held.append(holder)
+        except OSError:  # e.g. connections of the last run in TIME_WAIT: no guard, no harm
+            holder.close()
+    fcntl.flock(lock, fcntl.LOCK_SH)
+    return reason
+
+
+_held: list[object] = []  # the lock file and guard socket, kept open until the process ends
+
+
 def _check_ports(settings: Settings, host: str, port: int) -> None:
-    """End with one line and status 1 if the HTTP or the telemetry port is held by anyone."""
-    wanted = [("HTTP", host, port, True)]
-    if settings.telemetry_port and (not settings.only or "telemetry" in settings.only):
-        wanted.append(("telemetry TCP", settings.host, settings.telemetry_port, False))
-    for what, where, number, reuse_address in wanted:
-        reason = _port_taken(where, number, reuse_address=reuse_address)
+    """End with one line and status 1 if the HTTP or the telemetry port is held by another."""
+    taken: list[tuple[str, str, int, str]] = []
+    reason = _port_taken(host, port)
+    if reason is not None:
+        taken.append(("HTTP", host, port, reason))
+    elif settings.telemetry_port and (not settings.only or "telemetry" in settings.only):
+        reason = _claim_telemetry_port(settings)
         if reason is not None:
-            console.print(
-                f"[red]storekeeper serve: the {what} port {where}:{number} is taken "
-                f"({reason})[/red]; stop what holds it or choose another port",
-                highlight=False,
-                soft_wrap=True,
-            )
-            raise typer.Exit(1)
+            taken.append(("telemetry TCP", settings.host, settings.telemetry_port, reason))
+    for what, where, number, why in taken:
+        console.print(
+            f"[red]storekeeper serve: the {what} port {where}:{number} is taken ({why})[/red]; "
+            "stop what holds it or choose another port",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(1)
 
 
 def serve(

@@ -274,6 +274,19 @@ def test_a_second_deployment_cannot_share_the_telemetry_port(
 
 
 @sqlite_only
+def test_processes_of_one_deployment_share_the_telemetry_port(
+    settings: Settings, tmp_path: Path, running: list[LiveServer]
+) -> None:
+    telemetry_port = str(free_port())
+    for name in ("first", "second"):  # one data dir: one deployment, as in `make cluster`
+        running.append(serve(settings, tmp_path / f"{name}.log", telemetry_port=telemetry_port))
+    # ...and a program that is not Storekeeper cannot take the port from them.
+    with socket.socket() as other, pytest.raises(OSError):
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        other.bind(("127.0.0.1", int(telemetry_port)))
+
+
+@sqlite_only
 def test_an_http_port_held_by_another_program_is_a_one_line_error(
     settings: Settings, tmp_path: Path
 ) -> None:
