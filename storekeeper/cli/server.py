@@ -231,6 +231,8 @@ def grpc_serve(
             port=port,
             threads=threads,
             grace_s=grace,
+            recheck_s=settings.live_recheck_s,
+            max_watches_per_account=settings.grpc_max_watches_per_account,
         )
     except OSError as exc:
         console.print(f"[red]{exc}[/red]")
