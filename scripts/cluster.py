@@ -210,10 +210,12 @@ class Cluster:
         """(Re)start API process ``index`` on its port; returns once ``/healthz`` answers."""
         api = self.api_processes[index]
         command = [storekeeper_bin(), "serve", "--no-migrate", "--host", LOOPBACK]
+        # nginx on loopback is the one proxy whose X-Forwarded-For is believed (docs/security.md).
+        env = {"STOREKEEPER_TRUSTED_PROXIES": f'["{LOOPBACK}"]', **self.env}
         with api.log.open("ab") as log:
             api.process = subprocess.Popen(
                 [*command, "--port", str(api.port)],
-                env=dict(self.env),
+                env=env,
                 cwd=self.workdir,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -249,6 +249,8 @@ async def sensor_listeners(container: Container) -> AsyncIterator[None]:
     if settings.telemetry_port:
         limits = TcpLimits(
             max_connections=settings.telemetry_max_connections,
+            max_connections_per_address=settings.telemetry_max_connections_per_address,
+            auth_timeout_s=settings.telemetry_auth_timeout_s,
             idle_timeout_s=settings.telemetry_idle_timeout_s,
         )
         tcp = TcpTelemetryServer(

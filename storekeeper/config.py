@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     # Sensor transports (docs/telemetry.md): TCP line protocol limits, MQTT topic and session.
     telemetry_max_connections: int = Field(default=1000, ge=1)
     telemetry_idle_timeout_s: float = Field(default=300.0, gt=0)
+    # Per caller (docs/security.md): connections one address may hold, and how long a
+    # connection may stay before its AUTH line (a sensor sends it at once).
+    telemetry_max_connections_per_address: int = Field(default=100, ge=1)
+    telemetry_auth_timeout_s: float = Field(default=3.0, gt=0)
     mqtt_topic_prefix: str = Field(default="storekeeper", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     mqtt_client_id: str = ""  # empty: <broker_prefix>-telemetry-<hostname>-<deployment hash>
     mqtt_connections: int = Field(default=4, ge=1, le=64)
@@ -76,6 +80,8 @@ class Settings(BaseSettings):
     # gRPC inventory service, `storekeeper grpc` (docs/grpc.md).
     grpc_host: str = "127.0.0.1"
     grpc_port: int = Field(default=50051, ge=1, le=65535)
+    # WatchStock streams one account may hold at once (a clerk's handhelds, a device).
+    grpc_max_watches_per_account: int = Field(default=10, ge=1)
     # Telemetry retention (docs/telemetry.md): raw readings, then per-minute aggregates.
     telemetry_raw_retention_days: int = Field(default=7, ge=1)
     telemetry_minute_retention_days: int = Field(default=400, ge=1)
@@ -106,6 +112,9 @@ class Settings(BaseSettings):
     live_heartbeat_s: float = Field(default=15.0, gt=0)
     live_recheck_s: float = Field(default=30.0, gt=0)
     live_max_clients: int = Field(default=1000, ge=1)
+    # Streams (SSE + WebSocket) one account may hold at once: customers, and every other role.
+    live_max_streams_customer: int = Field(default=3, ge=1)
+    live_max_streams_staff: int = Field(default=20, ge=1)
     live_queue_size: int = Field(default=1000, ge=1)
     live_replay_limit: int = Field(default=10_000, ge=1)
 
@@ -115,6 +124,37 @@ class Settings(BaseSettings):
     # `storekeeper worker` has no HTTP server: it serves /metrics on this port (0 = not at all).
     metrics_port: int = Field(default=0, ge=0, le=65535)
     shutdown_grace_s: int = Field(default=25, ge=0)
+
+    # Transport limits of `storekeeper serve` (docs/security.md, "Transport limits and trusted
+    # proxies"): request head size (431 beyond), time to send a whole head (408 beyond), open
+    # connections per process, the listen backlog and the idle keep-alive time.
+    http_max_header_bytes: int = Field(default=32 * 1024, ge=1024)
+    http_header_timeout_s: float = Field(default=10.0, gt=0)
+    http_max_connections: int = Field(default=800, ge=1)
+    http_backlog: int = Field(default=1024, ge=1)
+    http_keep_alive_s: int = Field(default=5, ge=1)
+    # Addresses or networks (CIDR) whose X-Forwarded-For / X-Forwarded-Proto are believed: the
+    # reverse proxy in front. Empty (the default): serving directly, the peer is the client.
+    trusted_proxies: list[str] = Field(default_factory=list)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_trusted_proxies(cls, proxies: list[str]) -> list[str]:
+        import ipaddress
+
+        for proxy in proxies:
+            if proxy == "*":
+                raise ValueError(
+                    'STOREKEEPER_TRUSTED_PROXIES: "*" would let any client choose its address; '
+                    "list the proxy's address or network"
+                )
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"STOREKEEPER_TRUSTED_PROXIES: {proxy!r} is not an IP address or network"
+                ) from None
+        return proxies
 
     # Hardening (security headers, CORS): see docs/security.md.
     cors_origins: list[str] = Field(default_factory=list)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
+import socket
 from typing import Annotated
 
 import typer
@@ -22,6 +24,84 @@ def migrate() -> None:
 
 def _exit_cleanly(signum: int, frame: object) -> None:
     raise SystemExit(0)
+
+
+def _port_taken(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on, or None if it is free right now.
+
+    Bound without ``SO_REUSEPORT``: a port that another process shares with ``SO_REUSEPORT``
+    (another deployment's telemetry listener) counts as taken.
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        return f"cannot resolve {host}: {exc.strerror}"
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        # As uvicorn and asyncio bind: a port in TIME_WAIT after a restart is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
+
+
+def _claim_telemetry_port(settings: Settings) -> str | None:
+    """Make the telemetry port this deployment's for as long as this process lives.
+
+    The workers of every ``serve`` of one deployment (one data dir) share the port with
+    ``SO_REUSEPORT``; each ``serve`` holds a shared lock on a file in the data dir. The first
+    one (the lock free) checks that nobody else listens, then keeps a bound, never listening
+    ``SO_REUSEPORT`` socket without ``SO_REUSEADDR``: any other program or deployment that
+    binds the port later fails, while this deployment's listeners can join. Returns why the
+    port cannot be had, or None.
+    """
+    port = settings.telemetry_port
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    lock = (settings.data_dir / f"telemetry-{port}.lock").open("a")
+    _held.append(lock)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fcntl.flock(lock, fcntl.LOCK_SH)  # another serve of this deployment has the port
+        return None
+    reason = _port_taken(settings.host, port)
+    if reason is None:
+        infos = socket.getaddrinfo(settings.host, port, type=socket.SOCK_STREAM)
+        family, kind, proto, _, address = infos[0]
+        holder = socket.socket(family, kind, proto)
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        try:
+            holder.bind(address)
+            _held.append(holder)
+        except OSError:  # e.g. connections of the last run in TIME_WAIT: no guard, no harm
+            holder.close()
+    fcntl.flock(lock, fcntl.LOCK_SH)
+    return reason
+
+
+_held: list[object] = []  # the lock file and guard socket, kept open until the process ends
+
+
+def _check_ports(settings: Settings, host: str, port: int) -> None:
+    """End with one line and status 1 if the HTTP or the telemetry port is held by another."""
+    taken: list[tuple[str, str, int, str]] = []
+    reason = _port_taken(host, port)
+    if reason is not None:
+        taken.append(("HTTP", host, port, reason))
+    elif settings.telemetry_port and (not settings.only or "telemetry" in settings.only):
+        reason = _claim_telemetry_port(settings)
+        if reason is not None:
+            taken.append(("telemetry TCP", settings.host, settings.telemetry_port, reason))
+    for what, where, number, why in taken:
+        console.print(
+            f"[red]storekeeper serve: the {what} port {where}:{number} is taken ({why})[/red]; "
+            "stop what holds it or choose another port",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(1)
 
 
 def serve(
@@ -42,6 +122,7 @@ def serve(
     """Serve the HTTP API (OpenAPI docs at /docs)."""
     import uvicorn
 
+    from storekeeper.cli.transport import GuardedH11Protocol
     from storekeeper.observability import exposition, logs
 
     if only is not None:
@@ -58,9 +139,10 @@ def serve(
     # uvicorn raises SIGTERM again once its graceful shutdown is done; that shutdown was clean,
     # so leave with status 0 (what supervisors expect) instead of dying of the signal.
     signal.signal(signal.SIGTERM, _exit_cleanly)
+    host, port = host or settings.host, port or settings.port
+    _check_ports(settings, host, port)
     if auto_migrate:
         migrate_schema(settings)
-    host, port = host or settings.host, port or settings.port
     console.print(f"Storekeeper on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
     uvicorn.run(
         "storekeeper.api.app:create_app",
@@ -71,6 +153,15 @@ def serve(
         access_log=False,
         log_level="info",
         log_config=log_config,
+        # Transport limits (docs/security.md): h11 with a guard, never httptools (no head cap).
+        http=GuardedH11Protocol,
+        # A backstop above the guard's own 431: at most one read beyond the cap is buffered.
+        h11_max_incomplete_event_size=settings.http_max_header_bytes + 256 * 1024,
+        backlog=settings.http_backlog,
+        timeout_keep_alive=settings.http_keep_alive_s,
+        # X-Forwarded-For is believed from the listed proxies only (none when serving directly).
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=",".join(settings.trusted_proxies) or "",
         # On SIGTERM: stop accepting, let requests in flight finish for this long.
         timeout_graceful_shutdown=settings.shutdown_grace_s,
     )
@@ -140,6 +231,8 @@ def grpc_serve(
             port=port,
             threads=threads,
             grace_s=grace,
+            recheck_s=settings.live_recheck_s,
+            max_watches_per_account=settings.grpc_max_watches_per_account,
         )
     except OSError as exc:
         console.print(f"[red]{exc}[/red]")

@@ -51,13 +51,22 @@ def start(
     port: int = 50051,
     threads: int = DEFAULT_THREADS,
     watch_poll_s: float = 0.2,
+    recheck_s: float = 30.0,
+    max_watches_per_account: int = 10,
 ) -> RunningServer:
-    """Start serving ``db``'s stock on ``host:port`` (port 0: any free port)."""
+    """Start serving ``db``'s stock on ``host:port`` (port 0: any free port).
+
+    ``WatchStock`` streams re-prove their caller every ``recheck_s`` and one account holds at
+    most ``max_watches_per_account`` of them (settings ``STOREKEEPER_LIVE_RECHECK_S`` and
+    ``STOREKEEPER_GRPC_MAX_WATCHES_PER_ACCOUNT``).
+    """
     service = InventoryService(
         db=db,
         authenticator=authenticator,
         max_watchers=max(1, threads // 2),
         watch_poll_s=watch_poll_s,
+        recheck_s=recheck_s,
+        max_watches_per_account=max_watches_per_account,
     )
     server = grpc.server(
         ThreadPoolExecutor(max_workers=threads, thread_name_prefix="grpc"),
@@ -84,9 +93,19 @@ def serve(
     port: int,
     threads: int = DEFAULT_THREADS,
     grace_s: float = DEFAULT_GRACE_S,
+    recheck_s: float = 30.0,
+    max_watches_per_account: int = 10,
 ) -> None:
     """Serve until SIGTERM or SIGINT, then stop gracefully (calls in flight may finish)."""
-    running = start(db=db, authenticator=authenticator, host=host, port=port, threads=threads)
+    running = start(
+        db=db,
+        authenticator=authenticator,
+        host=host,
+        port=port,
+        threads=threads,
+        recheck_s=recheck_s,
+        max_watches_per_account=max_watches_per_account,
+    )
     stop_requested = threading.Event()
 
     def _on_signal(signum: int, _frame: FrameType | None) -> None:

@@ -17,19 +17,21 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Iterator, Sequence
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
 
 import grpc
 from pydantic import TypeAdapter, ValidationError
 
-from storekeeper.accounts import policy
+from storekeeper.accounts import policy, security
 from storekeeper.accounts.authentication import Authenticator
 from storekeeper.accounts.domain import DEVICES, STOCK_HANDLERS, Principal, Role
 from storekeeper.catalog.schemas import Sku
 from storekeeper.db import Database
-from storekeeper.errors import InvalidRequest
+from storekeeper.errors import InvalidRequest, PermissionDenied
 from storekeeper.grpc import watch
-from storekeeper.grpc.auth import authenticate
+from storekeeper.grpc.auth import authenticate, bearer_token
 from storekeeper.grpc.gen import inventory_pb2 as pb
 from storekeeper.grpc.gen.inventory_pb2_grpc import InventoryServicer
 from storekeeper.grpc.interceptors import Overloaded
@@ -59,10 +61,17 @@ class InventoryService(InventoryServicer):
         authenticator: Authenticator,
         max_watchers: int,
         watch_poll_s: float = 0.2,
+        recheck_s: float = 30.0,
+        max_watches_per_account: int = 10,
     ) -> None:
         self._authenticator = authenticator
         self._db = db
         self._watch_poll_s = watch_poll_s
+        self._recheck_s = recheck_s
+        # One account's share of the watch streams: one clerk must not hold them all.
+        self._max_watches_per_account = max_watches_per_account
+        self._watches_of: dict[uuid.UUID, int] = {}
+        self._watches_lock = threading.Lock()
         # Each open stream holds one of the server's threads: cap them, so that watchers can
         # never starve GetStock, Reserve and Release of threads.
         self._watchers = threading.BoundedSemaphore(max_watchers)
@@ -151,7 +160,10 @@ class InventoryService(InventoryServicer):
         if device_warehouse is not None:
             policy.ensure_scope(who, f"warehouse:{warehouse or device_warehouse}")
             warehouse = device_warehouse
+        claims = self._authenticator.verify(bearer_token(context.invocation_metadata()))
+        self._take_account_share(who)
         if not self._watchers.acquire(blocking=False):
+            self._give_account_share(who)
             raise Overloaded("too many open WatchStock streams on this server; retry later")
         try:
             since = watch.snapshot_now(self._db)
@@ -164,7 +176,7 @@ class InventoryService(InventoryServicer):
                 skus=skus,
                 warehouse=warehouse,
                 poll_s=self._watch_poll_s,
-                keep_going=context.is_active,
+                keep_going=self._still_allowed(context, claims),
                 stopping=self.stopping,
             ):
                 yield pb.StockChanged(
@@ -179,6 +191,40 @@ class InventoryService(InventoryServicer):
                 )
         finally:
             self._watchers.release()
+            self._give_account_share(who)
+
+    def _still_allowed(
+        self, context: grpc.ServicerContext, claims: security.TokenClaims
+    ) -> Callable[[], bool]:
+        """Whether the stream goes on: the client is there, and (re-proven every ``recheck_s``,
+        as SSE does) its session is alive and its role may still watch; else 401/403's kin."""
+        next_check = time.monotonic() + self._recheck_s
+
+        def keep_going() -> bool:
+            nonlocal next_check
+            if time.monotonic() >= next_check:
+                principal = self._authenticator.principal_now(claims)
+                if not principal.has_role(READERS):
+                    raise PermissionDenied(f"role {principal.role.value} may not watch stock")
+                next_check = time.monotonic() + self._recheck_s
+            return bool(context.is_active())
+
+        return keep_going
+
+    def _take_account_share(self, who: Principal) -> None:
+        with self._watches_lock:
+            held = self._watches_of.get(who.user_id, 0)
+            if held >= self._max_watches_per_account:
+                raise Overloaded(
+                    f"this account already has {held} open WatchStock streams; close one first"
+                )
+            self._watches_of[who.user_id] = held + 1
+
+    def _give_account_share(self, who: Principal) -> None:
+        with self._watches_lock:
+            left = self._watches_of.pop(who.user_id, 1) - 1
+            if left:
+                self._watches_of[who.user_id] = left
 
 
 # --- validation -------------------------------------------------------------------------------

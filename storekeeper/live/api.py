@@ -164,6 +164,12 @@ async def live(
         else:
             await _deny(websocket, 503, error_body(str(exc), "live_unavailable"))
         return
+    except DomainError as exc:  # this account's share of streams is taken (403)
+        if websocket.client_state.name == "CONNECTED":
+            await _refuse(websocket, 4000 + status_for(exc), error_body(exc.detail, exc.code))
+        else:
+            await _deny(websocket, status_for(exc), error_body(exc.detail, exc.code))
+        return
     await _pump(websocket, hub, sub, backlog, caller)
 
 

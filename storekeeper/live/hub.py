@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
 
-from storekeeper.accounts.domain import Principal
+from storekeeper.accounts.domain import Principal, Role
 from storekeeper.config import Settings
 from storekeeper.db import Database
 from storekeeper.errors import NotAuthenticated, PermissionDenied
@@ -168,6 +168,7 @@ class Hub:
             raise Unavailable("the server is shutting down")
         if len(self._clients) >= self._settings.live_max_clients:
             raise Unavailable("too many live clients on this server; try again later")
+        self._ensure_account_share(principal)
         sub = Subscription(principal, types, transport, self._settings.live_queue_size)
         # No await between registering and reading the hub's position: the replay up to
         # ``upto`` and the live events after it meet with no gap and no overlap.
@@ -187,6 +188,20 @@ class Hub:
             self.unsubscribe(sub)
             raise
         return sub, [d for d in backlog if d.event.type == domain.RESET or sub.wants(d.event)]
+
+    def _ensure_account_share(self, principal: Principal) -> None:
+        """One account holds only its share of the streams (a customer a few, staff more)."""
+        share = (
+            self._settings.live_max_streams_customer
+            if principal.role is Role.CUSTOMER
+            else self._settings.live_max_streams_staff
+        )
+        held = sum(1 for sub in self._clients if sub.principal.user_id == principal.user_id)
+        if held >= share:
+            raise PermissionDenied(
+                f"this account already has {held} live streams open; close one first",
+                code="too_many_streams",
+            )
 
     def unsubscribe(self, sub: Subscription) -> None:
         """Forget a client that went away (idempotent)."""

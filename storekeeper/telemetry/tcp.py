@@ -37,8 +37,10 @@ class TcpLimits:
     """What one peer may cost the server; every bound answers ``err <reason>`` before closing."""
 
     max_connections: int = 1000
+    # One address's share: a crowd of reconnecting sockets from one peer cannot take every slot.
+    max_connections_per_address: int = 100
     max_line_bytes: int = 512
-    auth_timeout_s: float = 10.0
+    auth_timeout_s: float = 3.0  # a sensor sends AUTH at once; a silent socket goes soon
     idle_timeout_s: float = 300.0
     write_timeout_s: float = 30.0
     read_chunk_bytes: int = 64 * 1024  # also the largest batch one connection stores at once
@@ -110,6 +112,7 @@ class TcpTelemetryServer:
         self.auth = auth
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
+        self._per_address: dict[str, int] = {}
 
     @property
     def port(self) -> int:
@@ -146,6 +149,12 @@ class TcpTelemetryServer:
         if len(self._connections) >= self.limits.max_connections:
             await self._close(writer, b"err too_many_connections\n")
             return
+        peer = writer.get_extra_info("peername")
+        address = str(peer[0]) if peer else ""
+        if self._per_address.get(address, 0) >= self.limits.max_connections_per_address:
+            await self._close(writer, b"err too_many_connections_from_address\n")
+            return
+        self._per_address[address] = self._per_address.get(address, 0) + 1
         self._connections.add(task)
         try:
             await _Connection(self, reader, writer).run()
@@ -159,6 +168,9 @@ class TcpTelemetryServer:
             log.exception("telemetry TCP connection failed")
         finally:
             self._connections.discard(task)
+            left = self._per_address.pop(address, 1) - 1
+            if left:
+                self._per_address[address] = left
             await self._close(writer)
 
     async def _close(self, writer: asyncio.StreamWriter, farewell: bytes = b"") -> None:

@@ -9,6 +9,7 @@ setting or command breaks this test, not a production roll-out.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -366,3 +367,28 @@ def test_the_broker_acl_lets_a_sensor_publish_only_its_own_readings(tmp_path: Pa
     assert anonymous != 0 and own == 0
     assert seen.decode().splitlines() == ["storekeeper/sensors/cold-1/readings own"]
     assert spied == b""
+
+
+# --- forwarded addresses ----------------------------------------------------------------------
+
+
+def test_nginx_sets_the_forwarded_address_instead_of_appending_to_the_clients() -> None:
+    text = (DEPLOY / "nginx" / "nginx.conf").read_text()
+    assert "$proxy_add_x_forwarded_for" not in text
+    headers = re.findall(r"^\s*proxy_set_header X-Forwarded-For (\S+);", text, re.MULTILINE)
+    assert headers == ["$remote_addr"]
+
+
+def test_deploy_files_trust_only_the_proxys_address() -> None:
+    every_file = "".join(p.read_text(errors="replace") for p in DEPLOY.rglob("*") if p.is_file())
+    assert "FORWARDED_ALLOW_IPS" not in every_file  # uvicorn's own knob, "*" trusted anyone
+    compose = _compose()
+    # As pydantic-settings reads a list from the environment: JSON, then validated.
+    trusted = json.loads(compose["x-storekeeper-env"]["STOREKEEPER_TRUSTED_PROXIES"])
+    nginx_address = compose["services"]["nginx"]["networks"]["default"]["ipv4_address"]
+    assert trusted == [nginx_address]
+    configmap = next(d for name, d in _k8s_documents() if name == "configmap.yaml")
+    proxies = json.loads(configmap["data"]["STOREKEEPER_TRUSTED_PROXIES"])
+    assert proxies and "*" not in proxies
+    for listed in (trusted, proxies):
+        Settings(trusted_proxies=listed, _env_file=None)  # type: ignore[call-arg]

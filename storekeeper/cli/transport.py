@@ -1,0 +1,107 @@
+"""What one HTTP peer may cost ``storekeeper serve``: header size, header time, connections.
+
+uvicorn's h11 protocol with a guard: a request head larger than ``http_max_header_bytes`` is
+answered 431 and the connection closed (httptools has no such cap, so ``serve`` never uses it);
+a head not complete within ``http_header_timeout_s`` of the connection opening (or of the
+previous response) is answered 408 and closed, so a slowloris client that trickles one header
+byte every few seconds holds its slot for a bounded time; and a worker closes, unread, every
+connection beyond ``http_max_connections``, so half-open sockets cannot exhaust file descriptors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from dataclasses import dataclass
+
+import h11
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class HttpLimits:
+    """Bounds on one HTTP peer (settings ``STOREKEEPER_HTTP_*``, docs/security.md)."""
+
+    max_header_bytes: int = 32 * 1024
+    header_timeout_s: float = 10.0
+    max_connections: int = 800
+
+
+@functools.cache
+def limits() -> HttpLimits:
+    """This process's limits, read once from the settings (uvicorn workers read them too)."""
+    from storekeeper.config import Settings
+
+    settings = Settings()
+    return HttpLimits(
+        max_header_bytes=settings.http_max_header_bytes,
+        header_timeout_s=settings.http_header_timeout_s,
+        max_connections=settings.http_max_connections,
+    )
+
+
+def _refusal(status: int, reason: bytes) -> bytes:
+    return (
+        b"HTTP/1.1 %d %s\r\ncontent-type: text/plain; charset=utf-8\r\n"
+        b"connection: close\r\ncontent-length: %d\r\n\r\n%s" % (status, reason, len(reason), reason)
+    )
+
+
+class GuardedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol, bounded in head size, head time and connections per worker."""
+
+    _head_timer: asyncio.TimerHandle | None = None
+    _head_bytes = 0
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        """Refuse a connection over the cap at once; otherwise start the head timer."""
+        super().connection_made(transport)
+        if len(self.connections) > limits().max_connections:
+            transport.abort()  # unread: no 503 written to a peer that may never read it
+            return
+        self._arm_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Stop the head timer with the connection."""
+        self._disarm_head_timer()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        """Count the head's bytes; once a whole head arrived, the head timer stops."""
+        waiting_for_head = self.conn.their_state is h11.IDLE
+        if waiting_for_head:
+            self._head_bytes += len(data)
+        super().data_received(data)
+        if self.transport.is_closing() or self.conn.their_state is not h11.IDLE:
+            self._disarm_head_timer()
+            self._head_bytes = 0
+        elif self._head_bytes > limits().max_header_bytes:
+            self._refuse(431, b"Request Header Fields Too Large")
+
+    def on_response_complete(self) -> None:
+        """The next request's head gets its own time, from now."""
+        super().on_response_complete()
+        if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
+            self._head_bytes = 0
+            self._arm_head_timer()
+
+    def _arm_head_timer(self) -> None:
+        self._disarm_head_timer()
+        self._head_timer = self.loop.call_later(limits().header_timeout_s, self._head_timed_out)
+
+    def _disarm_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            # An idle keep-alive connection is closed by uvicorn's shorter keep-alive timer
+            # first; this one fires for a head that started but never finished.
+            self._refuse(408, b"Request Timeout")
+
+    def _refuse(self, status: int, reason: bytes) -> None:
+        self._disarm_head_timer()
+        self.transport.write(_refusal(status, reason))
+        self.transport.close()
