@@ -18,13 +18,20 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
-_RECONNECT_S = 1.0
 
 
 class RedisWakeup:
     """Publishes "this process committed" and wakes the local hub on the others' messages."""
 
-    def __init__(self, url: str, channel: str, on_wake: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        url: str,
+        channel: str,
+        on_wake: Callable[[], None],
+        *,
+        reconnect_s: float = 1.0,
+        max_reconnect_s: float = 60.0,
+    ) -> None:
         # No socket timeout: the subscription idles for as long as nobody writes.
         self._redis: Redis = Redis.from_url(url, socket_connect_timeout=2)
         self._channel = channel
@@ -32,6 +39,10 @@ class RedisWakeup:
         self._me = uuid.uuid4().hex.encode()  # our own messages come back too: skip them
         self._listener: asyncio.Task[None] | None = None
         self._publishing: asyncio.Task[None] | None = None
+        self._reconnect_s = reconnect_s
+        self._max_reconnect_s = max_reconnect_s
+        self.failures = 0
+        """Failed connection attempts in the current outage (0 while connected)."""
 
     def start(self) -> None:
         """Listen in the background (reconnecting after failures)."""
@@ -58,13 +69,21 @@ class RedisWakeup:
             log.debug("live: wake-up publish failed: %s", exc)
 
     async def _listen(self) -> None:
+        # An outage is logged once when it starts and once when it ends, not on every retry;
+        # retries back off (doubling up to ``max_reconnect_s``) so a dead Redis costs nothing.
         while True:
             try:
                 async with self._redis.pubsub() as pubsub:
                     await pubsub.subscribe(self._channel)
+                    if self.failures:
+                        log.info("live: Redis wake-up back after %d failed tries", self.failures)
+                    self.failures = 0
                     async for message in pubsub.listen():
                         if message["type"] == "message" and message["data"] != self._me:
                             self._on_wake()
             except (RedisError, OSError) as exc:
-                log.warning("live: Redis wake-up unavailable (%s); polling only", exc)
-            await asyncio.sleep(_RECONNECT_S)
+                if not self.failures:
+                    log.warning("live: Redis wake-up unavailable (%s); polling only", exc)
+                self.failures += 1
+            delay = min(self._max_reconnect_s, self._reconnect_s * 2 ** max(0, self.failures - 1))
+            await asyncio.sleep(delay)

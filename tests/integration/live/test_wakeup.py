@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 
 import pytest
@@ -46,3 +47,18 @@ async def test_without_redis_it_only_logs_and_nothing_breaks() -> None:
     await asyncio.sleep(0.3)
     await hub.stop()
     assert not woken.is_set()
+
+
+async def test_a_dead_redis_is_logged_once_while_retries_go_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    hub = RedisWakeup(
+        "redis://127.0.0.1:1/0", "nowhere", lambda: None, reconnect_s=0.005, max_reconnect_s=0.01
+    )
+    with caplog.at_level(logging.INFO, logger="storekeeper.live.wakeup"):
+        hub.start()
+        while hub.failures < 10:
+            await asyncio.sleep(0.01)
+        await hub.stop()
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "unavailable" in warnings[0].getMessage()
