@@ -105,17 +105,19 @@ def create_app(
         # higher throughput and half the p99 with a small pool than with anyio's default 40).
         limiter = anyio.to_thread.current_default_thread_limiter()
         limiter.total_tokens = container.db.pool_size
-        # The outbox relay, jobs (embedded mode) and sweepers; see storekeeper.tasks.background.
-        worker = background(container, run_jobs=True)
-        worker.start()
         async with AsyncExitStack() as stack:
-            if sensor_transports:
-                await stack.enter_async_context(sensor_listeners(container))
-            # Live updates (SSE, WebSocket): stopping it ends the open streams.
+            # Live updates (SSE, WebSocket): stopping it ends the open streams. It hooks the
+            # engine's commit event, so it starts before and stops after every thread that
+            # commits (SQLAlchemy's listener list must not change while a commit walks it).
             await live_hub.start()
             stack.push_async_callback(live_hub.stop)
+            # The outbox relay, jobs (embedded mode) and sweepers: storekeeper.tasks.background.
+            worker = background(container, run_jobs=True)
+            worker.start()
+            stack.callback(worker.stop)
+            if sensor_transports:
+                await stack.enter_async_context(sensor_listeners(container))
             yield
-        worker.stop()
         container.close()
         observability_api.on_shutdown()
 

@@ -69,6 +69,7 @@ def test_bootstrap_subscribes_notifications_to_the_events_that_send_mail(tmp_pat
         subscribed = set(container.consumers.handlers(handlers.CONSUMER))
     assert subscribed == {
         "account.registered",
+        "account.password_reset_requested",
         "order.confirmed",
         "order.cancelled",
         "alert.raised",
