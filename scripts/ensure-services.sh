@@ -45,6 +45,24 @@ if ! port_open 1883; then
 fi
 wait_for Mosquitto port_open 1883
 
+# Chromium and its driver, from Debian's packages, for the console's browser tests
+# (tests/browser: Playwright launches the system executable; nothing is downloaded from a CDN).
+if ! command -v chromium >/dev/null; then
+  echo "services: installing chromium"
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    { apt-get install -y -qq chromium chromium-driver \
+      || { apt-get update -qq && apt-get install -y -qq chromium chromium-driver; }; } >/dev/null || true
+  fi
+fi
+if command -v chromium >/dev/null; then
+  echo "services: chromium is installed"
+elif [ "${CI:-}" = "true" ]; then
+  echo "services: chromium could not be installed" >&2; exit 1
+else
+  echo "services: chromium missing (apt-get install chromium chromium-driver): browser tests will skip" >&2
+fi
+
 # nginx fronts the API processes of `make cluster` and the scale-out test; each run starts its
 # own nginx with its own config and ports, so the system service stays stopped.
 if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then

@@ -136,6 +136,20 @@ def _pair(
     )
 
 
+def browser_token(*, key: str, settings: Settings, access_token: str) -> str:
+    """An access token of the same session that lives as long as the session: the console's
+    cookie. It is checked against the session on every request like any access token, so
+    logout and revocation end it at once; it never leaves the browser's HttpOnly cookie."""
+    claims = security.decode_token(access_token, key=key, expected_types=("access",))
+    return security.issue_token(
+        key=key,
+        user_id=claims.user_id,
+        session_id=claims.session_id,
+        token_type="access",  # noqa: S106 - a token type, not a password
+        ttl=timedelta(seconds=settings.refresh_token_ttl_s),
+    )
+
+
 def refresh(
     db: Database, settings: Settings, *, key: str, refresh_token: str, address: str | None
 ) -> TokenPair:

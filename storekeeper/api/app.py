@@ -29,6 +29,7 @@ from storekeeper.observability.middleware import RequestObservability
 from storekeeper.ordering.api import router as ordering_router
 from storekeeper.sync.api import router as sync_router
 from storekeeper.telemetry.api import router as telemetry_router
+from storekeeper.web import routes as web_routes
 
 API_PREFIX = "/api/v1"
 SWAGGER_UI_VERSION = "5.35.0"
@@ -154,4 +155,8 @@ def create_app(
     app.include_router(live_router, prefix=API_PREFIX)
     app.include_router(_ops_router(container))
     _docs(app)
+    if not container.settings.only:
+        # The console at / (storekeeper.web) calls every context's services in this process,
+        # so a process serving only some contexts does not serve it.
+        web_routes.install(app)
     return app

@@ -99,7 +99,8 @@ class SecurityHeaders:
                 if page_policy is not None and is_html:
                     held = message  # sent with the body, once the scripts are hashed
                     return
-                headers["Content-Security-Policy"] = API_POLICY
+                # A console page sets its own policy (storekeeper.web.templating.PAGE_POLICY).
+                headers.setdefault("Content-Security-Policy", API_POLICY)
                 cacheable = path in CACHEABLE or path.startswith(DOCS_ASSETS_PREFIX)
                 if not cacheable and "cache-control" not in headers:
                     headers["Cache-Control"] = "no-store"

@@ -40,7 +40,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-AccountSource = Literal["form_username", "json_email", "refresh_token", "access_token"]
+AccountSource = Literal[
+    "form_username", "form_email", "json_email", "refresh_token", "access_token"
+]
 
 # (settings field suffix, path under the API prefix, where the account name comes from)
 _ENDPOINTS: tuple[tuple[str, str, AccountSource], ...] = (
@@ -49,6 +51,11 @@ _ENDPOINTS: tuple[tuple[str, str, AccountSource], ...] = (
     ("password_reset", "/auth/password-reset", "json_email"),
     ("refresh", "/auth/refresh", "refresh_token"),
     ("orders", "/orders", "access_token"),
+)
+# The console's sign-in form (storekeeper.web.auth): the same buckets as the API's sign-in, so
+# neither door gives an attacker more guesses than the other.
+_CONSOLE_ENDPOINTS: tuple[tuple[str, str, AccountSource], ...] = (
+    ("login", "/login", "form_email"),
 )
 # The tokens api.deps accepts as a bearer.
 _BEARER: tuple[security.TokenType, ...] = ("access", "device")
@@ -204,6 +211,11 @@ class RateLimit:
             limits = parse_limits(getattr(settings, f"rate_limit_{name}"))
             if limits:
                 self.rules["POST", api_prefix + path] = Rule(name, limits, account)
+        for name, path, account in _CONSOLE_ENDPOINTS if settings.rate_limits_enabled else ():
+            limits = parse_limits(getattr(settings, f"rate_limit_{name}"))
+            if limits:
+                self.rules["POST", path] = Rule(name, limits, account)
+        self.api_prefix = api_prefix
         self.store: _Store = (
             _RedisStore(settings.redis_url) if settings.redis_url else _MemoryStore()
         )
@@ -220,7 +232,9 @@ class RateLimit:
         buckets = self._buckets(rule, {"account": account, "address": _address(scope)})
         wait_us = await self.store.acquire(buckets) if buckets else 0
         if wait_us > 0:
-            await _reject(send, retry_after_s=max(1, math.ceil(wait_us / 1_000_000)))
+            retry_after_s = max(1, math.ceil(wait_us / 1_000_000))
+            page = not _route_path(scope).startswith(self.api_prefix)
+            await _reject(send, retry_after_s=retry_after_s, page=page)
             return
         await self.app(scope, receive, send)
 
@@ -236,8 +250,9 @@ class RateLimit:
             )
             return receive, self._subject(token, _BEARER) if scheme.lower() == "bearer" else ""
         messages = await _read_body(receive)
-        if rule.account == "form_username":
-            name = await _form_value(scope, messages, "username")
+        if rule.account in ("form_username", "form_email"):
+            field = "username" if rule.account == "form_username" else "email"
+            name = await _form_value(scope, messages, field)
         else:
             field = "email" if rule.account == "json_email" else "refresh_token"
             name = _json_value(messages, field)
@@ -353,16 +368,26 @@ def _json_value(messages: list[Message], name: str) -> str:
     return value if isinstance(value, str) else ""
 
 
-async def _reject(send: Send, *, retry_after_s: int) -> None:
-    body = json.dumps(
-        error_body(f"too many requests; retry after {retry_after_s} s", "rate_limited")
-    ).encode()
+async def _reject(send: Send, *, retry_after_s: int, page: bool = False) -> None:
+    """429 with ``Retry-After``: the JSON error body, or for a console form a page in words."""
+    if page:
+        body = (
+            "<!doctype html><html lang=en><meta charset=utf-8><title>Too many attempts</title>"
+            f"<h1>Too many attempts</h1><p>Wait {retry_after_s} seconds, then try again.</p>"
+            "<p><a href=/login>Back to sign-in</a></p></html>"
+        ).encode()
+        content_type = b"text/html; charset=utf-8"
+    else:
+        body = json.dumps(
+            error_body(f"too many requests; retry after {retry_after_s} s", "rate_limited")
+        ).encode()
+        content_type = b"application/json"
     await send(
         {
             "type": "http.response.start",
             "status": 429,
             "headers": [
-                (b"content-type", b"application/json"),
+                (b"content-type", content_type),
                 (b"content-length", str(len(body)).encode()),
                 (b"retry-after", str(retry_after_s).encode()),
             ],

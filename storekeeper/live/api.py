@@ -79,15 +79,19 @@ async def events(
     """Server-Sent Events: `stock.changed`, `order.status_changed`, `alert.raised`,
     `alert.cleared` as the caller may see them; each event's `id` resumes after it."""
     caller = await service.authenticate(authenticator, token)
-    wanted = domain.parse_types(types)
+    return await sse_stream(
+        request, caller, domain.parse_types(types), last_event_id_header or last_event_id
+    )
+
+
+async def sse_stream(
+    request: Request, caller: service.Caller, wanted: frozenset[str], resume: str | None
+) -> Response:
+    """The Server-Sent Events answer for a verified ``caller`` (the API's bearer stream and the
+    console's cookie stream alike)."""
     hub = _hub(request.app)
     try:
-        sub, backlog = await hub.subscribe(
-            caller.principal,
-            wanted,
-            transport="sse",
-            resume=last_event_id_header or last_event_id,
-        )
+        sub, backlog = await hub.subscribe(caller.principal, wanted, transport="sse", resume=resume)
     except Unavailable as exc:
         # Not a 503: EventSource gives up for good on any status but 200, whereas a stream that
         # ends at once is retried after ``retry`` ms, which is what a busy server wants.

@@ -75,7 +75,7 @@ def test_api_answers_carry_the_strict_headers_and_are_never_cached(
         client.get(f"{API}/warehouses"),  # 401
         client.post(f"{API}/products", headers=manager.headers, json={}),  # 422
         client.put(f"{API}/products"),  # 405
-        client.get("/nowhere"),  # 404 from routing
+        client.get(f"{API}/nowhere"),  # 404 from routing
         client.post(
             f"{API}/products",
             headers={**manager.headers, "Content-Type": "application/json"},

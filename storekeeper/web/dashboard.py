@@ -1,0 +1,21 @@
+"""Console pages: dashboard."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from storekeeper.accounts.domain import STOCK_HANDLERS, Principal
+from storekeeper.web.session import allowed
+from storekeeper.web.templating import render
+
+router = APIRouter(include_in_schema=False)
+Viewer = Annotated[Principal, Depends(allowed(STOCK_HANDLERS))]
+
+
+@router.get("/")
+def index(request: Request, principal: Viewer) -> Response:
+    """Dashboard."""
+    return render(request, "dashboard/index.html", principal, title="Dashboard")

@@ -1,0 +1,51 @@
+"""Reading console forms with the API's own schemas, so a rule on input is written once."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from fastapi import Request
+from pydantic import BaseModel, ValidationError
+
+from storekeeper.web.session import CSRF_FIELD, read_form
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+async def form_data(request: Request) -> dict[str, str]:
+    """The submitted form as text fields (no files), without the CSRF token; blanks dropped."""
+    form = await read_form(request)
+    return {
+        name: value.strip()
+        for name, value in form.items()
+        if isinstance(value, str) and name != CSRF_FIELD and value.strip() != ""
+    }
+
+
+async def form_lists(request: Request) -> dict[str, list[str]]:
+    """Every value of every field (for repeated fields such as a count sheet's lines)."""
+    form = await read_form(request)
+    lists: dict[str, list[str]] = {}
+    for name, value in form.multi_items():
+        if isinstance(value, str) and name != CSRF_FIELD:
+            lists.setdefault(name, []).append(value.strip())
+    return lists
+
+
+def field_errors(exc: ValidationError) -> dict[str, str]:
+    """Pydantic's problems as ``{field: message in words}`` for showing next to each field."""
+    errors: dict[str, str] = {}
+    for problem in exc.errors():
+        field = ".".join(str(part) for part in problem["loc"]) or "form"
+        message = str(problem["msg"]).removeprefix("Value error, ")
+        errors.setdefault(field, message)
+    return errors
+
+
+def validate(schema: type[Model], data: Mapping[str, Any]) -> tuple[Model | None, dict[str, str]]:
+    """``schema`` built from ``data``, or ``None`` and the errors per field."""
+    try:
+        return schema.model_validate(dict(data)), {}
+    except ValidationError as exc:
+        return None, field_errors(exc)

@@ -1,0 +1,21 @@
+"""Console pages: stock."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from storekeeper.accounts.domain import STOCK_HANDLERS, Principal
+from storekeeper.web.session import allowed
+from storekeeper.web.templating import render
+
+router = APIRouter(include_in_schema=False)
+Viewer = Annotated[Principal, Depends(allowed(STOCK_HANDLERS))]
+
+
+@router.get("/stock")
+def index(request: Request, principal: Viewer) -> Response:
+    """Stock."""
+    return render(request, "stock/index.html", principal, title="Stock")
