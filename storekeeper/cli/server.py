@@ -143,7 +143,8 @@ def serve(
     _check_ports(settings, host, port)
     if auto_migrate:
         migrate_schema(settings)
-    console.print(f"Storekeeper on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
+    base = f"http://{host}:{port}"
+    console.print(f"Storekeeper on {base}  (console: {base}/, API docs: {base}/docs)")
     uvicorn.run(
         "storekeeper.api.app:create_app",
         factory=True,
