@@ -77,7 +77,9 @@ def _in_words(errors: Mapping[str, str]) -> dict[str, str]:
     words: dict[str, str] = {}
     for field, message in errors.items():
         name = field.split(".", 1)[0]
-        words.setdefault(name, "fill this in" if message == "Field required" else message)
+        if message == "Field required":
+            message = "fill this in"
+        words.setdefault(name, message.removeprefix("String "))
     return words
 
 

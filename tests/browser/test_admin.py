@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from httpx import Response
 from playwright.sync_api import expect
 
 from storekeeper.accounts import devices as accounts_devices
@@ -162,6 +164,7 @@ def test_a_manager_opening_the_admin_pages_gets_not_allowed(
     expect(console.page.get_by_text("a manager may not do this")).to_be_visible()
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_admin_urls_refuse_non_admins_and_export_csv(
     client: TestClient, actors: Actors, container: Container
 ) -> None:
@@ -191,19 +194,66 @@ def test_admin_urls_refuse_non_admins_and_export_csv(
     assert client.get(blank).status_code == 200
 
 
-def test_users_are_paged_by_keyset(
+def test_user_forms_say_what_is_wrong_next_to_the_field_and_apply_changes(
+    client: TestClient, actors: Actors, container: Container
+) -> None:
+    _warehouses(container, "BER", "HAM")
+    admin, manager = actors.make(Role.ADMIN), actors.make(Role.MANAGER)
+    csrf = _signed_in(client, admin)
+    assert client.post("/admin/devices", data={"label": "x"}).status_code == 403  # no CSRF token
+
+    def post(path: str, **fields: object) -> Response:
+        return client.post(path, data={"csrf_token": csrf, **fields}, follow_redirects=False)
+
+    new = {"password": "grey-heron-lantern", "role": "clerk"}
+    taken = post("/admin/users/new", email=manager.email.upper(), **new)
+    assert taken.status_code == 409
+    assert re.search(r'id="email-error">an account with e-mail .* exists already', taken.text)
+    unknown = post("/admin/users/new", email="x@example.com", warehouses=["ZZZ"], **new)
+    assert unknown.status_code == 422
+    assert 'id="warehouses-error">no warehouse with code ZZZ' in unknown.text
+    short = post("/admin/users/new", email="y@example.com", password="short", role="clerk")
+    assert 'id="password-error">should have at least 10 characters' in short.text
+
+    page = f"/admin/users/{manager.id}"
+    saved = post(page, role="clerk", warehouses=["HAM", "BER"])
+    assert saved.headers["location"] == f"{page}?done=saved"
+    assert "BER, HAM" in client.get(page).text
+    assert post(f"{page}/password", new_password="123").status_code == 422
+    assert post(f"{page}/password", new_password="kestrel-meadow-42").status_code == 303
+    assert post(f"{page}/active", is_active="false").headers["location"].endswith("=disabled")
+    assert "disabled" in client.get("/admin/users?active=no").text
+    last = post(f"/admin/users/{admin.id}/active", is_active="false")
+    assert last.status_code == 409
+    assert 'id="is_active-error">this is the last active admin' in last.text
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_users_devices_and_audit_events_are_paged_by_keyset(
     client: TestClient, actors: Actors, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     admin = actors.make(Role.ADMIN)
-    made: list[Actor] = [actors.make(Role.CLERK) for _ in range(3)]
+    clerks: list[Actor] = [actors.make(Role.CLERK) for _ in range(3)]
+    labels = [actors.make(Role.DEVICE).email for _ in range(3)]  # a device's label is its e-mail
     _signed_in(client, admin)
     monkeypatch.setattr(admin_pages, "PAGE", 2)
-    first = client.get("/admin/users?role=clerk").text
-    following = re.search(r'href="/admin/users\?([^"]+)">Next page', first)
-    assert following, first
-    second = client.get("/admin/users?" + following[1].replace("&amp;", "&")).text
-    assert "Next page" not in second
-    on_first = [a.email for a in made if a.email in first]
-    on_second = [a.email for a in made if a.email in second]
-    assert len(on_first) == 2 and len(on_second) == 1
-    assert sorted(on_first + on_second) == sorted(a.email for a in made)
+    for path, names, more in (
+        ("/admin/users?role=clerk", [a.email for a in clerks], "Next page"),
+        ("/admin/devices", labels, "Older tokens"),
+    ):
+        first = client.get(path).text
+        following = re.search(rf'href="(/admin/[^"]+)">{more}', first)
+        assert following, first
+        second = client.get(following[1].replace("&amp;", "&")).text
+        assert more not in second
+        on_first = [n for n in names if n in first]
+        on_second = [n for n in names if n in second]
+        assert len(on_first) == 2 and len(on_second) == 1, (on_first, on_second)
+        assert sorted(on_first + on_second) == sorted(names)
+    today = datetime.now(UTC).date()
+    window = f"kind=login_succeeded&from={today - timedelta(days=1)}&to={today}"
+    assert admin.email in client.get(f"/admin/audit?{window}").text
+    assert (
+        admin.email
+        not in client.get(f"/admin/audit?kind=login_succeeded&to={today - timedelta(days=1)}").text
+    )
