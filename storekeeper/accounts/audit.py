@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, insert, select
@@ -13,6 +14,27 @@ from storekeeper.db import Database, utcnow
 
 _audit = cast(Table, AuditEvent.__table__)
 MAX_PAGE = 200
+KINDS = (
+    "device_created",
+    "device_revoked",
+    "login_failed",
+    "login_succeeded",
+    "logout",
+    "password_changed",
+    "password_reset",
+    "password_reset_by_admin",
+    "password_reset_refused",
+    "password_reset_requested",
+    "recovery_code_used",
+    "refresh_token_reuse",
+    "registered",
+    "role_changed",
+    "two_factor_enabled",
+    "user_created",
+    "user_disabled",
+    "user_enabled",
+)
+"""The kinds of event this context records (for choosing one in a filter)."""
 
 
 def record(
@@ -53,13 +75,20 @@ def list_(
     user_id: uuid.UUID | None,
     before: int | None,
     limit: int,
+    since: datetime | None = None,
+    until: datetime | None = None,
 ) -> list[AuditEvent]:
-    """Newest first, optionally of one kind or about one user; ``before`` pages by id."""
+    """Newest first, optionally of one kind, about one user, at or after ``since`` and before
+    ``until``; ``before`` pages by id."""
     query = select(AuditEvent).order_by(AuditEvent.id.desc())
     if kind is not None:
         query = query.where(AuditEvent.kind == kind)
     if user_id is not None:
         query = query.where(AuditEvent.user_id == user_id)
+    if since is not None:
+        query = query.where(AuditEvent.at >= since)
+    if until is not None:
+        query = query.where(AuditEvent.at < until)
     if before is not None:
         query = query.where(AuditEvent.id < before)
     return list(session.scalars(query.limit(max(1, min(limit, MAX_PAGE)))))

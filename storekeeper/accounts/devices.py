@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import literal, select, tuple_
 from sqlalchemy.orm import Session
 
 from storekeeper.accounts import audit, security, sessions
@@ -78,15 +78,20 @@ def create_device(
     return DeviceToken(device, token)
 
 
-def list_devices(session: Session) -> list[AuthSession]:
-    """Every device token, newest first."""
-    return list(
-        session.scalars(
-            select(AuthSession)
-            .where(AuthSession.kind == DEVICE)
-            .order_by(AuthSession.created_at.desc())
-        )
-    )
+def list_devices(
+    session: Session, *, before: uuid.UUID | None = None, limit: int | None = None
+) -> list[AuthSession]:
+    """Every device token, newest first; keyset-paged by the id ``before`` of the previous
+    page's last device."""
+    query = select(AuthSession).where(AuthSession.kind == DEVICE)
+    if before is not None:
+        since = select(AuthSession.created_at).where(AuthSession.id == before).scalar_subquery()
+        cursor = literal(before, AuthSession.id.type)
+        query = query.where(tuple_(AuthSession.created_at, AuthSession.id) < tuple_(since, cursor))
+    query = query.order_by(AuthSession.created_at.desc(), AuthSession.id.desc())
+    if limit is not None:
+        query = query.limit(max(1, limit))
+    return list(session.scalars(query))
 
 
 def revoke_device(session: Session, *, device_id: uuid.UUID, actor_id: uuid.UUID) -> AuthSession:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import func, select
+from sqlalchemy import func, literal, select, tuple_
 from sqlalchemy.orm import Session
 
 from storekeeper.accounts import audit, passwords, security, sessions
@@ -121,13 +121,44 @@ def count(session: Session) -> int:
     return session.scalar(select(func.count()).select_from(User)) or 0
 
 
-def list_(session: Session) -> list[User]:
-    """Every account except devices, oldest first (devices are listed by ``list_devices``)."""
-    return list(
-        session.scalars(
-            select(User).where(User.role != Role.DEVICE.value).order_by(User.created_at, User.email)
+def list_(
+    session: Session,
+    *,
+    role: Role | None = None,
+    is_active: bool | None = None,
+    after: str | None = None,
+    limit: int | None = None,
+) -> list[User]:
+    """Accounts but devices (``list_devices``), oldest first, optionally filtered; keyset-paged
+    by the e-mail ``after`` of the previous page's last account."""
+    query = select(User).where(User.role != Role.DEVICE.value)
+    if role is not None:
+        query = query.where(User.role == role.value)
+    if is_active is not None:
+        query = query.where(User.is_active.is_(is_active))
+    if after is not None:
+        cursor = normalise_email(after)
+        since = select(User.created_at).where(User.email == cursor).scalar_subquery()
+        query = query.where(
+            tuple_(User.created_at, User.email) > tuple_(since, literal(cursor, User.email.type))
         )
-    )
+    query = query.order_by(User.created_at, User.email)
+    if limit is not None:
+        query = query.limit(max(1, limit))
+    return list(session.scalars(query))
+
+
+def find_id(session: Session, *, email: str) -> uuid.UUID | None:
+    """The id of the account with this e-mail (any case), if there is one."""
+    return session.scalar(select(User.id).where(User.email == normalise_email(email)))
+
+
+def emails_by_id(session: Session, *, ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """The e-mail of each of these accounts that exists (to name users in a list)."""
+    if not ids:
+        return {}
+    rows = session.execute(select(User.id, User.email).where(User.id.in_(ids)))
+    return {user_id: email for user_id, email in rows.tuples()}
 
 
 def update(
