@@ -69,9 +69,7 @@ async def get_product(sku: SkuPath, db: DatabaseDep) -> Response:
     return Response(view.model_dump_json(), media_type="application/json")
 
 
-@router.patch(
-    "/{sku}", response_model=ProductRead, responses=responses(401, 403, 404, 409, 422)
-)
+@router.patch("/{sku}", response_model=ProductRead, responses=responses(401, 403, 404, 409, 422))
 def update_product(
     sku: SkuPath,
     body: ProductUpdate,
