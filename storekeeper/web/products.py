@@ -290,6 +290,7 @@ def edit_form(request: Request, sku: SkuPath, principal: Staff, db: DatabaseDep)
         title=f"Edit {product.sku}",
         product=product,
         values=_form_values(product),
+        originals=_form_values(product),
         version=product.version,
         errors={},
     )
@@ -322,11 +323,13 @@ def edit(
             status, stale = 409, True
         except (Conflict, InvalidRequest) as exc:
             status = 409 if isinstance(exc, Conflict) else 422
-            errors["max_temp_c" if exc.code == "invalid_range" else "form"] = exc.detail
+            errors.update(_friendly({"form": exc.detail}))
         else:
             return _see(f"/products/{quote(sku)}?done=saved")
     with db.reading() as session:
         product = catalog.get_or_raise(session, sku=sku)
+    current = _form_values(product)
+    originals = {name: fields.get(f"was_{name}", "") for name in _LABELS}
     return render(
         request,
         "products/form.html",
@@ -335,11 +338,12 @@ def edit(
         title=f"Edit {product.sku}",
         product=product,
         values=fields,
-        # After a stale edit the form carries the version just shown, so saving again is a
-        # deliberate choice made with the current values in view.
+        # After a stale edit the form carries the version and values just shown, so saving
+        # again is a deliberate choice made with the current values in view.
+        originals=current if stale else originals,
         version=product.version if stale else version,
         sent_version=version,
-        stale=_differences(_form_values(product), fields) if stale else None,
+        stale=_differences(originals, current, fields) if stale else None,
         errors=errors,
     )
 
@@ -444,7 +448,7 @@ def _form_values(product: Any) -> dict[str, str]:
     """A product's values as the form's text fields."""
 
     def degrees(value: float | None) -> str:
-        return "" if value is None else f"{value:g}"
+        return "" if value is None else repr(value)  # shortest text that reads back the same
 
     whole, cents = divmod(product.price_cents, 100)
     return {
@@ -467,14 +471,28 @@ _LABELS = {
 }
 
 
-def _differences(current: Mapping[str, str], entered: Mapping[str, str]) -> list[dict[str, Any]]:
-    """Each field as it is now beside what the form sent, marking those that differ."""
+def _differences(
+    opened: Mapping[str, str], current: Mapping[str, str], entered: Mapping[str, str]
+) -> list[dict[str, Any]]:
+    """Each field as the form showed it when opened, as it is now, and as entered; marking
+    those someone else changed meanwhile."""
     rows = []
     for field, label in _LABELS.items():
-        now, yours = current.get(field, ""), entered.get(field, "")
-        same = now == yours or (field == "attributes" and _same_json(now, yours))
-        rows.append({"label": label, "current": now, "yours": yours, "differs": not same})
+        was, now, yours = opened.get(field, ""), current.get(field, ""), entered.get(field, "")
+        rows.append(
+            {
+                "label": label,
+                "was": was,
+                "current": now,
+                "yours": yours,
+                "changed": not _same(field, was, now),
+            }
+        )
     return rows
+
+
+def _same(field: str, a: str, b: str) -> bool:
+    return a == b or (field == "attributes" and _same_json(a, b))
 
 
 def _same_json(a: str, b: str) -> bool:

@@ -193,3 +193,72 @@ def test_a_clerk_may_read_but_not_create_edit_or_archive(
     with container.db.reading() as session:
         product = catalog.get_or_raise(session, sku="P-000")
         assert (product.name, product.version, product.archived) == ("Tea 0", 1, False)
+
+
+def test_archiving_without_javascript_asks_on_a_page_first(
+    client: TestClient, manager: Actor, container: Container
+) -> None:
+    _products(container, 2)
+    token = _signed_in(client, manager)
+
+    page = client.get("/products/P-000")
+    asked = client.get("/products/P-000/archive")
+    unconfirmed = client.post(
+        "/products/P-000/archive", data={"csrf_token": token}, follow_redirects=False
+    )
+    with container.db.reading() as session:
+        assert not catalog.get_or_raise(session, sku="P-000").archived
+    confirmed = client.post(
+        "/products/P-000/archive",
+        data={"csrf_token": token, "confirmed": "yes"},
+        follow_redirects=False,
+    )
+    by_htmx = client.post(
+        "/products/P-001/archive",
+        data={"confirmed": "yes"},
+        headers={"HX-Request": "true", "X-CSRF-Token": token},
+    )
+
+    assert '<form method="get" action="/products/P-000/archive">' in page.text
+    assert 'hx-confirm="Archive P-000?' in page.text
+    assert 'name="confirmed" value="yes"' in asked.text
+    assert unconfirmed.status_code == 303
+    assert unconfirmed.headers["location"] == "/products/P-000/archive"
+    assert confirmed.status_code == 303
+    assert confirmed.headers["location"] == "/products/P-000?done=archived"
+    assert by_htmx.status_code == 204
+    assert by_htmx.headers["hx-redirect"] == "/products/P-001?done=archived"
+    with container.db.reading() as session:
+        assert catalog.get_or_raise(session, sku="P-000").archived
+        assert catalog.get_or_raise(session, sku="P-001").archived
+
+
+def test_an_edit_form_with_bad_values_says_what_is_wrong_by_each_field(
+    client: TestClient, manager: Actor, container: Container
+) -> None:
+    _products(container, 1)
+    token = _signed_in(client, manager)
+    form = {
+        "csrf_token": token,
+        "version": "1",
+        "name": "",
+        "price": "-3",
+        "currency": "euro",
+        "min_temp_c": "cold",
+        "attributes": "[1, 2]",
+    }
+    inverted = {**form, "name": "Tea", "price": "1", "currency": "EUR", "attributes": ""}
+
+    answer = client.post("/products/P-000/edit", data=form)
+    range_answer = client.post(
+        "/products/P-000/edit", data={**inverted, "min_temp_c": "8", "max_temp_c": "2"}
+    )
+
+    assert answer.status_code == range_answer.status_code == 422
+    for field in ("name", "price", "currency", "min_temp_c", "attributes"):
+        assert re.search(rf'aria-describedby="[^"]*{field}-error"', answer.text), field
+        assert f'id="{field}-error"' in answer.text
+    assert "three capital letters" in answer.text
+    assert 'id="max_temp_c-error">must not be below the lowest temperature' in range_answer.text
+    with container.db.reading() as session:
+        assert catalog.get_or_raise(session, sku="P-000").version == 1
