@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Response, status
+from fastapi import APIRouter, Depends, Header, Path, Query, Response, status
 
 from storekeeper.accounts.domain import STAFF, Principal
 from storekeeper.api.deps import DatabaseDep, require
@@ -16,6 +16,21 @@ from storekeeper.catalog.schemas import ProductCreate, ProductPage, ProductRead,
 router = APIRouter(prefix="/products", tags=["catalog"])
 Staff = Annotated[Principal, Depends(require(STAFF))]
 SkuPath = Annotated[str, Path(min_length=1, max_length=64)]
+IfMatch = Annotated[
+    str | None,
+    Header(
+        alias="If-Match",
+        pattern=r'^(\*|"[0-9]{1,18}"|[0-9]{1,18})$',
+        description='The version the edit is based on, as `"3"` (or `3`); `*` is any version.',
+    ),
+]
+
+
+def _expected_version(if_match: str | None) -> int | None:
+    """The version an ``If-Match`` header names (``"3"`` or ``3``); ``*`` or none: any."""
+    if if_match is None or if_match == "*":
+        return None
+    return int(if_match.strip('"'))
 
 
 @router.post(
@@ -54,11 +69,26 @@ async def get_product(sku: SkuPath, db: DatabaseDep) -> Response:
     return Response(view.model_dump_json(), media_type="application/json")
 
 
-@router.patch("/{sku}", response_model=ProductRead, responses=responses(401, 403, 404, 422))
-def update_product(sku: SkuPath, body: ProductUpdate, _: Staff, db: DatabaseDep) -> Product:
-    """Change name, price, currency, attributes or temperature range."""
+@router.patch("/{sku}", response_model=ProductRead, responses=responses(401, 403, 404, 409, 422))
+def update_product(
+    sku: SkuPath,
+    body: ProductUpdate,
+    _: Staff,
+    db: DatabaseDep,
+    if_match: IfMatch = None,
+) -> Product:
+    """Change name, price, currency, attributes or temperature range.
+
+    With ``If-Match: "<version>"`` the edit applies only to that version; if the product has
+    changed since, it answers 409 ``stale_version`` and changes nothing.
+    """
     with db.transaction() as session:
-        return service.update(session, sku=sku, changes=body.model_dump(exclude_unset=True))
+        return service.update(
+            session,
+            sku=sku,
+            changes=body.model_dump(exclude_unset=True),
+            expected_version=_expected_version(if_match),
+        )
 
 
 @router.delete("/{sku}", response_model=ProductRead, responses=responses(401, 403, 404, 422))

@@ -7,7 +7,7 @@ import binascii
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from sqlalchemy import Row, Table, bindparam, or_, select
 from sqlalchemy.engine import Connection
@@ -60,6 +60,16 @@ class DuplicateSku(Conflict):
     code = "duplicate_sku"
 
 
+class StaleVersion(Conflict):
+    """The product changed since the version the caller last read (an edit would lose it)."""
+
+    code = "stale_version"
+
+    def __init__(self, detail: str, *, current: int) -> None:
+        super().__init__(detail)
+        self.current = current
+
+
 class UnknownSku(NotFound):
     """No product has that SKU."""
 
@@ -107,11 +117,25 @@ def get_view(connection: Connection, *, sku: str) -> ProductRead:
     return ProductRead.model_validate({**row, "archived": row["archived_at"] is not None})
 
 
+Listed = Literal["active", "archived", "all"]
+"""Which products a list shows: on sale (the API's list), archived ones, or both."""
+
+
 def list_(
-    session: Session, *, q: str | None, limit: int, cursor: str | None
+    session: Session,
+    *,
+    q: str | None,
+    limit: int,
+    cursor: str | None,
+    listed: Listed = "active",
 ) -> tuple[list[Product], str | None]:
-    """Active products in SKU order matching ``q`` (SKU or name, case-insensitive), one page."""
-    query = select(Product).where(Product.archived_at.is_(None)).order_by(Product.sku)
+    """Products in SKU order matching ``q`` (SKU or name, case-insensitive), one page; active
+    ones unless ``listed`` asks for the archived ones or all."""
+    query = select(Product).order_by(Product.sku)
+    if listed == "active":
+        query = query.where(Product.archived_at.is_(None))
+    elif listed == "archived":
+        query = query.where(Product.archived_at.is_not(None))
     if q:
         escaped = q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         pattern = f"%{escaped}%"
@@ -138,9 +162,18 @@ def get_for_update(session: Session, *, sku: str) -> Product:
 
 
 def update(
-    session: Session, *, sku: str, changes: dict[str, Any], stamp: str | None = None
+    session: Session,
+    *,
+    sku: str,
+    changes: dict[str, Any],
+    stamp: str | None = None,
+    expected_version: int | None = None,
 ) -> Product:
     """Apply field changes; each effective edit bumps the version.
+
+    With ``expected_version`` (the version the editor last read) the edit is refused with
+    ``StaleVersion`` if the product has another version now, so that nobody overwrites a change
+    they have not seen; it is checked on the locked row, so two such edits cannot both pass.
 
     Every field it changes is stamped with a hybrid logical clock (``field_hlcs``): ``stamp``
     when an offline edit that won its merge is applied (storekeeper.sync), else a server stamp
@@ -150,6 +183,12 @@ def update(
     cannot be lost to a concurrent edit.
     """
     product = get_for_update(session, sku=sku)
+    if expected_version is not None and product.version != expected_version:
+        raise StaleVersion(
+            f"product {sku} changed since version {expected_version}: "
+            f"it is at version {product.version} now",
+            current=product.version,
+        )
     changed = {k: v for k, v in changes.items() if getattr(product, k) != v}
     low = changed.get("min_temp_c", product.min_temp_c)
     high = changed.get("max_temp_c", product.max_temp_c)

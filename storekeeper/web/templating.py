@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
 
 from storekeeper.accounts.domain import ADMINS, STAFF, Principal, Role
@@ -124,12 +124,37 @@ def csv_response(filename: str, header: Sequence[str], rows: Iterable[Sequence[A
     writer = csv.writer(buffer)
     writer.writerow(header)
     for row in rows:
-        # A cell starting with = + - @ would be a formula in a spreadsheet (CSV injection).
-        writer.writerow(
-            ["'" + c if isinstance(c, str) and c[:1] in ("=", "+", "-", "@") else c for c in row]
-        )
+        writer.writerow(_cells(row))
     return Response(
         buffer.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+def _cells(row: Sequence[Any]) -> list[Any]:
+    # A cell starting with = + - @ would be a formula in a spreadsheet (CSV injection).
+    return ["'" + c if isinstance(c, str) and c[:1] in ("=", "+", "-", "@") else c for c in row]
+
+
+def csv_stream(filename: str, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Response:
+    """As :func:`csv_response`, sent while ``rows`` are read (an export of every page of a
+    filter, read page by page, without holding it all in memory)."""
+
+    def chunks() -> Iterator[str]:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(header)
+        for count, row in enumerate(rows, start=1):
+            writer.writerow(_cells(row))
+            if count % 500 == 0:
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+        yield buffer.getvalue()
+
+    return StreamingResponse(
+        chunks(),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )

@@ -341,6 +341,77 @@ def test_patch_of_unknown_sku_is_404(client: TestClient, manager: Actor) -> None
     assert_error(r, 404, "unknown_sku")
 
 
+@pytest.mark.parametrize("if_match", ['"1"', "1", "*"])
+def test_patch_with_if_match_of_the_current_version_applies(
+    client: TestClient, manager: Actor, if_match: str
+) -> None:
+    _create(client, manager, product("RYE", price_cents=300))
+
+    r = client.patch(
+        f"{API}/products/RYE",
+        headers={**manager.headers, "If-Match": if_match},
+        json={"price_cents": 320},
+    )
+
+    assert r.status_code == 200, r.text
+    assert (r.json()["price_cents"], r.json()["version"]) == (320, 2)
+
+
+def test_patch_with_a_stale_if_match_is_409_stale_version_and_changes_nothing(
+    client: TestClient, manager: Actor, actors: Actors
+) -> None:
+    _create(client, manager, product("OAT", name="Oats", price_cents=300))
+    other = actors.make(Role.ADMIN)
+    first = client.patch(
+        f"{API}/products/OAT",
+        headers={**other.headers, "If-Match": '"1"'},
+        json={"name": "Rolled oats"},
+    )
+
+    stale = client.patch(
+        f"{API}/products/OAT",
+        headers={**manager.headers, "If-Match": '"1"'},
+        json={"price_cents": 1},
+    )
+    # A stale edit is refused even when it would change nothing: it was made on old values.
+    stale_no_op = client.patch(
+        f"{API}/products/OAT", headers={**manager.headers, "If-Match": "1"}, json={}
+    )
+
+    assert first.json()["version"] == 2
+    detail = assert_error(stale, 409, "stale_version")
+    assert "version 1" in detail and "version 2" in detail
+    assert_error(stale_no_op, 409, "stale_version")
+    current = client.get(f"{API}/products/OAT").json()
+    assert (current["name"], current["price_cents"], current["version"]) == ("Rolled oats", 300, 2)
+
+
+@pytest.mark.parametrize("if_match", ['W/"1"', '"1", "2"', "one", '"-1"', ""])
+def test_patch_with_a_malformed_if_match_is_422(
+    client: TestClient, manager: Actor, if_match: str
+) -> None:
+    _create(client, manager, product("BRAN"))
+
+    r = client.patch(
+        f"{API}/products/BRAN",
+        headers={**manager.headers, "If-Match": if_match},
+        json={"price_cents": 5},
+    )
+
+    assert_error(r, 422, "validation_error")
+    assert client.get(f"{API}/products/BRAN").json()["version"] == 1
+
+
+def test_patch_with_if_match_of_unknown_sku_is_404(client: TestClient, manager: Actor) -> None:
+    r = client.patch(
+        f"{API}/products/NOPE",
+        headers={**manager.headers, "If-Match": '"1"'},
+        json={"price_cents": 1},
+    )
+
+    assert_error(r, 404, "unknown_sku")
+
+
 # --- archiving --------------------------------------------------------------------------------
 
 
