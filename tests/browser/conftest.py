@@ -101,6 +101,11 @@ class Console:
         self.page.set_viewport_size(PHONE)
         self.page.screenshot(path=str(SCREENSHOTS / f"{name}-phone.png"), full_page=True)
         self.page.set_viewport_size(DESKTOP)
+        # Playwright's screenshot leaves style="" on inputs (caret hiding); an htmx swap or a
+        # history restore would copy it into the page, which the strict CSP then reports.
+        self.page.evaluate(
+            "document.querySelectorAll('[style]').forEach(e => e.removeAttribute('style'))"
+        )
 
 
 def _note(problems: list[str], message: ConsoleMessage) -> None:
