@@ -104,7 +104,7 @@ class Console:
         # Playwright's screenshot leaves style="" on inputs (caret hiding); an htmx swap or a
         # history restore would copy it into the page, which the strict CSP then reports.
         self.page.evaluate(
-            "document.querySelectorAll('[style=""]').forEach(e => e.removeAttribute('style'))"
+            """document.querySelectorAll('[style=""]').forEach(e => e.removeAttribute('style'))"""
         )
 
 
