@@ -293,9 +293,7 @@ def _detail(
     reason_error: str | None = None,
 ) -> Response:
     order = _visible_order(session, principal, order_id)
-    holds = inventory_reservations.reservations_of(
-        session, ref=service.reservation_ref(order_id)
-    )
+    holds = inventory_reservations.reservations_of(session, ref=service.reservation_ref(order_id))
     return render(
         request,
         "orders/detail.html",
@@ -321,7 +319,11 @@ def _detail(
 
 @router.get("/orders/{order_id}")
 def detail(
-    request: Request, order_id: uuid.UUID, principal: Viewer, db: DatabaseDep, done: DoneQuery = None
+    request: Request,
+    order_id: uuid.UUID,
+    principal: Viewer,
+    db: DatabaseDep,
+    done: DoneQuery = None,
 ) -> Response:
     """One order: lines, totals, where its units are held, payment, status history, actions."""
     with db.reading() as session:
@@ -375,7 +377,9 @@ async def cancel(
 ) -> Response:
     """Cancel an unshipped order, as ``POST /api/v1/orders/{id}/cancel``; refusals in words."""
     fields = await form_data(request)
-    body, problems = validate(CancelRequest, {"reason": fields["reason"]} if "reason" in fields else {})
+    body, problems = validate(
+        CancelRequest, {"reason": fields["reason"]} if "reason" in fields else {}
+    )
     if body is None:
         with db.reading() as session:
             return _detail(

@@ -80,7 +80,9 @@ def _warehouse_choices(session: Session, principal: Principal) -> list[str]:
 
 
 def _people(session: Session, items: Sequence[ExceptionRead]) -> dict[uuid.UUID, str]:
-    ids = {i.actor_id for i in items if i.actor_id} | {i.resolved_by for i in items if i.resolved_by}
+    ids = {i.actor_id for i in items if i.actor_id} | {
+        i.resolved_by for i in items if i.resolved_by
+    }
     return users.emails_by_id(session, user_ids=ids)
 
 

@@ -138,7 +138,9 @@ def test_an_order_is_cancelled_after_confirming_and_a_refusal_is_said_in_words(
     page.emulate_media(media="screen")
 
     replies = [False, True]  # the first "Cancel order" is thought better of; then always yes
-    page.on("dialog", lambda d: d.accept() if (replies.pop(0) if replies else True) else d.dismiss())
+    page.on(
+        "dialog", lambda d: d.accept() if (replies.pop(0) if replies else True) else d.dismiss()
+    )
     console.goto(f"/orders/{split['id']}")
     page.get_by_label("Reason for cancelling").fill("the customer called")
     page.get_by_role("button", name="Cancel order").click()

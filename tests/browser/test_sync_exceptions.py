@@ -45,10 +45,17 @@ def test_a_sale_beyond_stock_is_listed_with_what_the_till_saw_and_resolved_by_a_
         _post(api, manager, "/stock/movements", stock)
     sale = _offline(api, manager, "stock.sell", warehouse="BER", sku="MILK", qty=5)
     assert (sale["status"], sale["detail"]["shortfall"]) == ("conflict", 3)
-    count = _offline(api, manager, "stock.count", warehouse="HAM", sku="MILK", counted=0, seen_on_hand=4)
+    count = _offline(
+        api, manager, "stock.count", warehouse="HAM", sku="MILK", counted=0, seen_on_hand=4
+    )
     assert count["detail"]["shortfall"] == 3
     # The delivery the three extra bottles came from is booked after the fact.
-    _post(api, manager, "/stock/movements", {"sku": "MILK", "warehouse": "BER", "delta": 6, "reason": "receipt"})
+    _post(
+        api,
+        manager,
+        "/stock/movements",
+        {"sku": "MILK", "warehouse": "BER", "delta": 6, "reason": "receipt"},
+    )
     page = console.page
 
     console.sign_in(manager)
