@@ -173,9 +173,7 @@ def index(
         customer_id, problem = _customer_id(session, flt.customer)
         if problem:
             errors["customer"] = problem
-        if format_ == "csv":
-            if errors:
-                return _csv([], {})
+        if format_ == "csv" and not errors:
             while True:
                 page, cursor = _list(
                     session, principal, flt, customer_id, limit=service.MAX_PAGE, cursor=cursor
