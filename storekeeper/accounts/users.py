@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 
 from sqlalchemy import func, literal, select, tuple_
 from sqlalchemy.orm import Session
@@ -88,6 +89,19 @@ def register(session: Session, *, email: str, password: str, address: str | None
 def email_of(session: Session, *, user_id: uuid.UUID) -> str:
     """Where to write to the user (for notifications)."""
     return get_or_raise(session, user_id=user_id).email
+
+
+def id_by_email(session: Session, *, email: str) -> uuid.UUID | None:
+    """The id of the account with ``email`` (any case), or None."""
+    return session.scalar(select(User.id).where(User.email == normalise_email(email)))
+
+
+def emails_by_id(session: Session, *, user_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """The e-mail of each of ``user_ids`` that exists (for showing who a row belongs to)."""
+    if not user_ids:
+        return {}
+    rows = session.execute(select(User.id, User.email).where(User.id.in_(sorted(set(user_ids)))))
+    return {row.id: row.email for row in rows}
 
 
 def staff_emails(session: Session) -> list[str]:

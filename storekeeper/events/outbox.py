@@ -213,3 +213,36 @@ def read_between(
         if len(rows) < page:
             return
         after = (rows[-1].key, rows[-1].position)
+
+
+def events_of(
+    connection: Connection, *, aggregate_type: str, aggregate_id: str, limit: int = 200
+) -> list[FeedRow]:
+    """The first ``limit`` events of one aggregate, in the order they were recorded (for
+    showing an entity's history); ``ix_events_outbox_aggregate`` serves it."""
+    query = (
+        select(
+            _outbox.c.id.label("key"),
+            _outbox.c.id,
+            _outbox.c.type,
+            _outbox.c.aggregate_type,
+            _outbox.c.aggregate_id,
+            _outbox.c.payload,
+            _outbox.c.occurred_at,
+        )
+        .where(_outbox.c.aggregate_type == aggregate_type, _outbox.c.aggregate_id == aggregate_id)
+        .order_by(_outbox.c.id)
+        .limit(limit)
+    )
+    return [
+        FeedRow(
+            row.key,
+            row.id,
+            row.type,
+            row.aggregate_type,
+            row.aggregate_id,
+            row.payload,
+            as_aware(row.occurred_at),
+        )
+        for row in connection.execute(query)
+    ]

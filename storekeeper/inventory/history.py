@@ -67,3 +67,21 @@ def list_movements(
         for row in rows[:limit]
     ]
     return views, (views[-1].id if len(rows) > limit else None)
+
+
+def get_movement(session: Session, *, movement_id: int) -> MovementView | None:
+    """One ledger row by id, or None."""
+    row = session.get(Movement, movement_id)
+    if row is None:
+        return None
+    return MovementView(
+        id=row.id,
+        sku=row.sku,
+        warehouse=row.warehouse_code,
+        delta=row.delta,
+        reason=row.reason,
+        ref=row.ref,
+        actor_id=row.actor_id,
+        replica_id=row.replica_id,
+        created_at=row.created_at,
+    )

@@ -326,13 +326,20 @@ def list_(
     status: OrderStatus | None,
     limit: int,
     cursor: str | None,
+    placed_from: datetime | None = None,
+    placed_before: datetime | None = None,
 ) -> tuple[list[Order], str | None]:
-    """Orders newest first, optionally only one customer's or one status."""
+    """Orders newest first, optionally only one customer's, one status, or placed in
+    ``[placed_from, placed_before)``; keyset-paged on (placed, id)."""
     query = select(Order).order_by(Order.created_at.desc(), Order.id.desc())
     if customer_id is not None:
         query = query.where(Order.customer_id == customer_id)
     if status is not None:
         query = query.where(Order.status == status.value)
+    if placed_from is not None:
+        query = query.where(Order.created_at >= literal(placed_from, Order.created_at.type))
+    if placed_before is not None:
+        query = query.where(Order.created_at < literal(placed_before, Order.created_at.type))
     if cursor:
         created_at, order_id = _decode_cursor(cursor)
         query = query.where(
@@ -363,6 +370,33 @@ def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         return moment, uuid.UUID(order_id)
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
         raise InvalidRequest("malformed cursor", code="invalid_cursor") from exc
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StatusChange:
+    """One step of an order's life, as its event recorded it."""
+
+    event: str
+    status: OrderStatus
+    at: datetime | None
+    reason: str
+
+
+def history(session: Session, *, order_id: uuid.UUID) -> list[StatusChange]:
+    """The order's status changes oldest first, read back from the events it published."""
+    rows = outbox.events_of(
+        session.connection(), aggregate_type=OrderEvent.aggregate_type, aggregate_id=str(order_id)
+    )
+    return [
+        StatusChange(
+            event=row.type,
+            status=OrderStatus(row.payload["status"]),
+            at=row.occurred_at,
+            reason=str(row.payload.get("reason") or ""),
+        )
+        for row in rows
+        if row.payload.get("status") in {s.value for s in OrderStatus}
+    ]
 
 
 def count_by_status(connection: Connection) -> dict[str, int]:

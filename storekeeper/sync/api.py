@@ -15,7 +15,6 @@ from storekeeper.api.deps import DatabaseDep, require
 from storekeeper.api.errors import responses
 from storekeeper.inventory.schemas import WarehouseCode
 from storekeeper.sync import exceptions, feed, service
-from storekeeper.sync.models import SyncException
 from storekeeper.sync.schemas import (
     ExceptionPage,
     ExceptionRead,
@@ -83,9 +82,7 @@ def list_exceptions(
             limit=limit,
             cursor=cursor,
         )
-        return ExceptionPage(
-            items=[ExceptionRead.model_validate(item) for item in items], next_cursor=next_cursor
-        )
+        return ExceptionPage(items=exceptions.views(session, items), next_cursor=next_cursor)
 
 
 @router.post(
@@ -98,9 +95,18 @@ def resolve_exception(
     body: ResolveRequest,
     who: Staff,
     db: DatabaseDep,
-) -> SyncException:
-    """Mark an exception resolved (managers and admins); 409 ``already_resolved``."""
+) -> ExceptionRead:
+    """Resolve an exception (managers and admins): accept the loss, correct the count, or
+    attach it to a receipt; 409 ``already_resolved``, ``insufficient_stock``,
+    ``below_reserved``, ``receipt_used_up``; 422 ``not_a_receipt``."""
     with db.transaction() as session:
-        return exceptions.resolve(
-            session, exception_id=exception_id, note=body.note, actor_id=who.user_id
+        exception = exceptions.resolve(
+            session,
+            exception_id=exception_id,
+            note=body.note,
+            actor_id=who.user_id,
+            resolution=exceptions.Resolution(body.resolution),
+            counted=body.counted,
+            receipt_id=body.receipt_id,
         )
+        return exceptions.views(session, [exception])[0]

@@ -52,6 +52,7 @@ class ExceptionResolved:
 
     exception_id: int
     resolved_by: str
+    resolution: str = "accept_loss"
 
     @property
     def aggregate_id(self) -> str:

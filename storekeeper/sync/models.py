@@ -39,6 +39,11 @@ class SyncException(Base):
     __table_args__ = (
         CheckConstraint("shortfall > 0", name="shortfall_positive"),
         CheckConstraint("status IN ('open', 'resolved')", name="status_known"),
+        CheckConstraint(
+            "resolution IS NULL OR "
+            "resolution IN ('accept_loss', 'correct_count', 'attach_receipt')",
+            name="resolution_known",
+        ),
         Index("ix_sync_exception_status", "status", "id"),
         Index("ix_sync_exception_warehouse", "warehouse_code", "status", "id"),
     )
@@ -58,3 +63,8 @@ class SyncException(Base):
     resolved_at: Mapped[datetime | None] = mapped_column(default=None)
     resolved_by: Mapped[uuid.UUID | None] = mapped_column(default=None)
     note: Mapped[str | None] = mapped_column(Text, default=None)
+    # How it was settled (``sync.exceptions.Resolution``); the count entered, or the receipt
+    # movement the missing units came from.
+    resolution: Mapped[str | None] = mapped_column(String(32), default=None)
+    counted: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    receipt_id: Mapped[int | None] = mapped_column(BigInteger, default=None)

@@ -200,6 +200,23 @@ class ExceptionRead(BaseModel):
     resolved_at: datetime | None
     resolved_by: uuid.UUID | None
     note: str | None
+    resolution: Literal["accept_loss", "correct_count", "attach_receipt"] | None = Field(
+        default=None,
+        description="How it was resolved; null while open or if resolved before "
+        "resolutions existed (a note only).",
+    )
+    counted: int | None = Field(default=None, description="The count entered (correct_count).")
+    receipt_id: int | None = Field(
+        default=None, description="The receipt movement attached (attach_receipt)."
+    )
+    seen_on_hand: int | None = Field(
+        default=None,
+        description="The on-hand the replica had recorded when it made the change (sent with "
+        "counts; null for sales and adjustments, which carry none).",
+    )
+    server_on_hand: int | None = Field(
+        default=None, description="The server's on-hand right after it applied what it could."
+    )
 
 
 class ExceptionPage(BaseModel):
@@ -215,3 +232,19 @@ class ResolveRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     note: str = Field(min_length=1, max_length=2000)
+    resolution: Literal["accept_loss", "correct_count", "attach_receipt"] = Field(
+        default="accept_loss",
+        description="accept_loss: stock stays as it is; correct_count: on-hand becomes "
+        "`counted`; attach_receipt: the units came from receipt movement `receipt_id`, and the "
+        "shortfall is taken off now as a sale.",
+    )
+    counted: int | None = Field(default=None, ge=0, le=1_000_000_000)
+    receipt_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
+
+    @model_validator(mode="after")
+    def _fits_resolution(self) -> ResolveRequest:
+        if (self.counted is not None) != (self.resolution == "correct_count"):
+            raise ValueError("counted is required with correct_count, and only with it")
+        if (self.receipt_id is not None) != (self.resolution == "attach_receipt"):
+            raise ValueError("receipt_id is required with attach_receipt, and only with it")
+        return self

@@ -671,3 +671,117 @@ def test_a_bad_mutation_is_rejected_on_its_own(shop: TestClient, manager: Actor)
     # A refusal is a verdict too: replayed, it is a duplicate.
     again = push(shop, manager.headers, [bad[0]])[0]
     assert (again["status"], again["detail"]["original"]["status"]) == ("duplicate", "rejected")
+
+
+def test_an_exception_is_resolved_by_accepting_the_loss_counting_or_attaching_a_receipt(
+    shop: TestClient, manager: Actor, container: Container
+) -> None:
+    from storekeeper.inventory import history
+
+    def receipts(sku: str) -> list[int]:
+        with container.db.reading() as session:
+            rows, _ = history.list_movements(session, sku=sku, warehouses=["BER"])
+        return [m.id for m in rows if m.reason == "receipt"]  # newest first
+
+    def exception_of(result: dict[str, Any]) -> str:
+        assert result["detail"]["code"] == "short_stock", result
+        return f"{API}/sync/exceptions/{result['detail']['exception_id']}/resolve"
+
+    bread, milk_ham, milk_count = (
+        exception_of(r)
+        for r in push(
+            shop,
+            manager.headers,
+            [
+                mutation("stock.sell", warehouse="BER", sku="BREAD", qty=5),
+                mutation("stock.sell", warehouse="HAM", sku="MILK", qty=6),
+                mutation("stock.count", warehouse="BER", sku="MILK", counted=0, seen_on_hand=20),
+            ],
+        )
+    )
+    listed = shop.get(f"{API}/sync/exceptions", headers=manager.headers).json()["items"]
+    assert [(e["seen_on_hand"], e["server_on_hand"], e["shortfall"]) for e in listed] == [
+        (None, 0, 2),
+        (None, 0, 2),
+        (20, 0, 10),
+    ]
+
+    # The two BREAD the till sold came from a delivery booked only afterwards.
+    add_product(shop, manager.headers, "SOAP", stock={"BER": 1})
+    shop.post(
+        f"{API}/stock/movements",
+        headers=manager.headers,
+        json={"sku": "BREAD", "warehouse": "BER", "delta": 5, "reason": "receipt"},
+    )
+    delivery = receipts("BREAD")[0]
+    assert_error(
+        shop.post(
+            bread,
+            json={"note": "x", "resolution": "attach_receipt", "receipt_id": receipts("SOAP")[0]},
+            headers=manager.headers,
+        ),
+        422,
+        "not_a_receipt",
+    )
+    r = shop.post(
+        bread,
+        json={
+            "note": "delivery 7 came early",
+            "resolution": "attach_receipt",
+            "receipt_id": delivery,
+        },
+        headers=manager.headers,
+    )
+    assert r.status_code == 200, r.text
+    assert (r.json()["resolution"], r.json()["receipt_id"]) == ("attach_receipt", delivery)
+    assert stock(shop, manager.headers, "BREAD")["BER"]["on_hand"] == 3
+
+    # A shelf count settles the count against a stale on-hand.
+    assert_error(
+        shop.post(
+            milk_count, json={"note": "x", "resolution": "correct_count"}, headers=manager.headers
+        ),
+        422,
+    )
+    r = shop.post(
+        milk_count,
+        json={"note": "counted again", "resolution": "correct_count", "counted": 7},
+        headers=manager.headers,
+    )
+    assert (r.status_code, r.json()["counted"]) == (200, 7), r.text
+    assert stock(shop, manager.headers, "MILK")["BER"]["on_hand"] == 7
+
+    # Accepting the loss leaves stock as it is.
+    assert_error(
+        shop.post(
+            milk_ham,
+            json={"note": "x", "resolution": "accept_loss", "counted": 1},
+            headers=manager.headers,
+        ),
+        422,
+    )
+    r = shop.post(
+        milk_ham, json={"note": "broken", "resolution": "accept_loss"}, headers=manager.headers
+    )
+    assert (r.status_code, r.json()["resolution"]) == (200, "accept_loss"), r.text
+    assert stock(shop, manager.headers, "MILK")["HAM"]["on_hand"] == 0
+
+    # A receipt covers no more units than it brought, across the exceptions attached to it.
+    shop.post(
+        f"{API}/stock/movements",
+        headers=manager.headers,
+        json={"sku": "BREAD", "warehouse": "BER", "delta": 20, "reason": "receipt"},
+    )
+    short = push(
+        shop, manager.headers, [mutation("stock.sell", warehouse="BER", sku="BREAD", qty=30)]
+    )
+    again = exception_of(short[0])
+    assert stock(shop, manager.headers, "BREAD")["BER"]["on_hand"] == 0
+    shop.post(
+        f"{API}/stock/movements",
+        headers=manager.headers,
+        json={"sku": "BREAD", "warehouse": "BER", "delta": 20, "reason": "receipt"},
+    )
+    body = {"note": "x", "resolution": "attach_receipt", "receipt_id": delivery}
+    assert_error(shop.post(again, json=body, headers=manager.headers), 409, "receipt_used_up")
+    assert stock(shop, manager.headers, "BREAD")["BER"]["on_hand"] == 20
