@@ -340,7 +340,7 @@ def count_problems(
         elif sku not in known:
             found.append(f"no product with SKU {sku}")
         if counted is None:
-            found.append("the count is not a whole number")
+            found.append("enter the count as a whole number (0 if there are none)")
         elif counted < 0:
             found.append(f"the count {counted} is negative: count 0 or more")
         elif counted > MAX_COUNT:
