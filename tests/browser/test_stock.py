@@ -65,6 +65,22 @@ def test_receiving_stock_by_scanner_changes_the_level_and_an_unknown_sku_is_said
     expect(console.page.locator("#receive-sku-error")).to_have_text("no product with SKU NOPE-9")
 
 
+def test_the_levels_filter_by_name_keeps_its_own_address(
+    console: Console, actors: Actors, container: Container
+) -> None:
+    _shop(container, {"TEA-1": 5, "MATE-1": 2})
+    console.sign_in(actors.make(Role.MANAGER))
+    console.goto("/stock/BER")
+    console.page.get_by_label("SKU (start) or product name").fill("no such")
+    expect(console.page).to_have_url(re.compile(r"/stock/BER\?q=no(%20|\+)such$"))
+    expect(console.page.locator("#levels")).to_contain_text("No stock here matches")
+    console.page.get_by_label("SKU (start) or product name").fill("mate")
+    expect(console.page.locator("#levels tbody tr")).to_have_count(1)
+    expect(console.page.locator("#levels")).to_contain_text("Tea MATE-1")
+    csv = console.page.request.get(console.url("/stock/BER?q=mate&format=csv")).text()
+    assert csv.splitlines() == ["sku,name,on_hand,reserved,available", "MATE-1,Tea MATE-1,2,0,2"]
+
+
 def test_a_transfer_moves_units_to_another_warehouse_and_not_more_than_are_available(
     console: Console, actors: Actors, container: Container
 ) -> None:
