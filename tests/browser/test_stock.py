@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from fastapi.testclient import TestClient
 from playwright.sync_api import expect
 
 from storekeeper.accounts.domain import Role
@@ -12,6 +13,7 @@ from storekeeper.catalog import service as catalog
 from storekeeper.inventory import history, ledger, levels, warehouses
 from tests.browser.conftest import Console, axe_violations
 from tests.conftest import Actors
+from tests.e2e.test_console_http import _signed_in
 
 
 def _shop(container: Container, stock: dict[str, int]) -> None:
@@ -188,3 +190,21 @@ def test_a_clerk_of_berlin_can_neither_open_hamburg_nor_receive_there(
     assert posted.status == 403
     assert "not assigned to warehouse HAM" in posted.text()
     assert _on_hand(container, "TEA-1", "HAM") == 0
+
+
+def test_without_javascript_the_scan_field_adds_a_line_or_points_to_it_on_the_server(
+    client: TestClient, actors: Actors, container: Container
+) -> None:
+    _shop(container, {"TEA-1": 5})
+    csrf = _signed_in(client, actors.make(Role.MANAGER))
+    sheet = {"csrf_token": csrf, "stage": "sheet", "sku": ["TEA-1"], "counted": ["4"]}
+
+    added = client.post("/stock/BER/count", data={**sheet, "add_sku": "MATE-9"})
+    present = client.post("/stock/BER/count", data={**sheet, "add_sku": "TEA-1"})
+
+    assert added.status_code == 200
+    assert re.findall(r'<tr data-sku="([^"]+)"', added.text) == ["TEA-1", "MATE-9"]
+    assert re.search(r'id="counted-2"[^>]*autofocus', added.text)
+    assert re.findall(r'name="counted" value="([^"]*)"', added.text)[:2] == ["4", ""]
+    assert "TEA-1 is on line 1" in present.text
+    assert re.search(r'id="counted-1"[^>]*autofocus', present.text)
