@@ -286,3 +286,28 @@ def _decode_cursor(cursor: str) -> str:
     if not _CURSOR_SKU.fullmatch(sku):
         raise InvalidRequest("malformed cursor", code="invalid_cursor")
     return sku
+
+
+def names(session: Session, *, skus: Iterable[str]) -> dict[str, str]:
+    """The names of the given products (active or archived) that exist, by SKU."""
+    wanted = sorted(set(skus))
+    found: dict[str, str] = {}
+    for start in range(0, len(wanted), 5000):  # under SQLite's limit of bound parameters
+        rows = session.execute(
+            select(Product.sku, Product.name).where(Product.sku.in_(wanted[start : start + 5000]))
+        )
+        found.update((sku, name) for sku, name in rows)
+    return found
+
+
+def skus_named(session: Session, *, text: str, limit: int) -> list[str]:
+    """SKUs (in order) of at most ``limit`` products, archived too, whose name contains
+    ``text`` in any case: for other contexts' lists that filter by product name."""
+    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    query = (
+        select(Product.sku)
+        .where(unicode_lower(Product.name).like(f"%{escaped}%", escape="\\"))
+        .order_by(Product.sku)
+        .limit(max(1, limit))
+    )
+    return list(session.scalars(query))

@@ -11,13 +11,16 @@ from sqlalchemy.orm import Session
 from storekeeper.accounts import policy
 from storekeeper.accounts.domain import STAFF, STOCK_HANDLERS, Principal
 from storekeeper.api.deps import SERVICE, CurrentUser, DatabaseDep, ServiceOrStaff, require
-from storekeeper.api.errors import ErrorBody, responses
+from storekeeper.api.errors import ErrorBody, error_body, responses
 from storekeeper.inventory import ledger, levels, reservations, warehouses
 from storekeeper.inventory.domain import Point, merge_lines
 from storekeeper.inventory.models import Warehouse
 from storekeeper.inventory.schemas import (
     AllocationRead,
+    CountBatchCreate,
+    CountBatchRead,
     CountCreate,
+    CountedLevelRead,
     FulfilRequest,
     LevelRead,
     MovementCreate,
@@ -109,6 +112,49 @@ def record_count(body: CountCreate, who: StockHandler, db: DatabaseDep) -> Level
             actor_id=str(who.user_id),
         )
     return _level(level)
+
+
+@router.post(
+    "/stock/counts/batch",
+    status_code=status.HTTP_201_CREATED,
+    response_model=CountBatchRead,
+    responses=responses(401, 403, 404, 409, 422),
+)
+def record_counts(body: CountBatchCreate, who: StockHandler, db: DatabaseDep) -> JSONResponse:
+    """Record a whole count (a stocktake) of one warehouse in one transaction: all lines or none.
+
+    Every line is checked first; ``422 invalid_lines`` lists every problem at once (unknown or
+    repeated SKU, count out of range, count below the units reserved), each with the index of
+    its line in ``loc``. Clerks only at the warehouses they are assigned to."""
+    policy.ensure_warehouses(who, [body.warehouse])
+    try:
+        with db.transaction() as session:
+            counted = ledger.record_counts(
+                session,
+                warehouse=body.warehouse,
+                lines=[(line.sku, line.counted) for line in body.lines],
+                ref=body.ref,
+                actor_id=str(who.user_id),
+            )
+    except ledger.InvalidCountLines as exc:
+        problems = [
+            {"type": "invalid_line", "loc": ["body", "lines", number - 1], "msg": reason}
+            for number, _, reason in exc.problems
+        ]
+        return JSONResponse(
+            error_body(problems, exc.code), status_code=status.HTTP_422_UNPROCESSABLE_CONTENT
+        )
+    read = CountBatchRead(
+        warehouse=body.warehouse,
+        ref=body.ref,
+        lines=[
+            CountedLevelRead(
+                sku=sku, on_hand=lv.on_hand, reserved=lv.reserved, available=lv.available
+            )
+            for sku, lv in counted
+        ],
+    )
+    return JSONResponse(read.model_dump(mode="json"), status_code=status.HTTP_201_CREATED)
 
 
 @router.post(

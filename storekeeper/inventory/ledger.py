@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import NamedTuple, cast
 
 from sqlalchemy import Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -15,7 +16,15 @@ from storekeeper.errors import Conflict, InvalidRequest
 from storekeeper.events import outbox
 from storekeeper.inventory.domain import InsufficientStock
 from storekeeper.inventory.events import StockChanged
-from storekeeper.inventory.levels import Level, level, require_sku, where_row
+from storekeeper.inventory.levels import (
+    MAX_LEVELS_PAGE,
+    Level,
+    known_skus,
+    level,
+    list_levels,
+    require_sku,
+    where_row,
+)
 from storekeeper.inventory.models import Movement, StockLevel
 from storekeeper.inventory.warehouses import require_warehouse
 from storekeeper.observability import metrics
@@ -39,6 +48,33 @@ class BelowReserved(Conflict):
     """A count below the units already reserved for orders."""
 
     code = "below_reserved"
+
+
+MAX_COUNT = 1_000_000_000
+"""The largest count a person can have made (as ``POST /stock/counts`` allows)."""
+
+MAX_COUNT_LINES = MAX_LEVELS_PAGE
+"""The most lines one count (``record_counts``) may have."""
+
+
+class LineProblem(NamedTuple):
+    """Why one line of a count cannot be recorded: its number (from 1), its SKU, in words."""
+
+    line: int
+    sku: str
+    reason: str
+
+
+class InvalidCountLines(InvalidRequest):
+    """Lines of a count that cannot be recorded, every one of them (not only the first)."""
+
+    code = "invalid_lines"
+
+    def __init__(self, problems: Sequence[tuple[int, str, str]]) -> None:
+        self.problems: list[tuple[int, str, str]] = [LineProblem(*p) for p in problems]
+        super().__init__(
+            "; ".join(f"line {line} ({sku or 'no SKU'}): {why}" for line, sku, why in problems)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,3 +309,77 @@ def transfer(
         session, sku=sku, warehouse=target, delta=qty, reason="transfer", ref=ref, actor_id=actor_id
     )
     return out, into
+
+
+def count_problems(
+    session: Session, *, warehouse: str, lines: Sequence[tuple[str, int | None]]
+) -> list[LineProblem]:
+    """Every problem of the lines (SKU, counted) of a count in ``warehouse``, all at once.
+
+    A count of ``None`` is one that could not be read as a whole number. Raises
+    ``UnknownWarehouse`` for a warehouse that does not exist; writes nothing.
+    """
+    require_warehouse(session, code=warehouse)
+    if len(lines) > MAX_COUNT_LINES:
+        raise InvalidRequest(
+            f"a count has at most {MAX_COUNT_LINES} lines: count in parts (filter by SKU)",
+            code="too_many_lines",
+        )
+    skus = {sku for sku, _ in lines if sku}
+    known = known_skus(session, skus=skus)
+    rows, _ = list_levels(session, warehouse=warehouse, skus=known, limit=MAX_LEVELS_PAGE)
+    reserved = {row.sku: row.reserved for row in rows}
+    first_line: dict[str, int] = {}
+    problems: list[LineProblem] = []
+    for number, (sku, counted) in enumerate(lines, start=1):
+        found: list[str] = []
+        if not sku:
+            found.append("no SKU given")
+        elif sku in first_line:
+            found.append(f"{sku} is on line {first_line[sku]} already: count it once")
+        elif sku not in known:
+            found.append(f"no product with SKU {sku}")
+        if counted is None:
+            found.append("enter the count as a whole number (0 if there are none)")
+        elif counted < 0:
+            found.append(f"the count {counted} is negative: count 0 or more")
+        elif counted > MAX_COUNT:
+            found.append(f"the count {counted} is more than {MAX_COUNT:,}")
+        elif not found and counted < reserved.get(sku, 0):
+            found.append(
+                f"counted {counted} but {reserved[sku]} are reserved for orders: recount, or "
+                "cancel or re-route those orders first"
+            )
+        first_line.setdefault(sku, number)
+        problems.extend(LineProblem(number, sku, why) for why in found)
+    return problems
+
+
+def record_counts(
+    session: Session,
+    *,
+    warehouse: str,
+    lines: Sequence[tuple[str, int]],
+    ref: str | None = None,
+    actor_id: str | None = None,
+) -> list[tuple[str, Level]]:
+    """Record a whole count (a stocktake) in ``warehouse``: all lines or none.
+
+    Every line is checked first and ``InvalidCountLines`` names every problem (unknown or
+    repeated SKU, negative count, count below reserved); then each line is a ``record_count``
+    with the same ``ref``. Returns (SKU, level after) in line order.
+    """
+    if not lines:
+        raise InvalidRequest("a count needs at least one line", code="no_lines")
+    problems = count_problems(session, warehouse=warehouse, lines=lines)
+    if problems:
+        raise InvalidCountLines(problems)
+    return [
+        (
+            sku,
+            record_count(
+                session, sku=sku, warehouse=warehouse, counted=counted, ref=ref, actor_id=actor_id
+            ),
+        )
+        for sku, counted in lines
+    ]

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import cast
 
-from sqlalchemy import ColumnElement, Table, func, select
+from sqlalchemy import ColumnElement, Table, func, or_, select
 from sqlalchemy.orm import Session
 
 from storekeeper.catalog import service as catalog_service
 from storekeeper.inventory.models import Movement, StockLevel
 
 _stock = cast(Table, StockLevel.__table__)
+
+MAX_LEVELS_PAGE = 500
+"""The most rows ``list_levels`` gives at once (a count sheet's worth)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +55,20 @@ class StockTotals:
         return self.on_hand - self.reserved
 
 
+@dataclass(frozen=True, slots=True)
+class SkuLevel:
+    """Stock of one SKU in a warehouse named by the caller (a row of a warehouse's list)."""
+
+    sku: str
+    on_hand: int
+    reserved: int
+
+    @property
+    def available(self) -> int:
+        """Units that can still be promised: on-hand less reserved."""
+        return self.on_hand - self.reserved
+
+
 def where_row(sku: str, warehouse: str) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
     """The conditions that pick the stock row of ``sku`` in ``warehouse``."""
     return (_stock.c.sku == sku, _stock.c.warehouse_code == warehouse)
@@ -60,6 +78,11 @@ def require_sku(session: Session, *, sku: str) -> None:
     """Raise ``UnknownSku`` unless a product (active or archived) has this SKU."""
     if not catalog_service.exists(session, sku=sku):
         raise catalog_service.UnknownSku(f"no product with SKU {sku}")
+
+
+def known_skus(session: Session, *, skus: Collection[str]) -> set[str]:
+    """Those of ``skus`` that a product (active or archived) has."""
+    return set(catalog_service.names(session, skus=skus))
 
 
 def level(session: Session, *, sku: str, warehouse: str) -> Level:
@@ -103,3 +126,39 @@ def ledger_totals(session: Session, *, skus: list[str] | None = None) -> dict[tu
     if skus:
         query = query.where(Movement.sku.in_(skus))
     return {(sku, wh): int(total) for sku, wh, total in session.execute(query)}
+
+
+def list_levels(
+    session: Session,
+    *,
+    warehouse: str,
+    sku_prefix: str | None = None,
+    skus: Collection[str] | None = None,
+    after_sku: str | None = None,
+    limit: int = 50,
+) -> tuple[list[SkuLevel], str | None]:
+    """Stock rows of ``warehouse`` in SKU order (those whose SKU starts with ``sku_prefix``, any
+    case, or is one of ``skus``, when either is given); and the ``after_sku`` of the next page.
+
+    Keyset paging on (warehouse, SKU), served by ``ix_inventory_stock_warehouse``; never OFFSET.
+    """
+    limit = max(1, min(limit, MAX_LEVELS_PAGE))
+    query = (
+        select(_stock.c.sku, _stock.c.on_hand, _stock.c.reserved)
+        .where(_stock.c.warehouse_code == warehouse)
+        .order_by(_stock.c.sku)
+        .limit(limit + 1)
+    )
+    wanted: list[ColumnElement[bool]] = []
+    if sku_prefix:
+        escaped = sku_prefix.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        wanted.append(func.lower(_stock.c.sku).like(f"{escaped}%", escape="\\"))
+    if skus is not None:
+        wanted.append(_stock.c.sku.in_(sorted(skus)))
+    if wanted:
+        query = query.where(or_(*wanted))
+    if after_sku is not None:
+        query = query.where(_stock.c.sku > after_sku)
+    rows = session.execute(query).all()
+    found = [SkuLevel(row.sku, row.on_hand, row.reserved) for row in rows[:limit]]
+    return found, (found[-1].sku if len(rows) > limit else None)

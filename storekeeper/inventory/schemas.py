@@ -65,6 +65,56 @@ class CountCreate(BaseModel):
     ref: Ref | None = None
 
 
+class CountLineCreate(BaseModel):
+    """One line of a count: the units of ``sku`` found."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    sku: Sku
+    counted: int = Field(
+        description="units found, 0 to 10⁹; a count out of range is one of the `invalid_lines`"
+    )
+
+
+class CountBatchCreate(BaseModel):
+    """A whole count (stocktake) of one warehouse: every line is recorded, or none."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "warehouse": "BER",
+                    "ref": "stocktake-2026-03",
+                    "lines": [{"sku": "DEMO-0001", "counted": 20}],
+                }
+            ]
+        },
+    )
+
+    warehouse: WarehouseCode
+    ref: Ref | None = None
+    lines: list[CountLineCreate] = Field(min_length=1, max_length=500)
+
+
+class CountedLevelRead(BaseModel):
+    """Stock of a counted SKU in the counted warehouse, after the count."""
+
+    sku: str
+    on_hand: int
+    reserved: int
+    available: int
+
+
+class CountBatchRead(BaseModel):
+    """What a whole count left: the level of every line's SKU, in line order."""
+
+    warehouse: str
+    ref: str | None
+    lines: list[CountedLevelRead]
+
+
 class TransferCreate(BaseModel):
     """Move units from one warehouse to another."""
 

@@ -188,6 +188,13 @@ MATRIX: dict[str, tuple[Call, dict[str, int]]] = {
         _post("/stock/counts", {"sku": "MILK", "warehouse": "BER", "counted": 1000}),
         STOCK_AT_BER,
     ),
+    "POST /stock/counts/batch at BER": (
+        _post(
+            "/stock/counts/batch",
+            {"warehouse": "BER", "lines": [{"sku": "MILK", "counted": 1000}]},
+        ),
+        STOCK_AT_BER,
+    ),
     "POST /stock/transfers BER to HAM": (
         _post("/stock/transfers", {"sku": "MILK", "from": "BER", "to": "HAM", "qty": 1}),
         STAFF_ONLY,  # a clerk would need both warehouses

@@ -355,6 +355,7 @@ def test_openapi_document_lists_every_public_endpoint(client: TestClient) -> Non
         f"{API}/warehouses": {"get", "post"},
         f"{API}/stock/movements": {"post"},
         f"{API}/stock/counts": {"post"},
+        f"{API}/stock/counts/batch": {"post"},
         f"{API}/stock/transfers": {"post"},
         f"{API}/stock/{{sku}}": {"get"},
         f"{API}/orders": {"get", "post"},

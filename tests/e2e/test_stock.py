@@ -229,6 +229,108 @@ def test_count_of_unknown_sku_or_warehouse_is_404(shop: TestClient, manager: Act
     assert_error(_count(shop, manager, 1, warehouse="XYZ"), 404, "unknown_warehouse")
 
 
+# --- whole counts (stocktake) -------------------------------------------------------------------
+
+
+def _count_batch(
+    client: TestClient, who: Actor, lines: list[tuple[str, Any]], warehouse: str = "BER"
+) -> Any:
+    return client.post(
+        f"{API}/stock/counts/batch",
+        headers=who.headers,
+        json={
+            "warehouse": warehouse,
+            "ref": "stocktake-1",
+            "lines": [{"sku": sku, "counted": counted} for sku, counted in lines],
+        },
+    )
+
+
+def test_batch_count_records_every_line_in_one_go_and_answers_the_levels(
+    shop: TestClient, manager: Actor, container: Container
+) -> None:
+    add_product(shop, manager.headers, "MATE", stock={"BER": 2})
+    _move(shop, manager, 10)
+
+    r = _count_batch(shop, manager, [("TEA", 8), ("MATE", 5)])
+
+    assert r.status_code == 201, r.text
+    assert r.json() == {
+        "warehouse": "BER",
+        "ref": "stocktake-1",
+        "lines": [
+            {"sku": "TEA", "on_hand": 8, "reserved": 0, "available": 8},
+            {"sku": "MATE", "on_hand": 5, "reserved": 0, "available": 5},
+        ],
+    }
+    assert _ledger(container) == [(10, "receipt"), (-2, "count")]
+    with container.db.reading() as session:
+        rows = session.execute(
+            select(Movement.sku, Movement.delta, Movement.ref).where(Movement.reason == "count")
+        )
+        assert sorted(tuple(row) for row in rows) == [
+            ("MATE", 3, "stocktake-1"),
+            ("TEA", -2, "stocktake-1"),
+        ]
+    _ledger_matches_on_hand(shop, container, manager)
+
+
+def test_batch_count_names_every_invalid_line_at_once_and_records_none(
+    shop: TestClient, manager: Actor, customer: Actor, container: Container
+) -> None:
+    _move(shop, manager, 5)
+    _reserve(shop, customer, 3)
+
+    r = _count_batch(shop, manager, [("TEA", 4), ("NOPE", 1), ("TEA", 4), ("TEA", -1)])
+    below = _count_batch(shop, manager, [("TEA", 2)])
+
+    problems = assert_error(r, 422, "invalid_lines")
+    assert [(p["loc"], p["type"]) for p in problems] == [
+        (["body", "lines", 1], "invalid_line"),
+        (["body", "lines", 2], "invalid_line"),
+        (["body", "lines", 3], "invalid_line"),
+        (["body", "lines", 3], "invalid_line"),
+    ]
+    assert "no product with SKU NOPE" in problems[0]["msg"]
+    assert "TEA is on line 1 already" in problems[1]["msg"]
+    assert "negative" in problems[3]["msg"]
+    assert "3 are reserved for orders" in assert_error(below, 422, "invalid_lines")[0]["msg"]
+    assert _ledger(container) == [(5, "receipt")]
+
+
+def test_batch_count_follows_the_clerk_rules_of_single_counts(
+    shop: TestClient, manager: Actor, actors: Actors, container: Container
+) -> None:
+    clerk = actors.make(Role.CLERK, warehouses=["BER"])
+
+    at_ber = _count_batch(shop, clerk, [("TEA", 4)])
+    at_ham = _count_batch(shop, clerk, [("TEA", 4)], warehouse="HAM")
+    nowhere = _count_batch(shop, manager, [("TEA", 4)], warehouse="XYZ")
+
+    assert at_ber.status_code == 201, at_ber.text
+    assert_error(at_ham, 403, "warehouse_not_assigned")
+    assert_error(nowhere, 404, "unknown_warehouse")
+    assert _ledger(container, "HAM") == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"warehouse": "BER", "lines": []},
+        {"warehouse": "BER", "lines": [{"sku": "TEA", "counted": 1.5}]},
+        {"warehouse": "BER", "lines": [{"sku": "TEA", "counted": "4"}]},
+        {"warehouse": "BER", "lines": [{"sku": "TEA"}]},
+        {"lines": [{"sku": "TEA", "counted": 4}]},
+    ],
+)
+def test_batch_count_of_malformed_lines_is_422(
+    shop: TestClient, manager: Actor, body: dict[str, Any]
+) -> None:
+    r = shop.post(f"{API}/stock/counts/batch", headers=manager.headers, json=body)
+
+    assert_error(r, 422, "validation_error")
+
+
 # --- transfers --------------------------------------------------------------------------------
 
 
