@@ -162,19 +162,6 @@ def list_(
     return list(session.scalars(query))
 
 
-def find_id(session: Session, *, email: str) -> uuid.UUID | None:
-    """The id of the account with this e-mail (any case), if there is one."""
-    return session.scalar(select(User.id).where(User.email == normalise_email(email)))
-
-
-def emails_by_id(session: Session, *, ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
-    """The e-mail of each of these accounts that exists (to name users in a list)."""
-    if not ids:
-        return {}
-    rows = session.execute(select(User.id, User.email).where(User.id.in_(ids)))
-    return {user_id: email for user_id, email in rows.tuples()}
-
-
 def update(
     session: Session,
     *,

@@ -588,7 +588,7 @@ def _user_id(session: Session, user: str | None) -> uuid.UUID | None:
     try:
         return uuid.UUID(user)
     except ValueError:
-        return users.find_id(session, email=user)
+        return users.id_by_email(session, email=user)
 
 
 def _events(
@@ -614,7 +614,7 @@ def _events(
             limit=min(left, audit.MAX_PAGE),
         )
         ids = {i for e in page for i in (e.user_id, e.actor_id) if i is not None}
-        emails = users.emails_by_id(session, ids=ids)
+        emails = users.emails_by_id(session, user_ids=ids)
         for event in page:
             yield {
                 "id": event.id,
