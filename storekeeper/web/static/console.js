@@ -7,6 +7,9 @@
  *   `data-scan`, Enter moves to the field named by `data-scan-next` (e.g. from SKU to quantity)
  *   instead of submitting a half-filled form; without `data-scan-next` it submits as usual.
  * - A form marked `data-confirm="question"` asks before it is sent.
+ * - A refused htmx request (403, 409, 422: a form error, a stale edit) answers with the reason in
+ *   words: htmx drops error answers by default, so it is swapped in like a success. An error
+ *   answer without the region asked for (an error page) replaces the page's main content.
  */
 
 /** @param {Event} event */
@@ -39,3 +42,27 @@ function onSubmit(event) {
 
 document.addEventListener("keydown", onKeydown, true);
 document.addEventListener("submit", onSubmit, true);
+
+/**
+ * @typedef {{ xhr: XMLHttpRequest, target: Element, shouldSwap: boolean, isError: boolean,
+ *   serverResponse: string, selectOverride?: string, swapOverride?: string }} SwapDetail
+ */
+
+/** @param {Event} event */
+function onBeforeSwap(event) {
+  const detail = /** @type {CustomEvent<SwapDetail>} */ (event).detail;
+  if (detail.xhr.status < 400) return;
+  detail.shouldSwap = true;
+  detail.isError = false;
+  const page = new DOMParser().parseFromString(detail.serverResponse, "text/html");
+  if (!detail.target.id || !page.getElementById(detail.target.id)) {
+    const main = document.getElementById("main");
+    if (main) {
+      detail.target = main;
+      detail.selectOverride = "#main";
+      detail.swapOverride = "outerHTML";
+    }
+  }
+}
+
+document.addEventListener("htmx:beforeSwap", onBeforeSwap);
