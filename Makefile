@@ -6,11 +6,12 @@ PIP    := $(BIN)/python -m pip install --disable-pip-version-check -q
 CONSTRAINTS := requirements/constraints.txt
 PYTEST_WORKERS ?= 2
 
-.PHONY: run test lint typecheck bench services cluster cluster-stop clean help proto
+.PHONY: run test lint typecheck typecheck-js bench services cluster cluster-stop clean help proto
 
 help:
 	@echo "make run    - install into .venv, migrate, load demo data if empty, serve on :$${STOREKEEPER_PORT:-8000}"
 	@echo "make test   - install test tools, make sure PostgreSQL is up, run ruff, import-linter, mypy and pytest"
+	@echo "make typecheck-js - type-check the browser JavaScript with tsc --checkJs (needs npm)"
 	@echo "make bench  - run the benchmarks in bench/ (results in bench/results/)"
 	@echo "make cluster - 2 API processes + worker behind nginx on PostgreSQL/RabbitMQ/Redis (loopback); make cluster-stop ends it"
 	@echo "make proto  - regenerate storekeeper/grpc/gen/ from proto/ (gRPC code, checked in)"
@@ -42,7 +43,19 @@ lint: $(VENV)/.installed-dev
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
 
-test: $(VENV)/.installed-dev services lint typecheck
+# The browser JavaScript (plain ES modules with JSDoc types) checked by TypeScript; Node and
+# npm are development tools here, never needed by `make run`.
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --silent
+	@touch $@
+
+typecheck-js:
+	@if command -v npm >/dev/null; then $(MAKE) --no-print-directory node_modules/.installed \
+	  && npx --no-install tsc -p tsconfig.json && echo "typecheck-js: ok"; \
+	elif [ "$${CI:-}" = "true" ]; then echo "typecheck-js: npm is missing" >&2; exit 1; \
+	else echo "typecheck-js: npm not found, JavaScript not type-checked" >&2; fi
+
+test: $(VENV)/.installed-dev services lint typecheck typecheck-js
 	$(BIN)/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed-dev services
