@@ -1,6 +1,6 @@
 """Every console route against every kind of visitor: the console's half of the policy table.
 
-Routes come from the app (tests/console_routes.py), so a page merged later is checked without
+Routes come from the app (tests/console_support.py), so a page merged later is checked without
 editing this file: anonymous visitors are sent to sign in, customers get the "Not allowed" page,
 managers and admins open every page, clerks never reach ``/admin``, and no POST is carried out
 without the session's CSRF token. A refused request must leave the database as it was.
@@ -21,15 +21,18 @@ from storekeeper.accounts.domain import Role
 from storekeeper.bootstrap import Container
 from storekeeper.db import Database
 from storekeeper.web.session import CSRF_FIELD, CSRF_HEADER
-from tests.conftest import Actor, Actors
-from tests.console_routes import (
+from tests.conftest import Actors
+from tests.console_support import (
     ConsoleRoute,
     Shop,
+    browser_for,
     build_shop,
     changed_tables,
     console_routes,
     find_route,
     fingerprint,
+    page_csrf,
+    sign_in,
     url_for,
 )
 
@@ -78,31 +81,6 @@ class World:
         return url_for(route, self.shop.objects)
 
 
-def _browser(app: FastAPI) -> TestClient:
-    # No lifespan of its own: the `client` fixture runs the app's once for all of them.
-    return TestClient(app, raise_server_exceptions=False, follow_redirects=False)
-
-
-def sign_in(app: FastAPI, actor: Actor) -> TestClient:
-    """A browser signed in to the console as ``actor`` through the sign-in form."""
-    browser = _browser(app)
-    login_csrf = re.search(r'name="login_csrf" value="([^"]+)"', browser.get("/login").text)
-    assert login_csrf
-    answer = browser.post(
-        "/login",
-        data={"email": actor.email, "password": actor.password, "login_csrf": login_csrf[1]},
-    )
-    assert answer.status_code == 303, answer.text
-    return browser
-
-
-def page_csrf(browser: TestClient) -> str:
-    """The CSRF token of ``browser``'s session, as its pages carry it."""
-    token = re.search(r'name="csrf_token" value="([^"]+)"', browser.get("/account").text)
-    assert token, "the account page carries the sign-out form with the CSRF token"
-    return token[1]
-
-
 @pytest.fixture
 def world(client: TestClient, container: Container, actors: Actors) -> Iterator[World]:
     made = {
@@ -119,7 +97,7 @@ def world(client: TestClient, container: Container, actors: Actors) -> Iterator[
         clerk_id=made["clerk"].id,
     )
     browsers = {role: sign_in(client.app, actor) for role, actor in made.items()}
-    browsers["anonymous"] = _browser(client.app)
+    browsers["anonymous"] = browser_for(client.app)
     csrf = {role: page_csrf(browsers[role]) for role in ("admin", "manager", "clerk")}
     yield World(client.app, container.db, console_routes(client.app), shop, browsers, csrf)
     for browser in browsers.values():
@@ -200,7 +178,7 @@ def test_managers_and_admins_open_every_page_and_reading_changes_nothing(world: 
             if role == "manager" and route.is_admin and status == 403:
                 continue  # as the API: users, devices and the audit log are for admins
             # Never 401/403/5xx; and 404/422 would mean the page was not really exercised
-            # (its path parameter names nothing: see PARAM_NAMES in tests/console_routes.py).
+            # (its path parameter names nothing: see PARAM_NAMES in tests/console_support.py).
             if status >= 400 or location.startswith("/login") or "Traceback" in text:
                 wrong.append(f"{role} {route} ({world.url(route)}): {status} {location}")
     wrong += [f"a GET wrote to {name}" for name in changed_tables(before, fingerprint(world.db))]

@@ -23,12 +23,14 @@ from urllib.parse import quote
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
+from fastapi.testclient import TestClient
 from pydantic import BaseModel
 from sqlalchemy import func, select
 
 from storekeeper.db import Database
 from storekeeper.schema import metadata
 from storekeeper.web.routes import is_console_path
+from tests.conftest import Actor
 
 EXCLUDED_PREFIXES = ("/static", "/live/events")
 """Console paths that are not pages: hashed files, and the SSE stream (tests/e2e/test_live.py)."""
@@ -343,6 +345,35 @@ def build_shop(
         alert=alerts["HAM"],
     )
     return shop
+
+
+# --- console sessions ----------------------------------------------------------------------
+
+
+def browser_for(app: FastAPI) -> TestClient:
+    """A cookie jar on ``app`` that does not follow redirects and turns errors into answers."""
+    # No lifespan of its own: the `client` fixture runs the app's once for all of them.
+    return TestClient(app, raise_server_exceptions=False, follow_redirects=False)
+
+
+def sign_in(app: FastAPI, actor: Actor) -> TestClient:
+    """A browser signed in to the console as ``actor`` through the sign-in form."""
+    browser = browser_for(app)
+    login_csrf = re.search(r'name="login_csrf" value="([^"]+)"', browser.get("/login").text)
+    assert login_csrf
+    answer = browser.post(
+        "/login",
+        data={"email": actor.email, "password": actor.password, "login_csrf": login_csrf[1]},
+    )
+    assert answer.status_code == 303, answer.text
+    return browser
+
+
+def page_csrf(browser: TestClient) -> str:
+    """The CSRF token of ``browser``'s session, as its pages carry it."""
+    token = re.search(r'name="csrf_token" value="([^"]+)"', browser.get("/account").text)
+    assert token, "the account page carries the sign-out form with the CSRF token"
+    return token[1]
 
 
 # --- nothing changed ------------------------------------------------------------------------
