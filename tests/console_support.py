@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
@@ -51,6 +51,8 @@ class ConsoleRoute:
     """The template, e.g. ``/stock/{code}``."""
     query_params: tuple[str, ...] = ()
     """The query parameters the view declares (its own and its dependencies')."""
+    required_query: tuple[str, ...] = ()
+    """Those of them without a default: ``url_for`` fills them in."""
 
     @property
     def path_params(self) -> tuple[str, ...]:
@@ -86,15 +88,18 @@ def console_routes(app: FastAPI) -> list[ConsoleRoute]:
             continue
         if path.startswith(EXCLUDED_PREFIXES):
             continue
-        query = tuple(sorted(_query_names(route.dependant)))
+        query = _query_names(route.dependant)
+        names = tuple(sorted(query))
+        required = tuple(sorted(name for name, needed in query.items() if needed))
         for method in sorted((context.methods or set()) - {"HEAD", "OPTIONS"}):
-            found.setdefault((method, path), ConsoleRoute(method, path, query))
+            found.setdefault((method, path), ConsoleRoute(method, path, names, required))
     return sorted(found.values(), key=lambda r: (r.path, r.method))
 
 
-def _query_names(dependant: Dependant) -> set[str]:
-    """The query parameters of a view and of its dependencies (a model's fields included)."""
-    names: set[str] = set()
+def _query_names(dependant: Dependant) -> dict[str, bool]:
+    """The query parameters of a view and of its dependencies (a model's fields included),
+    each with whether it is required."""
+    names: dict[str, bool] = {}
     pending = [dependant]
     while pending:
         current = pending.pop()
@@ -102,9 +107,10 @@ def _query_names(dependant: Dependant) -> set[str]:
         for param in current.query_params:
             model = param.field_info.annotation
             if isinstance(model, type) and issubclass(model, BaseModel):
-                names.update(f.alias or name for name, f in model.model_fields.items())
+                for name, info in model.model_fields.items():
+                    names[info.alias or name] = info.is_required()
             else:
-                names.add(param.alias)
+                names[param.alias] = param.field_info.is_required()
     return names
 
 
@@ -183,9 +189,18 @@ def param_values(route: ConsoleRoute, objects: Mapping[str, str]) -> dict[str, s
     return values
 
 
+QUERY_VALUES = {"q": "SKU", "format": "html"}
+"""Values for required query parameters that name no object of the shop (else ``"1"``)."""
+
+
 def url_for(route: ConsoleRoute, objects: Mapping[str, str]) -> str:
-    """``route``'s path filled with objects of the shop."""
-    return route.url(param_values(route, objects))
+    """``route``'s path filled with objects of the shop, and its required query parameters."""
+    path = route.url(param_values(route, objects))
+    query = {
+        name: objects.get(PARAM_NAMES.get(name, ""), QUERY_VALUES.get(name, "1"))
+        for name in route.required_query
+    }
+    return f"{path}?{urlencode(query)}" if query else path
 
 
 # --- the shop -------------------------------------------------------------------------------

@@ -117,12 +117,6 @@ def _private(world: World) -> list[ConsoleRoute]:
     return [route for route in world.routes if not route.is_public]
 
 
-def test_the_checks_see_the_console_pages(world: World) -> None:
-    names = {str(route) for route in world.routes}
-    assert {"GET /", "GET /products", "GET /login", "POST /logout", "GET /account"} <= names
-    assert not any(route.path.startswith(("/api/", "/static", "/live/")) for route in world.routes)
-
-
 def test_anonymous_visitors_are_sent_to_sign_in_from_every_page_and_change_nothing(
     world: World,
 ) -> None:
@@ -143,10 +137,13 @@ def test_anonymous_visitors_are_sent_to_sign_in_from_every_page_and_change_nothi
     assert not wrong, "\n".join(wrong)
 
 
-def test_the_sign_in_form_is_the_only_public_page(world: World) -> None:
-    anonymous = world.browser("anonymous")
-    public = {str(route) for route in world.routes if route.is_public}
-    assert public == {"GET /login", "POST /login"}
+def test_the_sign_in_form_is_the_only_public_page(client: TestClient) -> None:
+    routes = console_routes(client.app)
+    names = {str(route) for route in routes}
+    assert {"GET /", "GET /products", "GET /login", "POST /logout", "GET /account"} <= names
+    assert not any(route.path.startswith(("/api/", "/static", "/live/")) for route in routes)
+    assert {str(route) for route in routes if route.is_public} == {"GET /login", "POST /login"}
+    anonymous = browser_for(client.app)
     assert anonymous.get("/login").status_code == 200
     # Without its double-submit token the sign-in form is refused and sets no session.
     refused = anonymous.post("/login", data={"email": "x@example.com", "password": "x" * 12})
