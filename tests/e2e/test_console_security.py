@@ -147,6 +147,7 @@ def test_the_sign_in_form_is_the_only_public_page(client: TestClient) -> None:
     assert anonymous.get("/login").status_code == 200
     # Without its double-submit token the sign-in form is refused and sets no session.
     refused = anonymous.post("/login", data={"email": "x@example.com", "password": "x" * 12})
+    anonymous.close()
     assert refused.status_code == 400
     assert "sk_console" not in refused.cookies
 
