@@ -1,4 +1,4 @@
-"""Run the benchmarks of DESIGN.md section 9 (W1, W2, W2-card, EV, W3, W4, W5, W6).
+"""Run the benchmarks of DESIGN.md section 9 (W1, W2, W2-card, EV, W3, W4, W5, W6, console).
 
 Results go to bench/results.
 """
@@ -16,7 +16,22 @@ from typing import Any
 
 import psycopg
 
-from bench import ev, grpc_bench, infra, loadgen, report, w1, w2, w2_card, w3, w4, w5, w5_mqtt, w6
+from bench import (
+    console,
+    ev,
+    grpc_bench,
+    infra,
+    loadgen,
+    report,
+    w1,
+    w2,
+    w2_card,
+    w3,
+    w4,
+    w5,
+    w5_mqtt,
+    w6,
+)
 from bench.options import Options, environment
 
 Benchmark = Callable[[str, Options], tuple[dict[str, Any], bool]]
@@ -31,6 +46,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "W5-mqtt": w5_mqtt.run,
     "W6": w6.run,
     "GRPC": grpc_bench.run,
+    "console": console.run,
 }
 BACKENDS = ("sqlite", "postgresql")
 RESULTS_DIR = Path(__file__).parent / "results"
@@ -59,7 +75,10 @@ _EPILOG = """benchmarks (--only; see bench/README.md):
            PostgreSQL + RabbitMQ (scripts/cluster.py); orders/s each, scaling factor,
            CPU used per kind of process (no ceiling; PostgreSQL only)
   GRPC     gRPC Reserve calls/s (storekeeper grpc, 32 client threads) next to W2's
-           POST /orders/s on the same data, alternating slices; ratio Reserve / order"""
+           POST /orders/s on the same data, alternating slices; ratio Reserve / order
+  console  console pages (products, search over 100k products; dashboard over 1M
+           movements): server ms and bytes per view; ceiling: the JSON API for the
+           same data, alternating slices; ratio page / API (goal <= 1.5)"""
 
 
 def _parser() -> argparse.ArgumentParser:
