@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse, Response
-from pydantic import BeforeValidator, Field, StringConstraints
+from pydantic import Field, StringConstraints
 from sqlalchemy.orm import Session
 
 from storekeeper.accounts import audit, credentials, devices, users
@@ -26,7 +26,7 @@ from storekeeper.errors import Conflict, DomainError
 from storekeeper.ids import MAX_ID
 from storekeeper.inventory import warehouses as inventory_warehouses
 from storekeeper.web.auth import qr_svg
-from storekeeper.web.forms import form_data, form_lists, validate
+from storekeeper.web.forms import Blank, form_data, form_lists, validate
 from storekeeper.web.session import allowed
 from storekeeper.web.templating import csv_response, render
 
@@ -51,13 +51,6 @@ _FIELD_OF_CODE = {
 }
 """Which form field a service's error is about."""
 
-
-def _blank_is_none(value: object) -> object:
-    return None if value == "" else value
-
-
-Blank = BeforeValidator(_blank_is_none)
-"""A filter form sends an unset field as ``name=``: the same as leaving it out."""
 
 Email = Annotated[str, StringConstraints(max_length=254)]
 AuditKind = Annotated[str, StringConstraints(max_length=32)]

@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Request
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, BeforeValidator, StringConstraints, ValidationError
 
 from storekeeper.web.session import CSRF_FIELD, read_form
 
 Model = TypeVar("Model", bound=BaseModel)
+
+
+def _blank_is_none(value: object) -> object:
+    return None if value == "" else value
+
+
+Blank = BeforeValidator(_blank_is_none)
+"""For an optional query parameter: a filter form sends an unset field as ``name=``, which
+means "no filter", not an invalid value. ``Annotated[X | None, Blank, Query()]``."""
+
+Cursor = Annotated[str, StringConstraints(max_length=200)] | None
+"""A paging cursor from a query string (with :data:`Blank`): the length limit is on the text,
+so a blank one (None) is not measured."""
 
 
 async def form_data(request: Request) -> dict[str, str]:

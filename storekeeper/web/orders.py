@@ -17,7 +17,6 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse, Response
-from pydantic import BeforeValidator
 from sqlalchemy.orm import Session
 
 from storekeeper.accounts import policy, users
@@ -32,7 +31,7 @@ from storekeeper.ordering.domain import InvalidTransition, OrderStatus
 from storekeeper.ordering.saga import Gateways
 from storekeeper.ordering.schemas import CancelRequest, OrderRead
 from storekeeper.ordering.stock import InventoryPort
-from storekeeper.web.forms import form_data, validate
+from storekeeper.web.forms import Blank, Cursor, form_data, validate
 from storekeeper.web.session import allowed
 from storekeeper.web.templating import csv_response, money, render
 
@@ -68,16 +67,10 @@ EVENT_WORDS = {
 HOLD_WORDS = {"active": "held", "consumed": "shipped", "released": "given back"}
 
 
-def _blank(value: object) -> object:
-    """An empty form field means "no filter", not an invalid value."""
-    return None if value == "" else value
-
-
-Blank = BeforeValidator(_blank)
 StatusQuery = Annotated[OrderStatus | None, Blank, Query(alias="status")]
 DateQuery = Annotated[date | None, Blank, Query()]
 CustomerQuery = Annotated[str, Query(max_length=254)]
-CursorQuery = Annotated[str | None, Blank, Query(max_length=200)]
+CursorQuery = Annotated[Cursor, Blank, Query()]
 FormatQuery = Annotated[Literal["html", "csv"], Query(alias="format")]
 DoneQuery = Annotated[Literal["shipped", "cancelled"] | None, Blank, Query()]
 

@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
-from pydantic import BeforeValidator, ValidationError
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from storekeeper.accounts import users
@@ -26,7 +26,7 @@ from storekeeper.inventory import warehouses as inventory_warehouses
 from storekeeper.inventory.schemas import WarehouseCode
 from storekeeper.sync import exceptions
 from storekeeper.sync.schemas import ExceptionRead, ResolveRequest
-from storekeeper.web.forms import field_errors, form_data
+from storekeeper.web.forms import Blank, Cursor, field_errors, form_data
 from storekeeper.web.session import allowed
 from storekeeper.web.templating import csv_response, render
 
@@ -56,13 +56,9 @@ RESOLUTION_HELP = {
 STATUSES = {"open": "Open", "resolved": "Resolved", "all": "Open and resolved"}
 
 
-def _blank(value: object) -> object:
-    return None if value == "" else value
-
-
 StatusQuery = Annotated[Literal["open", "resolved", "all"], Query()]
-WarehouseQuery = Annotated[WarehouseCode | None, BeforeValidator(_blank), Query()]
-CursorQuery = Annotated[str | None, BeforeValidator(_blank), Query(max_length=32)]
+WarehouseQuery = Annotated[WarehouseCode | None, Blank, Query()]
+CursorQuery = Annotated[Cursor, Blank, Query()]
 FormatQuery = Annotated[Literal["html", "csv"], Query(alias="format")]
 ExceptionId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
