@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
@@ -80,7 +81,10 @@ def resolve(
     return exception
 
 
-def count_open(connection: Connection) -> int:
-    """How many sync exceptions wait for a manager (for the metrics gauge)."""
+def count_open(connection: Connection, *, warehouses: Collection[str] | None = None) -> int:
+    """How many sync exceptions wait for a manager (for the metrics gauge and the dashboard),
+    optionally of some warehouses only."""
     query = select(func.count()).select_from(SyncException).where(SyncException.status == "open")
+    if warehouses is not None:
+        query = query.where(SyncException.warehouse_code.in_(sorted(warehouses)))
     return int(connection.execute(query).scalar_one())
