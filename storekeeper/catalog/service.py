@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, bindparam, or_, select
+from sqlalchemy import Row, Table, bindparam, func, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -210,6 +210,16 @@ def prices(session: Session, *, skus: Iterable[str] | None = None) -> dict[str, 
                 select(*columns).where(_product.c.sku.in_(wanted[start : start + 5000]))
             ).all()
     return {sku: (int(cents), currency) for sku, cents, currency in rows}
+
+
+def prices_stamp(session: Session) -> tuple[int, int]:
+    """(products, sum of their versions): changes whenever a product is added or edited (every
+    edit, a price's included, bumps its version), so a reader may keep what it derived from
+    :func:`prices` while the stamp stays the same."""
+    count, versions = session.execute(
+        select(func.count(), func.coalesce(func.sum(_product.c.version), 0))
+    ).one()
+    return int(count), int(versions)
 
 
 def names(session: Session, *, skus: Iterable[str]) -> dict[str, str]:

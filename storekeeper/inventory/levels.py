@@ -109,12 +109,18 @@ def ledger_totals(session: Session, *, skus: list[str] | None = None) -> dict[tu
 
 @dataclass(frozen=True, slots=True)
 class WarehouseTotals:
-    """Stock of all SKUs in one warehouse: how many SKUs have units on hand, and the units."""
+    """Stock of all SKUs in one warehouse: how many SKUs have units on hand, and the units.
+
+    ``stamp`` (stock rows, sum of their versions) changes whenever any stock row of the
+    warehouse is added or changed: every change bumps its row's version. A reader that derives
+    something costly from the warehouse's rows may keep it while the stamp stays the same.
+    """
 
     warehouse: str
     skus: int
     on_hand: int
     reserved: int
+    stamp: tuple[int, int] = (0, 0)
 
     @property
     def available(self) -> int:
@@ -135,6 +141,8 @@ def totals_by_warehouse(
             func.count(_stock.c.sku).filter(_stock.c.on_hand > 0),
             func.coalesce(func.sum(_stock.c.on_hand), 0),
             func.coalesce(func.sum(_stock.c.reserved), 0),
+            func.count(_stock.c.sku),
+            func.coalesce(func.sum(_stock.c.version), 0),
         )
         .select_from(_warehouse.outerjoin(_stock, _stock.c.warehouse_code == _warehouse.c.code))
         .group_by(_warehouse.c.code)
@@ -143,8 +151,8 @@ def totals_by_warehouse(
     if warehouses is not None:
         query = query.where(_warehouse.c.code.in_(sorted(warehouses)))
     return [
-        WarehouseTotals(code, int(skus), int(on_hand), int(reserved))
-        for code, skus, on_hand, reserved in session.execute(query)
+        WarehouseTotals(code, int(skus), int(on_hand), int(reserved), (int(rows), int(versions)))
+        for code, skus, on_hand, reserved, rows, versions in session.execute(query)
     ]
 
 

@@ -283,6 +283,11 @@ def sensor_page(
         title=f"Sensor {sensor_id}",
         view=view,
         points=points,
+        # Newest first, and whether each bucket's lowest and highest are out of range.
+        table=[
+            (p, not view.effective.contains(p.min), not view.effective.contains(p.max))
+            for p in reversed(points)
+        ],
         range=range_,
         ranges=list(RANGES),
         width=bucket_words(bucket),

@@ -15,6 +15,8 @@ it at 100,000 products in three warehouses).
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections import defaultdict
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
@@ -45,8 +47,6 @@ LOW_STOCK_SHOWN = 20
 MOVEMENTS_SHOWN = 10
 ORDERS_SHOWN = 5
 ALERTS_SHOWN = 5
-_ALL_PRICES_FROM = 5000
-"""From this many SKUs in stock on, read every price at once rather than a long IN list."""
 
 
 def _visible_warehouses(who: Principal) -> frozenset[str] | None:
@@ -76,30 +76,99 @@ class StockSummary:
     unpriced_skus: int
 
 
-def stock_summary(session: Session, *, warehouses: Collection[str] | None) -> StockSummary:
-    """Units per warehouse (inventory's GROUP BY) and their value at current prices."""
-    totals = levels.totals_by_warehouse(session, warehouses=warehouses)
-    rows = levels.on_hand_by_sku(session, warehouses=warehouses)
-    skus = {sku for _wh, sku, _qty in rows}
-    prices = catalog_service.prices(session, skus=None if len(skus) >= _ALL_PRICES_FROM else skus)
-    value: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    unpriced: set[str] = set()
+@dataclass(frozen=True, slots=True)
+class _Valued:
+    """A warehouse's stock value, with the stamps of the stock rows and prices it came from."""
+
+    stamp: tuple[int, int]
+    prices_stamp: tuple[int, int]
+    value: dict[str, int]
+    unpriced: frozenset[str]
+
+
+class StockValues:
+    """Stock value per warehouse, kept between requests while neither the warehouse's stock
+    rows nor the catalog changed (their stamps say so exactly): the dashboards that one stock
+    event refreshes at once share one computation, only for the warehouse that moved, and the
+    catalog's prices are read again only when a product changed.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._kept: dict[str, _Valued] = {}
+        self._prices: tuple[tuple[int, int], dict[str, tuple[int, str]]] | None = None
+
+    def of(self, db: Database, totals: list[levels.WarehouseTotals]) -> dict[str, _Valued]:
+        """The value of each warehouse of ``totals`` (as read with their stamps)."""
+        # One at a time: the dashboards an event refreshes together wait here (holding no
+        # database connection) and then find what the first of them computed.
+        with self._lock, db.reading() as session:
+            catalog = catalog_service.prices_stamp(session)
+            stale = {
+                t.warehouse: t.stamp
+                for t in totals
+                if (kept := self._kept.get(t.warehouse)) is None
+                or (kept.stamp, kept.prices_stamp) != (t.stamp, catalog)
+            }
+            if stale:
+                if self._prices is None or self._prices[0] != catalog:
+                    self._prices = (catalog, catalog_service.prices(session))
+                self._kept.update(_values(session, stale, catalog, self._prices[1]))
+            return {t.warehouse: self._kept[t.warehouse] for t in totals}
+
+
+def _values(
+    session: Session,
+    stamps: dict[str, tuple[int, int]],
+    catalog: tuple[int, int],
+    prices: dict[str, tuple[int, str]],
+) -> dict[str, _Valued]:
+    """On-hand x current price of the warehouses in ``stamps``, summed per currency: inventory
+    reads its stock rows, and combining them with the prices is one dictionary lookup per row.
+
+    The rows and prices are read after their stamps, so a value is never older than its stamp
+    (a change in between only makes the next request compute it again)."""
+    rows = levels.on_hand_by_sku(session, warehouses=list(stamps))
+    value: dict[str, dict[str, int]] = {code: defaultdict(int) for code in stamps}
+    unpriced: dict[str, set[str]] = {code: set() for code in stamps}
     for warehouse, sku, on_hand in rows:
         price = prices.get(sku)
         if price is None:  # stock of a SKU the catalog does not know (it never should)
-            unpriced.add(sku)
-            continue
-        value[warehouse][price[1]] += on_hand * price[0]
+            unpriced[warehouse].add(sku)
+        else:
+            value[warehouse][price[1]] += on_hand * price[0]
+    return {
+        code: _Valued(stamp, catalog, dict(sorted(value[code].items())), frozenset(unpriced[code]))
+        for code, stamp in stamps.items()
+    }
+
+
+_STOCK_VALUES: weakref.WeakKeyDictionary[Database, StockValues] = weakref.WeakKeyDictionary()
+_STOCK_VALUES_LOCK = threading.Lock()
+
+
+def stock_values(db: Database) -> StockValues:
+    """The kept stock values of ``db`` (one set per database the process serves)."""
+    with _STOCK_VALUES_LOCK:
+        return _STOCK_VALUES.setdefault(db, StockValues())
+
+
+def stock_summary(db: Database, *, warehouses: Collection[str] | None) -> StockSummary:
+    """Units per warehouse (inventory's GROUP BY, read every time) and their value at current
+    prices (computed again only for a warehouse whose stock, or the catalog, changed)."""
+    with db.reading() as session:
+        totals = levels.totals_by_warehouse(session, warehouses=warehouses)
+    valued = stock_values(db).of(db, totals)
     grand: dict[str, int] = defaultdict(int)
-    for by_currency in value.values():
-        for currency, cents in by_currency.items():
+    for entry in valued.values():
+        for currency, cents in entry.value.items():
             grand[currency] += cents
     return StockSummary(
-        warehouses=[WarehouseStock(t, dict(sorted(value[t.warehouse].items()))) for t in totals],
+        warehouses=[WarehouseStock(t, valued[t.warehouse].value) for t in totals],
         on_hand=sum(t.on_hand for t in totals),
         available=sum(t.available for t in totals),
         value=dict(sorted(grand.items())),
-        unpriced_skus=len(unpriced),
+        unpriced_skus=len(frozenset().union(*(v.unpriced for v in valued.values()))),
     )
 
 
@@ -119,8 +188,7 @@ class Card:
 
 
 def _stock(db: Database, who: Principal, _settings: Settings) -> dict[str, Any]:
-    with db.reading() as session:
-        return {"stock": stock_summary(session, warehouses=_visible_warehouses(who))}
+    return {"stock": stock_summary(db, warehouses=_visible_warehouses(who))}
 
 
 def _low_stock(db: Database, who: Principal, settings: Settings) -> dict[str, Any]:
@@ -190,7 +258,6 @@ def _movements(db: Database, who: Principal, _settings: Settings) -> dict[str, A
 STOCK_EVENTS = "sse:stock.changed throttle:1s"
 CARDS: dict[str, Card] = {
     "stock": Card("Stock per warehouse", "dashboard/_stock.html", STOCK_EVENTS, _stock, 1000),
-    "low-stock": Card("Low stock", "dashboard/_low_stock.html", STOCK_EVENTS, _low_stock, 1000),
     "orders": Card(
         "Orders waiting for shipment",
         "dashboard/_orders.html",
@@ -212,6 +279,7 @@ CARDS: dict[str, Card] = {
         "sse:stock.changed throttle:5s, every 60s",
         _sync_exceptions,
     ),
+    "low-stock": Card("Low stock", "dashboard/_low_stock.html", STOCK_EVENTS, _low_stock, 1000),
     "movements": Card(
         "Recent stock movements", "dashboard/_movements.html", STOCK_EVENTS, _movements, 1000
     ),
