@@ -265,10 +265,11 @@ CARDS: dict[str, Card] = {
         _orders,
         1000,
     ),
+    # Acknowledging has no live event: a minute's poll catches it.
     "alerts": Card(
         "Open cold-chain alerts",
         "dashboard/_alerts.html",
-        "sse:alert.raised, sse:alert.cleared",
+        "sse:alert.raised, sse:alert.cleared, every 60s",
         _alerts,
     ),
     # Sync exceptions have no live event of their own; offline stock work that raises one
