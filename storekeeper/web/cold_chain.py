@@ -17,11 +17,12 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
+from sqlalchemy.orm import Session
 
 from storekeeper.accounts import policy, users
 from storekeeper.accounts.domain import STAFF, STOCK_HANDLERS, Principal
 from storekeeper.api.deps import DatabaseDep, provided
-from storekeeper.db import utcnow
+from storekeeper.db import Database, utcnow
 from storekeeper.errors import NotFound
 from storekeeper.telemetry import alerts, domain, service
 from storekeeper.telemetry.store import Bucket, TelemetryStore
@@ -67,7 +68,7 @@ class AlertPage:
 
 
 def _alert_page(
-    db: DatabaseDep, who: Principal, *, status: str | None, before: int | None
+    db: Database, who: Principal, *, status: str | None, before: int | None
 ) -> AlertPage:
     with db.reading() as session:
         found = alerts.list_alerts(
@@ -83,7 +84,7 @@ def _alert_page(
     return AlertPage(items, items[-1].id if more else None, names)
 
 
-def _acknowledgers(session: Any, who: Principal, found: list[Any]) -> dict[str, str]:
+def _acknowledgers(session: Session, who: Principal, found: list[Any]) -> dict[str, str]:
     """Who acknowledged: the e-mail for managers and admins, "you" for oneself; clerks see
     "a manager" (the API gives them only an id)."""
     names: dict[str, str] = {}

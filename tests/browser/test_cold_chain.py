@@ -64,6 +64,7 @@ def test_an_excursion_raises_an_alert_live_that_a_manager_acknowledges_and_chart
     expect(alert).to_contain_text("acknowledged")
     expect(alert).to_contain_text("by you")
     expect(alert.get_by_role("button")).to_have_count(0)
+    expect(alert.get_by_role("cell", name="acknowledged")).to_be_focused()
     expect(console.page).to_have_url(console.url("/cold-chain"))
 
     console.page.get_by_role("link", name=SENSOR).first.click()
