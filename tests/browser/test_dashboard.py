@@ -76,7 +76,7 @@ def test_a_stock_change_by_someone_else_appears_on_the_open_dashboard_without_a_
     expect(console.page).to_have_url(console.url("/"))
 
 
-def test_a_clerk_sees_their_warehouses_figures_whose_value_follows_stock_and_prices(
+def test_a_clerk_sees_their_warehouses_figures_that_follow_stock_prices_and_archiving(
     client: TestClient, manager: Actor, actors: Actors
 ) -> None:
     _shop(client, manager.headers)
@@ -97,5 +97,12 @@ def test_a_clerk_sees_their_warehouses_figures_whose_value_follows_stock_and_pri
     price = {"price_cents": 500}
     patch = client.patch(f"{API}/products/TEA-1", headers=manager.headers, json=price)
     assert patch.status_code == 200, patch.text
+    csv = client.get("/dashboard/stock?format=csv").text.splitlines()
+    assert csv == [header, "HAM,2,33,0,33,155.97"]
+    # Low stock: milk's 3 units in HAM, until milk is archived (its stock still has a value).
+    low = client.get("/dashboard/low-stock?format=csv").text.splitlines()
+    assert low[1:] == ["MILK-1,Product MILK-1,HAM,3,0,3"]
+    assert client.delete(f"{API}/products/MILK-1", headers=manager.headers).status_code == 200
+    assert client.get("/dashboard/low-stock?format=csv").text.splitlines()[1:] == []
     csv = client.get("/dashboard/stock?format=csv").text.splitlines()
     assert csv == [header, "HAM,2,33,0,33,155.97"]
