@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
-from sqlalchemy import Row, Table, bindparam, or_, select
+from sqlalchemy import Row, Table, bindparam, func, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -231,6 +231,48 @@ def quote(session: Session, *, skus: Iterable[str]) -> dict[str, PriceQuote]:
         if sku not in quotes:
             raise UnknownSku(f"no product on sale with SKU {sku}")
     return quotes
+
+
+def prices(session: Session, *, skus: Iterable[str] | None = None) -> dict[str, tuple[int, str]]:
+    """``{sku: (price_cents, currency)}`` of every product (archived ones too: their stock is
+    still worth something), or of the given SKUs; plain tuples, as a caller valuing all stock
+    reads 100,000s of them. Chunked, so a long SKU list stays under SQLite's parameter limit."""
+    columns = (_product.c.sku, _product.c.price_cents, _product.c.currency)
+    connection = session.connection()
+    if skus is None:
+        rows = connection.execute(select(*columns)).all()
+    else:
+        wanted = sorted(set(skus))
+        rows = []
+        for start in range(0, len(wanted), 5000):
+            rows += connection.execute(
+                select(*columns).where(_product.c.sku.in_(wanted[start : start + 5000]))
+            ).all()
+    return {sku: (int(cents), currency) for sku, cents, currency in rows}
+
+
+def prices_stamp(session: Session) -> tuple[int, int]:
+    """(products, sum of their versions): changes whenever a product is added or edited (every
+    edit, a price's included, bumps its version), so a reader may keep what it derived from
+    :func:`prices` while the stamp stays the same."""
+    count, versions = session.execute(
+        select(func.count(), func.coalesce(func.sum(_product.c.version), 0))
+    ).one()
+    return int(count), int(versions)
+
+
+def names_on_sale(session: Session, *, skus: Iterable[str]) -> dict[str, str]:
+    """``{sku: name}`` of the given SKUs that are on sale (archived and unknown ones left out)."""
+    wanted = sorted(set(skus))
+    found: dict[str, str] = {}
+    for start in range(0, len(wanted), 5000):
+        rows = session.execute(
+            select(_product.c.sku, _product.c.name).where(
+                _product.c.sku.in_(wanted[start : start + 5000]), _product.c.archived_at.is_(None)
+            )
+        )
+        found.update((sku, name) for sku, name in rows)
+    return found
 
 
 def sync_page(connection: Connection, *, after: str, limit: int) -> Sequence[Row[*tuple[Any, ...]]]:

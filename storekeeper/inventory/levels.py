@@ -6,13 +6,14 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import cast
 
-from sqlalchemy import ColumnElement, Table, func, or_, select
+from sqlalchemy import ColumnElement, Table, func, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from storekeeper.catalog import service as catalog_service
-from storekeeper.inventory.models import Movement, StockLevel
+from storekeeper.inventory.models import Movement, StockLevel, Warehouse
 
 _stock = cast(Table, StockLevel.__table__)
+_warehouse = cast(Table, Warehouse.__table__)
 
 MAX_LEVELS_PAGE = 500
 """The most rows ``list_levels`` gives at once (a count sheet's worth)."""
@@ -162,3 +163,115 @@ def list_levels(
     rows = session.execute(query).all()
     found = [SkuLevel(row.sku, row.on_hand, row.reserved) for row in rows[:limit]]
     return found, (found[-1].sku if len(rows) > limit else None)
+
+
+@dataclass(frozen=True, slots=True)
+class WarehouseTotals:
+    """Stock of all SKUs in one warehouse: how many SKUs have units on hand, and the units.
+
+    ``stamp`` (stock rows, sum of their versions) changes whenever any stock row of the
+    warehouse is added or changed: every change bumps its row's version. A reader that derives
+    something costly from the warehouse's rows may keep it while the stamp stays the same.
+    """
+
+    warehouse: str
+    skus: int
+    on_hand: int
+    reserved: int
+    stamp: tuple[int, int] = (0, 0)
+
+    @property
+    def available(self) -> int:
+        """Units that can still be promised: on-hand less reserved."""
+        return self.on_hand - self.reserved
+
+
+def totals_by_warehouse(
+    session: Session, *, warehouses: Collection[str] | None = None
+) -> list[WarehouseTotals]:
+    """Units per warehouse (every warehouse, or those of ``warehouses``), in code order.
+
+    One GROUP BY over the stock rows (never the ledger); a warehouse without stock shows zeros.
+    """
+    query = (
+        select(
+            _warehouse.c.code,
+            func.count(_stock.c.sku).filter(_stock.c.on_hand > 0),
+            func.coalesce(func.sum(_stock.c.on_hand), 0),
+            func.coalesce(func.sum(_stock.c.reserved), 0),
+            func.count(_stock.c.sku),
+            func.coalesce(func.sum(_stock.c.version), 0),
+        )
+        .select_from(_warehouse.outerjoin(_stock, _stock.c.warehouse_code == _warehouse.c.code))
+        .group_by(_warehouse.c.code)
+        .order_by(_warehouse.c.code)
+    )
+    if warehouses is not None:
+        query = query.where(_warehouse.c.code.in_(sorted(warehouses)))
+    return [
+        WarehouseTotals(code, int(skus), int(on_hand), int(reserved), (int(rows), int(versions)))
+        for code, skus, on_hand, reserved, rows, versions in session.execute(query)
+    ]
+
+
+def on_hand_by_sku(
+    session: Session, *, warehouses: Collection[str] | None = None
+) -> list[tuple[str, str, int]]:
+    """(warehouse, SKU, on-hand) of every stock row with units on hand, for valuing stock.
+
+    Plain Core tuples from the stock rows (one per SKU and warehouse, never the ledger):
+    a caller may read 100,000s of them, so no ORM objects are built.
+    """
+    query = select(_stock.c.warehouse_code, _stock.c.sku, _stock.c.on_hand).where(
+        _stock.c.on_hand > 0
+    )
+    if warehouses is not None:
+        query = query.where(_stock.c.warehouse_code.in_(sorted(warehouses)))
+    return [(wh, sku, int(on_hand)) for wh, sku, on_hand in session.execute(query)]
+
+
+@dataclass(frozen=True, slots=True)
+class LowStock:
+    """A SKU in a warehouse whose available units are at or below a threshold."""
+
+    sku: str
+    warehouse: str
+    on_hand: int
+    reserved: int
+
+    @property
+    def available(self) -> int:
+        """Units that can still be promised: on-hand less reserved."""
+        return self.on_hand - self.reserved
+
+    @property
+    def key(self) -> tuple[int, str, str]:
+        """Where the next page starts: pass as ``after`` to :func:`low_stock`."""
+        return (self.available, self.sku, self.warehouse)
+
+
+def low_stock(
+    session: Session,
+    *,
+    threshold: int,
+    warehouses: Collection[str] | None = None,
+    after: tuple[int, str, str] | None = None,
+    limit: int = 20,
+) -> list[LowStock]:
+    """Stock rows with at most ``threshold`` units available, fewest first (then SKU and
+    warehouse); keyset-paged by ``after`` (a row's ``key``), never OFFSET."""
+    available = _stock.c.on_hand - _stock.c.reserved
+    query = (
+        select(_stock.c.sku, _stock.c.warehouse_code, _stock.c.on_hand, _stock.c.reserved)
+        .where(available <= threshold)
+        .order_by(available, _stock.c.sku, _stock.c.warehouse_code)
+        .limit(max(1, min(limit, 500)))
+    )
+    if warehouses is not None:
+        query = query.where(_stock.c.warehouse_code.in_(sorted(warehouses)))
+    if after is not None:
+        query = query.where(tuple_(available, _stock.c.sku, _stock.c.warehouse_code) > after)
+    return [
+        LowStock(sku, wh, int(on_hand), int(reserved))
+        for sku, wh, on_hand, reserved in session.execute(query)
+    ]

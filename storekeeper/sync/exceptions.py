@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import enum
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
@@ -232,7 +232,10 @@ def receipts_for(
     return [m for m in movements if m.reason == "receipt"][:limit]
 
 
-def count_open(connection: Connection) -> int:
-    """How many sync exceptions wait for a manager (for the metrics gauge)."""
+def count_open(connection: Connection, *, warehouses: Collection[str] | None = None) -> int:
+    """How many sync exceptions wait for a manager (for the metrics gauge and the dashboard),
+    optionally of some warehouses only."""
     query = select(func.count()).select_from(SyncException).where(SyncException.status == "open")
+    if warehouses is not None:
+        query = query.where(SyncException.warehouse_code.in_(sorted(warehouses)))
     return int(connection.execute(query).scalar_one())

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from storekeeper.db import utcnow
@@ -100,15 +100,31 @@ def list_alerts(
     *,
     status: str | None = None,
     warehouses: Iterable[str] | None = None,
+    before_id: int | None = None,
     limit: int = 100,
 ) -> list[Alert]:
-    """Alerts, newest first, optionally of one status and of some warehouses only."""
+    """Alerts, newest first, optionally of one status and of some warehouses only; keyset-paged
+    by ``before_id`` (the last id of the previous page)."""
     query = select(Alert).order_by(Alert.id.desc()).limit(limit)
     if status is not None:
         query = query.where(Alert.status == status)
     if warehouses is not None:
         query = query.where(Alert.warehouse_code.in_(sorted(warehouses)))
+    if before_id is not None:
+        query = query.where(Alert.id < before_id)
     return list(session.scalars(query))
+
+
+def count_alerts(
+    session: Session, *, status: str | None = None, warehouses: Iterable[str] | None = None
+) -> int:
+    """How many alerts there are, optionally of one status and of some warehouses only."""
+    query = select(func.count()).select_from(Alert)
+    if status is not None:
+        query = query.where(Alert.status == status)
+    if warehouses is not None:
+        query = query.where(Alert.warehouse_code.in_(sorted(warehouses)))
+    return int(session.scalar(query) or 0)
 
 
 def acknowledge(session: Session, *, alert_id: int, actor_id: str) -> Alert:

@@ -354,6 +354,23 @@ def series(
         )
 
 
+def latest(*, db: Database, store: TelemetryStore, sensors: Iterable[Sensor]) -> dict[str, Bucket]:
+    """The newest minute of readings of each sensor that has any (its min, max and mean), from
+    the minute aggregates: one indexed read per sensor, whichever store keeps them."""
+    found: dict[str, Bucket] = {}
+    with db.reading() as session:
+        for sensor in sensors:
+            if sensor.last_ts is None:
+                continue
+            minute = domain.epoch_minute(_aware(sensor.last_ts) or sensor.last_ts)
+            points = store.series(
+                session, sensor=sensor.id, start_minute=minute, end_minute=minute + 1, bucket=1
+            )
+            if points:
+                found[sensor.id] = points[-1]
+    return found
+
+
 # --- retention ------------------------------------------------------------------------------
 
 
