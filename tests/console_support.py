@@ -161,6 +161,7 @@ COLLECTIONS: dict[str, str] = {
     "exceptions": "exception",
     "users": "user",
     "devices": "device",
+    "dashboard": "card",
 }
 """For a generic name (``{id}``, ``{key}``): the literal segment before it -> the object."""
 
@@ -351,6 +352,7 @@ def build_shop(
         room="chiller",
         user=str(clerk_id),
         device=str(device["id"]),
+        card="stock",
     )
     shop.elsewhere.update(
         shop.objects,

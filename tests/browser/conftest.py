@@ -46,9 +46,15 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def browser() -> Iterator[Browser]:
-    """This worker's headless Chromium."""
+    """A headless Chromium for this test.
+
+    Per test, not per session: Playwright's sync API keeps an asyncio loop running in this
+    thread while it is started, and every later test of the worker that runs a loop of its own
+    (anyio, asyncio.run) would fail with "Cannot run the event loop while another loop is
+    running". A launch costs well under a second.
+    """
     if not Path(CHROMIUM).exists():
         if os.environ.get("CI") == "true":
             pytest.fail(f"no Chromium at {CHROMIUM}: scripts/ensure-services.sh installs it")
