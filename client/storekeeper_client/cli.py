@@ -1,4 +1,8 @@
-"""``storekeeper sync``: an offline replica file (storekeeper.client) worked from the shell."""
+"""The ``sync`` commands: an offline replica file worked from the shell.
+
+The device's ``storekeeper-client sync ...`` and the server's ``storekeeper sync ...`` are this one
+Typer group (``sync_app``). Needs the ``cli`` extra (typer, rich); the library does not.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from storekeeper.cli.common import console
+console = Console()
 
 sync_app = typer.Typer(
     help="Work with an offline replica file: sync it, read it, queue changes offline.",
@@ -21,6 +25,13 @@ ScopeOption = Annotated[
     str | None,
     typer.Option(help="warehouse:CODE; needed only when the replica file is new"),
 ]
+
+
+app = typer.Typer(
+    help="storekeeper-client: a device's offline replica of a Storekeeper warehouse.",
+    no_args_is_help=True,
+)
+app.add_typer(sync_app, name="sync")
 
 
 def _refused(exc: ValueError) -> typer.Exit:
@@ -47,7 +58,7 @@ def sync_run(
     scope: ScopeOption = None,
 ) -> None:
     """Push the replica's queued changes, then pull until it is up to date."""
-    from storekeeper.client import Offline, Replica, SyncError
+    from storekeeper_client import Offline, Replica, SyncError
 
     try:
         opened = Replica(replica, server, token, refresh_token=refresh_token, scope=scope)
@@ -86,7 +97,7 @@ def sync_run(
 @sync_app.command("stock")
 def sync_stock(replica: ReplicaPath, sku: str) -> None:
     """Show a SKU's stock as the replica sees it, queued changes included (offline)."""
-    from storekeeper.client import Replica
+    from storekeeper_client import Replica
 
     try:
         opened = Replica(replica)
@@ -113,7 +124,7 @@ ForceOption = Annotated[
 
 
 def _queue(replica: str, scope: str | None, kind: str, sku: str, n: int, *, force: bool) -> None:
-    from storekeeper.client import Replica
+    from storekeeper_client import Replica
 
     try:
         opened = Replica(replica, scope=scope)
@@ -172,7 +183,7 @@ def sync_sell(
 @sync_app.command("pending")
 def sync_pending(replica: ReplicaPath) -> None:
     """List the changes queued in the replica and not yet acknowledged by the server."""
-    from storekeeper.client import Replica
+    from storekeeper_client import Replica
 
     try:
         opened = Replica(replica)
