@@ -1,197 +1,229 @@
 """The ``sync`` commands: an offline replica file worked from the shell.
 
-The device's ``storekeeper-client sync ...`` and the server's ``storekeeper sync ...`` are this one
-Typer group (``sync_app``). Needs the ``cli`` extra (typer, rich); the library does not.
+A device runs them as ``storekeeper-client sync ...``; the server's ``storekeeper sync ...`` hands
+its arguments to ``main`` here, so both are one implementation. Standard library only
+(argparse): the commands come with the library, no CLI framework on the device.
+
+Exit codes: 0 done, 1 the server refused or could not be reached, or a SKU is unknown, 2 a
+usage error or a change the replica refuses (a bad quantity, a file of another scope).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-from typing import Annotated
+import sys
+from collections.abc import Callable, Sequence
+from typing import TextIO
 
-import typer
-from rich.console import Console
-from rich.progress import Progress
-from rich.table import Table
+from storekeeper_client.records import Offline, SyncError
+from storekeeper_client.replica import Replica
 
-console = Console()
-
-sync_app = typer.Typer(
-    help="Work with an offline replica file: sync it, read it, queue changes offline.",
-    no_args_is_help=True,
-)
-ReplicaPath = Annotated[str, typer.Option("--replica", help="The replica's SQLite file")]
-ScopeOption = Annotated[
-    str | None,
-    typer.Option(help="warehouse:CODE; needed only when the replica file is new"),
-]
+PROG = "storekeeper-client"
 
 
-app = typer.Typer(
-    help="storekeeper-client: a device's offline replica of a Storekeeper warehouse.",
-    no_args_is_help=True,
-)
-app.add_typer(sync_app, name="sync")
-
-
-def _refused(exc: ValueError) -> typer.Exit:
-    """Print why a replica file cannot be opened or a change queued; the exit to raise."""
-    Console(stderr=True).print(f"[red]{exc}[/red]", highlight=False)
-    return typer.Exit(2)
-
-
-@sync_app.command("run")
-def sync_run(
-    replica: ReplicaPath,
-    server: Annotated[str, typer.Option(help="The API's base URL, e.g. http://host:8000")],
-    token: Annotated[
-        str | None,
-        typer.Option(
-            help="A device token (lasts), or a sign-in's access token with --refresh-token; "
-            "kept in the replica file, so later runs need neither"
-        ),
-    ] = None,
-    refresh_token: Annotated[
-        str | None,
-        typer.Option(help="A sign-in's refresh token: the replica renews its access token"),
-    ] = None,
-    scope: ScopeOption = None,
-) -> None:
-    """Push the replica's queued changes, then pull until it is up to date."""
-    from storekeeper_client import Offline, Replica, SyncError
-
+def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
+    """Run one command line (``sys.argv[1:]`` by default); the exit code."""
+    parser, sync = _parsers(prog)
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words in ([], ["sync"]):  # no command: what there is to run
+        (sync if words else parser).print_help(sys.stderr)
+        return 2
     try:
-        opened = Replica(replica, server, token, refresh_token=refresh_token, scope=scope)
+        args = parser.parse_args(words)
+    except SystemExit as exc:  # --help (0) or a usage error (2), already printed
+        return exc.code if isinstance(exc.code, int) else 2
+    command: Callable[[argparse.Namespace], int] = args.command
+    return command(args)
+
+
+# --- the parser ----------------------------------------------------------------------------------
+
+
+def _parsers(prog: str) -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
+    """The whole command line's parser and its ``sync`` group's."""
+    parser = argparse.ArgumentParser(
+        prog=prog, description="A device's offline replica of a Storekeeper warehouse."
+    )
+    groups = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    sync = groups.add_parser(
+        "sync",
+        help="work with an offline replica file",
+        description="Work with an offline replica file: sync it, read it, queue changes offline.",
+    )
+    commands = sync.add_subparsers(title="commands", metavar="COMMAND", required=True)
+
+    def command(
+        name: str, run: Callable[[argparse.Namespace], int], text: str
+    ) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=text, description=text)
+        sub.add_argument("--replica", required=True, help="the replica's SQLite file")
+        sub.set_defaults(command=run)
+        return sub
+
+    run = command("run", _run, "Push the replica's queued changes, then pull until up to date.")
+    run.add_argument("--server", required=True, help="the API's base URL, e.g. http://host:8000")
+    run.add_argument(
+        "--token",
+        help="a device token (lasts), or a sign-in's access token with --refresh-token; kept "
+        "in the replica file, so later runs need neither",
+    )
+    run.add_argument(
+        "--refresh-token", help="a sign-in's refresh token: the replica renews its access token"
+    )
+    _scope_option(run)
+    stock = command("stock", _stock, "Show a SKU's stock as the replica sees it (offline).")
+    stock.add_argument("sku")
+    for name, amount, text in (
+        ("receive", "QTY", "Queue a receipt of QTY units (offline)."),
+        ("count", "COUNTED", "Queue a count of COUNTED units, against the on-hand shown now."),
+        ("sell", "QTY", "Queue a sale of QTY units (offline)."),
+    ):
+        queue = command(name, _queue, text)
+        queue.add_argument("sku")
+        queue.add_argument("amount", metavar=amount, type=int)
+        _scope_option(queue)
+        queue.add_argument(
+            "--force",
+            action="store_true",
+            help="queue it even if the SKU is not in the local catalog (not synced yet?)",
+        )
+        queue.set_defaults(kind=name)
+    command("pending", _pending, "List the changes queued and not yet acknowledged.")
+    return parser, sync
+
+
+def _scope_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--scope", help="warehouse:CODE; needed only when the replica file is new")
+
+
+# --- the commands --------------------------------------------------------------------------------
+
+
+def _refused(exc: ValueError) -> int:
+    """Say why a replica file cannot be opened or a change queued; the exit code."""
+    print(exc, file=sys.stderr)
+    return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        replica = Replica(
+            args.replica,
+            args.server,
+            args.token,
+            refresh_token=args.refresh_token,
+            scope=args.scope,
+        )
     except ValueError as exc:
-        raise _refused(exc) from exc
-    try:
-        with Progress(console=console, transient=True) as progress:
-            task = progress.add_task("pulling", total=None)
-
-            def show(rows: int) -> None:
-                progress.update(task, completed=rows, description=f"pulled {rows} rows")
-
-            summary = opened.sync(on_progress=show)
-    except Offline as exc:
-        left = len(opened.pending())
-        opened.close()
-        console.print(f"[red]offline[/red]: {exc}; {left} change(s) stay queued")
-        raise typer.Exit(1) from exc
-    except SyncError as exc:
-        opened.close()
-        console.print(f"[red]sync failed[/red]: {exc}", highlight=False)
-        raise typer.Exit(1) from exc
-    console.print(
+        return _refused(exc)
+    with replica:
+        progress = _Progress(sys.stderr)
+        try:
+            summary = replica.sync(on_progress=progress.show)
+        except Offline as exc:
+            progress.clear()
+            print(f"offline: {exc}; {len(replica.pending())} change(s) stay queued")
+            return 1
+        except SyncError as exc:
+            progress.clear()
+            print(f"sync failed: {exc}")
+            return 1
+        progress.clear()
+    print(
         f"pushed {summary.pushed} ({summary.conflicts} conflict(s), {summary.rejected} "
         f"rejected), pulled {summary.pulled} rows" + (", resynced" if summary.resynced else "")
     )
     for verdict in summary.verdicts:
         if verdict.status != "applied":
-            console.print(
-                f"  {verdict.status} {verdict.type} {verdict.data.get('sku')}: {verdict.message}",
-                highlight=False,
-            )
-    opened.close()
+            print(f"  {verdict.status} {verdict.type} {verdict.data.get('sku')}: {verdict.message}")
+    return 0
 
 
-@sync_app.command("stock")
-def sync_stock(replica: ReplicaPath, sku: str) -> None:
-    """Show a SKU's stock as the replica sees it, queued changes included (offline)."""
-    from storekeeper_client import Replica
-
+def _stock(args: argparse.Namespace) -> int:
     try:
-        opened = Replica(replica)
+        replica = Replica(args.replica)
     except ValueError as exc:
-        raise _refused(exc) from exc
-    level = opened.stock(sku)
-    opened.close()
+        return _refused(exc)
+    with replica:
+        level = replica.stock(args.sku)
     if level is None:
-        console.print(f"[red]unknown SKU[/red] {sku}")
-        raise typer.Exit(1)
-    table = Table("sku", "on hand", "reserved", "available", "pending changes")
-    table.add_row(
-        sku, str(level.on_hand), str(level.reserved), str(level.available), str(level.pending)
-    )
-    console.print(table)
+        print(f"unknown SKU {args.sku}")
+        return 1
+    header = ("sku", "on hand", "reserved", "available", "pending changes")
+    row = (args.sku, level.on_hand, level.reserved, level.available, level.pending)
+    print(_table(header, [tuple(map(str, row))]))
+    return 0
 
 
-ForceOption = Annotated[
-    bool,
-    typer.Option(
-        "--force", help="Queue it even if the SKU is not in the local catalog (not synced yet?)"
-    ),
-]
-
-
-def _queue(replica: str, scope: str | None, kind: str, sku: str, n: int, *, force: bool) -> None:
-    from storekeeper_client import Replica
-
+def _queue(args: argparse.Namespace) -> int:
     try:
-        opened = Replica(replica, scope=scope)
+        replica = Replica(args.replica, scope=args.scope)
     except ValueError as exc:
-        raise _refused(exc) from exc
-    write = {"receive": opened.receive, "count": opened.count, "sell": opened.sell}[kind]
-    try:
-        if not opened.knows(sku):
+        return _refused(exc)
+    with replica:
+        if not replica.knows(args.sku):
             # Most likely a typo, and the server would reject it only at the next sync, after
             # the till showed a negative stock for it; a product not pulled yet needs --force.
-            errors = Console(stderr=True)
-            errors.print(
-                f"[yellow]warning[/yellow]: {sku} is not in this replica's local catalog "
+            print(
+                f"warning: {args.sku} is not in this replica's local catalog "
                 "(mistyped, or not synced yet?)",
-                highlight=False,
+                file=sys.stderr,
             )
-            if not force:
-                errors.print(f"{kind} not queued; `sync run` first, or add --force")
-                raise typer.Exit(1)
-        mutation_id = write(sku, n)
-    except ValueError as exc:
-        raise _refused(exc) from exc
-    finally:
-        opened.close()
-    console.print(f"queued {kind} {sku} {n} ({mutation_id})")
+            if not args.force:
+                print(f"{args.kind} not queued; `sync run` first, or add --force", file=sys.stderr)
+                return 1
+        write = {"receive": replica.receive, "count": replica.count, "sell": replica.sell}
+        try:
+            mutation_id = write[args.kind](args.sku, args.amount)
+        except ValueError as exc:
+            return _refused(exc)
+    print(f"queued {args.kind} {args.sku} {args.amount} ({mutation_id})")
+    return 0
 
 
-@sync_app.command("receive")
-def sync_receive(
-    replica: ReplicaPath, sku: str, qty: int, scope: ScopeOption = None, force: ForceOption = False
-) -> None:
-    """Queue a receipt of QTY units (offline)."""
-    _queue(replica, scope, "receive", sku, qty, force=force)
-
-
-@sync_app.command("count")
-def sync_count(
-    replica: ReplicaPath,
-    sku: str,
-    counted: int,
-    scope: ScopeOption = None,
-    force: ForceOption = False,
-) -> None:
-    """Queue a physical count of COUNTED units, against the on-hand shown now (offline)."""
-    _queue(replica, scope, "count", sku, counted, force=force)
-
-
-@sync_app.command("sell")
-def sync_sell(
-    replica: ReplicaPath, sku: str, qty: int, scope: ScopeOption = None, force: ForceOption = False
-) -> None:
-    """Queue a sale of QTY units (offline)."""
-    _queue(replica, scope, "sell", sku, qty, force=force)
-
-
-@sync_app.command("pending")
-def sync_pending(replica: ReplicaPath) -> None:
-    """List the changes queued in the replica and not yet acknowledged by the server."""
-    from storekeeper_client import Replica
-
+def _pending(args: argparse.Namespace) -> int:
     try:
-        opened = Replica(replica)
+        replica = Replica(args.replica)
     except ValueError as exc:
-        raise _refused(exc) from exc
-    queued = opened.pending()
-    opened.close()
-    table = Table("id", "type", "data", "hlc", title=f"{len(queued)} pending change(s)")
-    for mutation in queued:
-        table.add_row(mutation.id, mutation.type, json.dumps(mutation.data), mutation.hlc)
-    console.print(table)
+        return _refused(exc)
+    with replica:
+        queued = replica.pending()
+    print(f"{len(queued)} pending change(s)")
+    if queued:
+        rows = [(m.id, m.type, json.dumps(m.data), m.hlc) for m in queued]
+        print(_table(("id", "type", "data", "hlc"), rows))
+    return 0
+
+
+# --- output --------------------------------------------------------------------------------------
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Columns padded to their widest cell, two spaces apart."""
+    widths = [max(map(len, column)) for column in zip(header, *rows, strict=True)]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in (header, *rows)
+    )
+
+
+class _Progress:
+    """Rows pulled so far, on one rewritten line of a terminal; nothing when not a terminal."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._shown = False
+        self._live = stream.isatty()
+
+    def show(self, rows: int) -> None:
+        if self._live:
+            self._stream.write(f"\rpulled {rows} rows")
+            self._stream.flush()
+            self._shown = True
+
+    def clear(self) -> None:
+        if self._shown:
+            self._stream.write("\r\033[K")
+            self._stream.flush()
+            self._shown = False
