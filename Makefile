@@ -19,12 +19,14 @@ help:
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed-run: pyproject.toml $(CONSTRAINTS) | $(BIN)/python
-	$(PIP) -c $(CONSTRAINTS) -e .
+# Two distributions (docs/development.md): the server depends on the client (./client, the same
+# version, on no package index), so both are named in one pip run.
+$(VENV)/.installed-run: pyproject.toml client/pyproject.toml $(CONSTRAINTS) | $(BIN)/python
+	$(PIP) -c $(CONSTRAINTS) -e ./client -e .
 	@touch $@
 
-$(VENV)/.installed-dev: pyproject.toml $(CONSTRAINTS) | $(BIN)/python
-	$(PIP) -c $(CONSTRAINTS) -e '.[dev]'
+$(VENV)/.installed-dev: pyproject.toml client/pyproject.toml $(CONSTRAINTS) | $(BIN)/python
+	$(PIP) -c $(CONSTRAINTS) -e ./client -e '.[dev]'
 	@touch $@ $(VENV)/.installed-run
 
 run: $(VENV)/.installed-run
@@ -36,8 +38,8 @@ services:
 	@bash scripts/ensure-services.sh
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check storekeeper tests bench scripts
-	$(BIN)/ruff format --check storekeeper tests bench scripts
+	$(BIN)/ruff check storekeeper client tests bench scripts
+	$(BIN)/ruff format --check storekeeper client tests bench scripts
 	$(BIN)/lint-imports
 
 typecheck: $(VENV)/.installed-dev

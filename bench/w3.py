@@ -1,4 +1,4 @@
-"""W3 sync-initial: a fresh ``storekeeper.client.Replica`` pulls 100k products + their stock.
+"""W3 sync-initial: a fresh ``storekeeper_client.Replica`` pulls 100k products + their stock.
 
 The server (``storekeeper serve``) holds N products (``--w3-products``, default 100k) and one
 stock row of each in BER, bulk-inserted. A device token bound to ``warehouse:BER`` is issued
@@ -32,9 +32,9 @@ from storekeeper.accounts import security
 from storekeeper.accounts.domain import Role
 from storekeeper.accounts.models import AuthSession, User
 from storekeeper.catalog.models import Product
-from storekeeper.client import Replica
 from storekeeper.db import Database, utcnow
 from storekeeper.inventory.models import StockLevel
+from storekeeper_client import Replica
 
 PRODUCTS = 100_000
 PAGE_SIZE = 5000

@@ -37,9 +37,9 @@ from bench.w3 import (
     device_token,
     serve_app,
 )
-from storekeeper.client import Replica, SyncError
 from storekeeper.inventory.models import Movement, StockLevel
 from storekeeper.sync.models import SyncException
+from storekeeper_client import Replica, SyncError
 
 REPLICAS = 20
 MUTATIONS = 500

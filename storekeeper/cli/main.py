@@ -19,7 +19,8 @@ app.command("config")(ops.show_config)
 app.add_typer(ops.users_app, name="users")
 app.add_typer(ops.events_app, name="events")
 app.add_typer(ops.jobs_app, name="jobs")
-app.add_typer(replica.sync_app, name="sync")
+# The device's commands: `storekeeper-client sync ...` from the storekeeper-client distribution.
+app.command("sync", context_settings=replica.PASS_THROUGH, add_help_option=False)(replica.sync)
 
 
 def main() -> None:

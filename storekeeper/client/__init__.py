@@ -1,17 +1,18 @@
-"""The offline-first client of the sync API: ``Replica``, for devices (docs/sync.md).
+"""The offline replica client, as the server package names it: ``storekeeper_client`` re-exported.
 
-Standard library plus httpx only: it must import on a till or handheld that has none of the
-server's packages, so nothing here imports from the rest of ``storekeeper``.
+The client is its own distribution, ``storekeeper-client`` (``client/`` in this repository), so
+a device installs it without the server's packages. This module keeps ``storekeeper.client``
+working for code written before the split; new code imports ``storekeeper_client``.
 """
 
-from storekeeper.client.records import (
+from storekeeper_client import (
     Mutation,
     Offline,
+    Replica,
     Stock,
     SyncError,
     SyncSummary,
     Verdict,
 )
-from storekeeper.client.replica import Replica
 
 __all__ = ["Mutation", "Offline", "Replica", "Stock", "SyncError", "SyncSummary", "Verdict"]

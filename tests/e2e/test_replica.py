@@ -1,8 +1,8 @@
-"""``storekeeper.client.Replica`` against a real API process, on both backends.
+"""``storekeeper_client.Replica`` against a real API process, on both backends.
 
 Offline first: writes and reads with no server, then sync; the merge rules as a replica sees
 them; interruptions (a server gone between pull pages, a push answer lost) repaired by
-reopening the file; replicas in separate processes using only ``storekeeper.client``.
+reopening the file; replicas in separate processes using only ``storekeeper_client``.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from sqlalchemy import func, select
 
 from storekeeper.accounts.domain import Role
 from storekeeper.bootstrap import Container
-from storekeeper.client import Offline, Replica
 from storekeeper.config import Settings
 from storekeeper.inventory.models import Movement
+from storekeeper_client import Offline, Replica
 from tests.conftest import Actor, Actors, LiveServer, start_server, stop_server
 from tests.shop import add_product, add_warehouses
 
@@ -280,7 +280,7 @@ def test_an_interrupted_pull_and_a_lost_push_answer_converge_after_reopening(
 def test_local_writes_during_a_sync_stay_queued_and_lose_nothing(
     shop: Shop, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("storekeeper.client.replica.PUSH_BATCH", 7)  # several batches a sync
+    monkeypatch.setattr("storekeeper_client.replica.PUSH_BATCH", 7)  # several batches a sync
     with shop.replica("till", page_size=1) as till:
         till.sync()
         written: list[str] = []
@@ -309,7 +309,7 @@ WORKER = textwrap.dedent(
     import sys
     for name in ("fastapi", "sqlalchemy", "pydantic", "celery"):
         sys.modules[name] = None
-    from storekeeper.client import Replica
+    from storekeeper_client import Replica
 
     path, url, token, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     with Replica(path, url, token, scope="warehouse:BER") as replica:

@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from storekeeper.accounts.domain import Role
-from storekeeper.client import Replica, SyncError
 from storekeeper.config import Settings
+from storekeeper_client import Replica, SyncError
 from tests.conftest import Actors, LiveServer, start_server, stop_server
 from tests.shop import add_product, add_warehouses
 

@@ -38,8 +38,8 @@ from hypothesis import strategies as st
 
 from storekeeper.accounts.domain import Role
 from storekeeper.bootstrap import Container
-from storekeeper.client import Offline, Replica, Stock
 from storekeeper.config import Settings
+from storekeeper_client import Offline, Replica, Stock
 from tests.conftest import Actors, LiveServer, start_server, stop_server
 from tests.integration.sync.support import check_ledger, make_shop, server_copy
 from tests.netfaults import FlakyProxy
@@ -64,7 +64,7 @@ SYNC_IN_CHILD = textwrap.dedent(
     import sys
     for name in ("fastapi", "sqlalchemy", "pydantic", "celery"):
         sys.modules[name] = None  # a device has only the client library
-    from storekeeper.client import Replica
+    from storekeeper_client import Replica
 
     path, url, token, page = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     with Replica(path, url, token, timeout=10, page_size=page) as replica:

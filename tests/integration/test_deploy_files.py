@@ -257,6 +257,8 @@ def test_dockerfile_is_multi_stage_non_root_and_health_checked() -> None:
     assert len(stages) >= 2
     builder, final = "\n".join(stages[0]), stages[-1]
     assert "-c requirements/constraints.txt" in builder
+    # The server depends on storekeeper-client, which is on no index: built from ./client.
+    assert "COPY client ./client" in builder and " ./client ." in builder
     users = [line.split()[1] for line in final if line.startswith("USER ")]
     assert users and users[-1].split(":")[0] not in {"root", "0"}
     assert any(ln.startswith("COPY --from=builder") for ln in final)
@@ -271,7 +273,12 @@ def test_dockerfile_is_multi_stage_non_root_and_health_checked() -> None:
 def test_dockerignore_keeps_the_build_context_small() -> None:
     patterns = (DEPLOY.parent / ".dockerignore").read_text().splitlines()
     assert "*" in patterns
-    assert {"!storekeeper/", "!pyproject.toml", "!requirements/constraints.txt"} <= set(patterns)
+    assert {
+        "!storekeeper/",
+        "!client/",
+        "!pyproject.toml",
+        "!requirements/constraints.txt",
+    } <= set(patterns)
 
 
 # --- mosquitto ---------------------------------------------------------------------------------

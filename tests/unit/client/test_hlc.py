@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from storekeeper.client.hlc import Clock, parse, valid_node
+from storekeeper_client.hlc import Clock, parse, valid_node
 
 
 def test_a_stamp_takes_the_wall_clock_when_it_is_ahead() -> None:

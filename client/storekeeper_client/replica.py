@@ -15,9 +15,9 @@ from typing import Any
 
 import httpx
 
-from storekeeper.client import hlc
-from storekeeper.client.credentials import Credentials
-from storekeeper.client.records import (
+from storekeeper_client import hlc
+from storekeeper_client.credentials import Credentials
+from storekeeper_client.records import (
     Mutation,
     Offline,
     Stock,
@@ -25,7 +25,7 @@ from storekeeper.client.records import (
     SyncSummary,
     Verdict,
 )
-from storekeeper.client.store import Row, Store
+from storekeeper_client.store import Row, Store
 
 PUSH_BATCH = 100
 """Mutations per push request (the server takes up to 1000). The server applies each in its own

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from storekeeper.client.hlc import Clock
+from storekeeper_client.hlc import Clock
 
 SCHEMA_VERSION = 1
 _SCHEMA = """

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import httpx
 
-from storekeeper.client.records import Offline, SyncError
-from storekeeper.client.store import Store
+from storekeeper_client.records import Offline, SyncError
+from storekeeper_client.store import Store
 
 REFRESH_PATH = "/api/v1/auth/refresh"
 _ACCESS = "access_token"
