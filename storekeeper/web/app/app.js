@@ -124,7 +124,10 @@ async function sync(loud = false) {
     if (summary.pushed) $("banner").dataset.pushed = String(summary.pushed);
   } catch (error) {
     if (error instanceof Offline) syncError = "";
-    else if (error instanceof SessionEnded) syncError = "";
+    else if (error instanceof SessionEnded) {
+      syncError = "";
+      show("signin"); // the banner says why; the queue stays and is pushed after signing in
+    }
     else syncError = `Sync failed: ${error instanceof Error ? error.message : error}`;
   } finally {
     syncing = false;
@@ -251,7 +254,7 @@ async function move(event) {
     return;
   }
   input("qty").removeAttribute("aria-invalid");
-  input("qty").value = "1";
+  if (input("qty").value === String(qty)) input("qty").value = "1"; // unless typed over meanwhile
   await refreshLists();
   if (navigator.onLine) void sync();
 }
