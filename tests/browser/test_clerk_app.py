@@ -34,8 +34,12 @@ class ClerkApp(Console):
         """Open /app/ and wait until its service worker controls it and its shell is cached."""
         self.page.goto(self.url("/app/"))
         self.page.wait_for_selector("body[data-ready]")
-        self.page.evaluate("navigator.serviceWorker.ready.then(() => true)")
-        self.page.wait_for_function("navigator.serviceWorker.controller !== null")
+        # Not wait_for_function: its polling evaluates a string, which the app's CSP refuses.
+        self.page.evaluate(
+            """() => navigator.serviceWorker.ready.then(() => navigator.serviceWorker.controller
+                || new Promise((done) => navigator.serviceWorker.addEventListener(
+                    "controllerchange", () => done(true))))"""
+        )
 
     def offline(self, offline: bool) -> None:
         """Cut (or restore) the network of the whole context."""
