@@ -16,7 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
@@ -61,12 +61,6 @@ def _headers() -> dict[str, str]:
     return {"Content-Security-Policy": APP_POLICY, "Cache-Control": "no-cache"}
 
 
-@router.get("/app")
-def app_root() -> RedirectResponse:
-    """``/app`` without the slash: the app's scope is ``/app/``."""
-    return RedirectResponse(f"{APP_PREFIX}/", status_code=308)
-
-
 @router.get("/app/sw.js")
 def service_worker() -> Response:
     """The service worker, its cache named after the shell's content hash."""
@@ -88,6 +82,7 @@ class AppFiles(StaticFiles):
 
 
 def install(app: FastAPI) -> None:
-    """Serve the app at ``/app/`` (the service worker route first, then the files)."""
+    """Serve the app at ``/app/`` (the service worker route first, then the files; ``/app``
+    is redirected to ``/app/`` by the router's trailing-slash rule)."""
     app.include_router(router)
     app.mount(APP_PREFIX, AppFiles(directory=APP_DIR, html=True), name="clerk-app")
