@@ -19,6 +19,7 @@ from fastapi.responses import RedirectResponse, Response
 from storekeeper.web import (
     admin,
     auth,
+    clerk_app,
     cold_chain,
     dashboard,
     live,
@@ -71,6 +72,7 @@ def is_console_path(path: str) -> bool:
 def install(app: FastAPI) -> None:
     """Add the console's routes and static files to ``app`` (after ``api.errors.install``)."""
     app.mount(STATIC_PREFIX, HashedStaticFiles(directory=STATIC_DIR), name="console-static")
+    clerk_app.install(app)  # the clerk's offline app at /app/ (issue 15)
     for router in ROUTERS:
         app.include_router(router)
     for family, handler in list(app.exception_handlers.items()):

@@ -1,0 +1,407 @@
+// @ts-check
+/**
+ * The clerk app's screens: sign in, choose a warehouse, the first pull with its progress, then
+ * product lookup, sell / receive, a count session, the pending queue, the server's verdicts,
+ * and the banner (online or offline, last synced, session ended). Manual: docs/clerk-app.md.
+ * @module
+ */
+import { Offline, Replica, SessionEnded } from "./replica.js";
+import { delta } from "./store.js";
+
+/** @typedef {import("./store.js").Product} Product */
+/** @typedef {import("./store.js").Mutation} Mutation */
+/** @typedef {import("./store.js").Verdict} Verdict */
+/** @typedef {{sku: string, counted: number, seen: number}} CountLine */
+
+const SYNC_EVERY_MS = 60_000;
+const MAX_MATCHES = 20;
+
+/** @param {string} id @returns {HTMLElement} */
+function $(id) {
+  const found = document.getElementById(id);
+  if (!found) throw new Error(`#${id} is missing`);
+  return found;
+}
+/** @param {string} id */
+const input = (id) => /** @type {HTMLInputElement} */ ($(id));
+
+/** @type {Replica} */
+let replica;
+/** @type {Product[]} */
+let catalog = [];
+/** @type {Product | null} */
+let chosen = null;
+let syncError = "";
+let syncing = false;
+
+/** @param {"signin" | "pick" | "pulling" | "work"} screen */
+function show(screen) {
+  for (const id of ["signin", "pick", "pulling", "work"]) $(id).hidden = id !== screen;
+}
+
+/** @param {number | undefined} ms */
+function when(ms) {
+  return ms ? new Date(ms).toLocaleString() : "never";
+}
+
+async function banner() {
+  const last = await replica.store.getMeta("last_synced");
+  const text = [];
+  if (syncing) text.push("Syncing…");
+  else if (navigator.onLine) text.push("Online");
+  else text.push("Offline: your changes are kept on this device");
+  text.push(`last synced ${when(last)}`);
+  if (syncError) text.push(syncError);
+  $("banner").textContent = text.join(" · ");
+  $("banner").classList.toggle("offline", !navigator.onLine);
+  $("ended").hidden = !(await replica.store.getMeta("session_ended"));
+}
+
+/** @param {Mutation | Verdict} m */
+function describe(m) {
+  const d = m.data;
+  if (m.type === "stock.sell") return `Sell ${d.qty} of ${d.sku}`;
+  if (m.type === "stock.receive") return `Receive ${d.qty} of ${d.sku}`;
+  if (m.type === "stock.count") return `Count ${d.sku}: ${d.counted} (saw ${d.seen_on_hand}, ${signed(delta(/** @type {Mutation} */ (m)))})`;
+  if (m.type === "stock.adjust") return `Adjust ${d.sku} by ${d.delta}`;
+  return `${m.type} ${d.sku}`;
+}
+
+/** @param {number} n */
+function signed(n) {
+  return n > 0 ? `+${n}` : String(n);
+}
+
+/**
+ * @param {HTMLElement} list
+ * @param {string[]} lines
+ * @param {string} empty
+ * @param {(li: HTMLLIElement, index: number) => void} [decorate]
+ */
+function fill(list, lines, empty, decorate) {
+  list.replaceChildren(
+    ...(lines.length ? lines : [empty]).map((text, index) => {
+      const li = document.createElement("li");
+      li.textContent = text;
+      if (lines.length && decorate) decorate(li, index);
+      return li;
+    }),
+  );
+}
+
+async function refreshLists() {
+  const queue = await replica.store.queued();
+  $("pending-count").textContent = `(${queue.length})`;
+  fill($("pending"), queue.map(describe), "Nothing waiting.");
+  const verdicts = await replica.store.verdicts();
+  fill(
+    $("verdicts"),
+    verdicts.slice(0, 30).map((v) => {
+      const label = v.duplicate ? `${v.status} (duplicate)` : v.status;
+      return `${label}: ${describe(v)}${v.detail.message ? ` — ${v.detail.message}` : ""}`;
+    }),
+    "Nothing synced yet.",
+    (li, i) => li.classList.add(`status-${verdicts[i].status}`),
+  );
+  await showCountLines();
+  if (chosen) await choose(chosen);
+  await banner();
+}
+
+// --- sync --------------------------------------------------------------------------------------
+
+/** @param {boolean} [loud] show the progress screen (first pull) */
+async function sync(loud = false) {
+  if (!(await replica.warehouse()) || !(await replica.signedIn())) return;
+  syncing = true;
+  syncError = "";
+  await banner();
+  try {
+    const summary = await replica.sync((pulled) => {
+      if (loud) $("pull-count").textContent = `${pulled} rows`;
+    });
+    catalog = await replica.store.products();
+    if (summary.pushed) $("banner").dataset.pushed = String(summary.pushed);
+  } catch (error) {
+    if (error instanceof Offline) syncError = "";
+    else if (error instanceof SessionEnded) {
+      syncError = "";
+      show("signin"); // the banner says why; the queue stays and is pushed after signing in
+    }
+    else syncError = `Sync failed: ${error instanceof Error ? error.message : error}`;
+  } finally {
+    syncing = false;
+    $("sync-now").removeAttribute("disabled");
+    await refreshLists();
+  }
+}
+
+// --- screens -----------------------------------------------------------------------------------
+
+async function start() {
+  await banner();
+  if (!(await replica.signedIn())) {
+    show("signin");
+    return;
+  }
+  if (!(await replica.warehouse())) {
+    await pick();
+    return;
+  }
+  await work();
+  if (navigator.onLine) await sync();
+}
+
+async function pick() {
+  show("pick");
+  $("pick-error").textContent = "";
+  const select = /** @type {HTMLSelectElement} */ ($("warehouse"));
+  try {
+    const warehouses = await replica.warehouses();
+    select.replaceChildren(
+      ...warehouses.map((w) => {
+        const option = document.createElement("option");
+        option.value = w.code;
+        option.textContent = `${w.code} · ${w.name}`;
+        return option;
+      }),
+    );
+    if (!warehouses.length) $("pick-error").textContent = "You are not assigned to any warehouse.";
+  } catch (error) {
+    $("pick-error").textContent = error instanceof Offline ? "Offline: connect once to choose a warehouse." : String(error instanceof Error ? error.message : error);
+  }
+}
+
+async function work() {
+  const user = await replica.user();
+  const warehouse = await replica.warehouse();
+  catalog = await replica.store.products();
+  $("where").textContent = warehouse ? `Warehouse ${warehouse}` : "";
+  $("account").textContent = user ? `${user.email} (${user.role})` : "";
+  show("work");
+  await refreshLists();
+}
+
+// --- product lookup ----------------------------------------------------------------------------
+
+/** @param {string} code */
+function exact(code) {
+  const wanted = code.trim().toLowerCase();
+  return catalog.find((p) => p.sku.toLowerCase() === wanted || (p.barcodes ?? []).includes(code.trim()));
+}
+
+/** @param {string} text */
+function matching(text) {
+  const wanted = text.trim().toLowerCase();
+  if (!wanted) return [];
+  return catalog
+    .filter((p) => p.sku.toLowerCase().includes(wanted) || p.name.toLowerCase().includes(wanted) || (p.barcodes ?? []).some((b) => b.includes(wanted)))
+    .slice(0, MAX_MATCHES);
+}
+
+function listMatches() {
+  const found = matching(input("lookup").value);
+  $("matches").replaceChildren(
+    ...found.map((p) => {
+      const li = document.createElement("li");
+      const button = document.createElement("button");
+      button.type = "button";
+      button.textContent = `${p.name} · ${p.sku}`;
+      button.addEventListener("click", () => choose(p, true));
+      li.append(button);
+      return li;
+    }),
+  );
+}
+
+/** @param {Product} product @param {boolean} [focus] */
+async function choose(product, focus = false) {
+  chosen = product;
+  const warehouse = (await replica.warehouse()) ?? "";
+  const stock = await replica.store.stock(product.sku, warehouse);
+  $("chosen").hidden = false;
+  $("chosen-name").textContent = product.name;
+  $("chosen-sku").textContent = product.sku;
+  const server = stock.on_hand - (await pendingDelta(product.sku, warehouse));
+  const pending = stock.pending ? ` (server ${server}, ${stock.pending} pending: ${signed(stock.on_hand - server)})` : "";
+  $("chosen-stock").textContent = `On hand ${stock.on_hand}${pending} · available ${stock.available}`;
+  if (focus) {
+    $("matches").replaceChildren();
+    input("qty").focus();
+    input("qty").select();
+  }
+}
+
+/** @param {string} sku @param {string} warehouse */
+async function pendingDelta(sku, warehouse) {
+  const queue = await replica.store.queued();
+  return queue.filter((m) => m.data.sku === sku && m.data.warehouse === warehouse).reduce((s, m) => s + delta(m), 0);
+}
+
+/** @param {SubmitEvent} event */
+async function move(event) {
+  event.preventDefault();
+  const action = /** @type {HTMLButtonElement | null} */ (event.submitter)?.value;
+  const qty = Number(input("qty").value);
+  $("move-error").textContent = "";
+  if (!chosen) return;
+  try {
+    if (action === "sell") await replica.sell(chosen.sku, qty);
+    else await replica.receive(chosen.sku, qty);
+  } catch (error) {
+    $("move-error").textContent = error instanceof Error ? error.message : String(error);
+    input("qty").setAttribute("aria-invalid", "true");
+    return;
+  }
+  input("qty").removeAttribute("aria-invalid");
+  if (input("qty").value === String(qty)) input("qty").value = "1"; // unless typed over meanwhile
+  await refreshLists();
+  if (navigator.onLine) void sync();
+}
+
+// --- count session (kept in meta, so a reload keeps it) ----------------------------------------
+
+/** @returns {Promise<CountLine[]>} */
+async function countLines() {
+  return (await replica.store.getMeta("count_lines")) ?? [];
+}
+
+async function showCountLines() {
+  const lines = await countLines();
+  const blind = input("blind").checked;
+  fill(
+    $("count-lines"),
+    lines.map((l) => `${l.sku}: counted ${l.counted}${blind ? "" : ` (expected ${l.seen}, ${signed(l.counted - l.seen)})`}`),
+    "Nothing counted yet.",
+    (li, index) => {
+      const remove = document.createElement("button");
+      remove.type = "button";
+      remove.textContent = "Remove";
+      remove.setAttribute("aria-label", `Remove ${lines[index].sku} from the count`);
+      remove.addEventListener("click", async () => {
+        const now = await countLines();
+        now.splice(index, 1);
+        await replica.store.setMeta("count_lines", now);
+        await showCountLines();
+      });
+      li.append(" ", remove);
+    },
+  );
+  $("count-submit").hidden = lines.length === 0;
+}
+
+/** @param {SubmitEvent} event */
+async function addCount(event) {
+  event.preventDefault();
+  const product = exact(input("count-sku").value);
+  const counted = Number(input("count-qty").value);
+  $("count-error").textContent = "";
+  if (!product) {
+    $("count-error").textContent = `No product with SKU or barcode ${input("count-sku").value.trim() || "(empty)"}.`;
+    input("count-sku").focus();
+    return;
+  }
+  if (input("count-qty").value === "" || !Number.isInteger(counted) || counted < 0) {
+    $("count-error").textContent = "Enter the counted quantity as a whole number, 0 or more.";
+    input("count-qty").focus();
+    return;
+  }
+  const warehouse = (await replica.warehouse()) ?? "";
+  const seen = (await replica.store.stock(product.sku, warehouse)).on_hand;
+  const lines = await countLines();
+  lines.push({ sku: product.sku, counted, seen });
+  await replica.store.setMeta("count_lines", lines);
+  input("count-sku").value = "";
+  input("count-qty").value = "";
+  input("count-sku").focus();
+  await showCountLines();
+}
+
+async function submitCount() {
+  for (const line of await countLines()) await replica.count(line.sku, line.counted, line.seen);
+  await replica.store.deleteMeta("count_lines");
+  await refreshLists();
+  if (navigator.onLine) void sync();
+}
+
+// --- wiring ------------------------------------------------------------------------------------
+
+/** @param {SubmitEvent} event */
+async function signIn(event) {
+  event.preventDefault();
+  $("signin-error").textContent = "";
+  try {
+    await replica.signIn(input("email").value.trim(), input("password").value, input("otp").value.trim());
+  } catch (error) {
+    $("signin-error").textContent = error instanceof Offline ? "Offline: signing in needs the network." : `Not signed in: ${error instanceof Error ? error.message : error}`;
+    return;
+  }
+  input("password").value = "";
+  input("otp").value = "";
+  await start();
+}
+
+/** @param {SubmitEvent} event */
+async function useWarehouse(event) {
+  event.preventDefault();
+  const code = /** @type {HTMLSelectElement} */ ($("warehouse")).value;
+  if (!code) return;
+  await replica.useWarehouse(code);
+  show("pulling");
+  $("pull-count").textContent = "0 rows";
+  await sync(true);
+  await work();
+}
+
+/** A keyboard-wedge scanner types the code and Enter: an exact SKU or barcode is chosen. */
+function lookupEnter(/** @type {SubmitEvent} */ event) {
+  event.preventDefault();
+  const text = input("lookup").value;
+  const product = exact(text) ?? (matching(text).length === 1 ? matching(text)[0] : undefined);
+  if (product) {
+    input("lookup").value = "";
+    void choose(product, true);
+  } else {
+    listMatches();
+  }
+}
+
+async function main() {
+  if ("serviceWorker" in navigator) {
+    navigator.serviceWorker.register("sw.js", { scope: "./" }).catch(() => {});
+  }
+  replica = await Replica.open();
+  $("signin-form").addEventListener("submit", (e) => void signIn(/** @type {SubmitEvent} */ (e)));
+  $("pick-form").addEventListener("submit", (e) => void useWarehouse(/** @type {SubmitEvent} */ (e)));
+  $("find-form").addEventListener("submit", (e) => lookupEnter(/** @type {SubmitEvent} */ (e)));
+  input("lookup").addEventListener("input", listMatches);
+  $("move-form").addEventListener("submit", (e) => void move(/** @type {SubmitEvent} */ (e)));
+  $("count-form").addEventListener("submit", (e) => void addCount(/** @type {SubmitEvent} */ (e)));
+  input("count-sku").addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && input("count-sku").value.trim()) {
+      e.preventDefault();
+      input("count-qty").focus();
+    }
+  });
+  input("blind").addEventListener("change", () => void showCountLines());
+  $("count-submit").addEventListener("click", () => void submitCount());
+  $("sync-now").addEventListener("click", () => {
+    $("sync-now").setAttribute("disabled", "");
+    void sync();
+  });
+  $("change-warehouse").addEventListener("click", () => void pick());
+  $("sign-out").addEventListener("click", async () => {
+    await replica.signOut();
+    show("signin");
+    await banner();
+  });
+  window.addEventListener("online", () => void sync());
+  window.addEventListener("offline", () => void banner());
+  setInterval(() => {
+    if (navigator.onLine && !syncing) void sync();
+  }, SYNC_EVERY_MS);
+  await start();
+  document.body.dataset.ready = "true";
+}
+
+void main();

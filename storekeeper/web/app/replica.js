@@ -1,0 +1,378 @@
+// @ts-check
+/**
+ * The browser replica: the protocol of docs/sync.md ("What the client library must do"), as
+ * storekeeper/client/replica.py does it for Python devices, over the IndexedDB store.
+ *
+ * - Mutations get a UUID and an HLC stamp when made, in the transaction that queues them.
+ * - `sync()` pushes what was queued when it began (batches of 100), then pulls pages until
+ *   `has_more` is false, each page stored with its cursor in one transaction.
+ * - A mutation leaves the queue only in the transaction that stores its verdict; a
+ *   `duplicate` is stored as the first verdict it carries.
+ * - `invalid_cursor` / `resync_required`: the server copy is cleared (the queue kept) and the
+ *   pull starts over, once per sync.
+ * - A 401 renews the access token with the refresh token once and repeats the request; if the
+ *   refresh is refused the session has ended (`SessionEnded`), and the queue stays.
+ * @module
+ */
+import { Store } from "./store.js";
+
+/** @typedef {import("./store.js").Mutation} Mutation */
+/** @typedef {import("./store.js").Verdict} Verdict */
+/** @typedef {import("./store.js").Change} Change */
+/** @typedef {{access_token: string, refresh_token: string}} Tokens */
+/** @typedef {{email: string, role: string, warehouses: string[]}} User */
+/** @typedef {{code: string, name: string}} Warehouse */
+/** @typedef {{pushed: number, pulled: number, resynced: boolean, verdicts: Verdict[]}} Summary */
+
+export const API = "/api/v1";
+export const PUSH_BATCH = 100;
+export const PAGE_SIZE = 1000;
+const RESYNC_CODES = ["invalid_cursor", "resync_required"];
+
+/** The server cannot be reached: everything stays queued. */
+export class Offline extends Error {}
+
+/** The sign-in ended (refresh refused): sign in again; the queue is kept. */
+export class SessionEnded extends Error {}
+
+/** The server refused a request. */
+export class SyncError extends Error {
+  /** @param {string} message @param {number} status @param {string | null} code */
+  constructor(message, status, code) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+/**
+ * Run `work` holding a lock shared by every tab of the app (so two tabs never push the same
+ * queue or spend one refresh token twice); without Web Locks, just run it.
+ * @template T
+ * @param {string} name
+ * @param {() => Promise<T>} work
+ * @returns {Promise<T>}
+ */
+function locked(name, work) {
+  if (navigator.locks) return /** @type {Promise<T>} */ (navigator.locks.request(name, work));
+  return work();
+}
+
+/**
+ * A push result as a verdict: a `duplicate` stands for the first verdict it carries.
+ * @param {{id: string, status: string, detail: any}} result
+ * @param {Mutation | undefined} mutation
+ * @returns {Verdict}
+ */
+export function effective(result, mutation) {
+  let { status, detail } = result;
+  const original = status === "duplicate" ? detail?.original : null;
+  if (original && typeof original === "object" && "status" in original) {
+    status = original.status;
+    detail = original.detail ?? detail;
+  }
+  return {
+    id: String(result.id),
+    type: mutation?.type ?? "",
+    data: mutation?.data ?? { warehouse: "", sku: "" },
+    status,
+    detail: detail ?? {},
+    duplicate: result.status === "duplicate",
+    at: Date.now(),
+  };
+}
+
+export class Replica {
+  /** @param {Store} store @param {string} replicaId */
+  constructor(store, replicaId) {
+    this.store = store;
+    this.replicaId = replicaId;
+    /** @type {Promise<Summary> | null} */
+    this.running = null;
+  }
+
+  static async open() {
+    const store = await Store.open();
+    return new Replica(store, await store.replicaId());
+  }
+
+  /** @returns {Promise<string | undefined>} the warehouse of the scope, if one was chosen */
+  async warehouse() {
+    const scope = await this.store.getMeta("scope");
+    return scope ? String(scope).replace(/^warehouse:/, "") : undefined;
+  }
+
+  /** @returns {Promise<User | undefined>} */
+  user() {
+    return this.store.getMeta("user");
+  }
+
+  /** Whether the app holds tokens (it may still find them expired). */
+  async signedIn() {
+    return Boolean(await this.store.getMeta("auth"));
+  }
+
+  // --- auth ------------------------------------------------------------------------------------
+
+  /**
+   * Trade e-mail, password and (with two-factor on) a one-time code for tokens, and remember
+   * who signed in.
+   * @param {string} email @param {string} password @param {string} otp
+   */
+  async signIn(email, password, otp) {
+    const form = new URLSearchParams({ username: email, password });
+    if (otp) form.set("otp", otp);
+    const response = await send(`${API}/auth/token`, { method: "POST", body: form });
+    if (!response.ok) throw await refusal(response, "sign-in");
+    const tokens = await response.json();
+    await this.store.setMeta("auth", pair(tokens));
+    await this.store.deleteMeta("session_ended");
+    /** @type {User} */
+    const me = await this.request("GET", "/me");
+    await this.store.setMeta("user", { email: me.email, role: me.role, warehouses: me.warehouses });
+    return me;
+  }
+
+  /** Forget the tokens (the server copy and the queue stay on the device). */
+  async signOut() {
+    const auth = await this.store.getMeta("auth");
+    await this.store.deleteMeta("auth");
+    await this.store.deleteMeta("user");
+    if (auth) {
+      fetch(`${API}/auth/logout`, { method: "POST", headers: { Authorization: `Bearer ${auth.access_token}` } }).catch(() => {});
+    }
+  }
+
+  /**
+   * The warehouses this user may sync: every one for staff, a clerk's assigned ones.
+   * @returns {Promise<Warehouse[]>}
+   */
+  async warehouses() {
+    /** @type {Warehouse[]} */
+    const all = await this.request("GET", "/warehouses");
+    const user = await this.user();
+    if (user?.role === "clerk") return all.filter((w) => user.warehouses.includes(w.code));
+    return all;
+  }
+
+  /**
+   * Choose the scope; a different warehouse than before drops the server copy and cursor.
+   * @param {string} code
+   */
+  async useWarehouse(code) {
+    const scope = `warehouse:${code}`;
+    if ((await this.store.getMeta("scope")) !== scope) {
+      await this.store.clearCopy();
+      await this.store.setMeta("scope", scope);
+    }
+  }
+
+  /**
+   * One API request with the stored access token; a 401 refreshes once and repeats.
+   * @param {string} method
+   * @param {string} path under /api/v1
+   * @param {unknown} [json]
+   * @returns {Promise<any>}
+   */
+  async request(method, path, json) {
+    const attempt = async () => {
+      const auth = await this.store.getMeta("auth");
+      if (!auth) throw new SessionEnded("signed out: sign in again");
+      /** @type {Record<string, string>} */
+      const headers = { Authorization: `Bearer ${auth.access_token}` };
+      if (json !== undefined) headers["Content-Type"] = "application/json";
+      const body = json === undefined ? undefined : JSON.stringify(json);
+      return { auth, response: await send(`${API}${path}`, { method, headers, body }) };
+    };
+    let { auth, response } = await attempt();
+    if (response.status === 401) {
+      await this.refresh(auth);
+      ({ response } = await attempt());
+    }
+    if (!response.ok) throw await refusal(response, `${method} ${path}`);
+    return response.json();
+  }
+
+  /**
+   * Renew the tokens with the refresh token, unless another tab already did.
+   * @param {Tokens} used the tokens of the request answered 401
+   */
+  async refresh(used) {
+    await locked("storekeeper-refresh", async () => {
+      const current = await this.store.getMeta("auth");
+      if (current && current.refresh_token !== used.refresh_token) return; // renewed meanwhile
+      const response = await send(`${API}/auth/refresh`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ refresh_token: used.refresh_token }),
+      });
+      if (response.status === 401 || response.status === 422) {
+        await this.store.deleteMeta("auth");
+        await this.store.setMeta("session_ended", true);
+        throw new SessionEnded("session ended: sign in again");
+      }
+      if (!response.ok) throw await refusal(response, "refresh");
+      await this.store.setMeta("auth", pair(await response.json()));
+    });
+  }
+
+  // --- writes (offline) ------------------------------------------------------------------------
+
+  /**
+   * @param {string} type
+   * @param {string} sku
+   * @param {Record<string, number | string>} extra
+   */
+  async queue(type, sku, extra) {
+    const warehouse = await this.warehouse();
+    if (!warehouse) throw new Error("choose a warehouse first");
+    return this.store.enqueue({ type, data: { warehouse, sku, ...extra }, replicaId: this.replicaId });
+  }
+
+  /** @param {string} sku @param {number} qty */
+  sell(sku, qty) {
+    return this.queue("stock.sell", sku, { qty: checked("quantity", qty, 1) });
+  }
+
+  /** @param {string} sku @param {number} qty */
+  receive(sku, qty) {
+    return this.queue("stock.receive", sku, { qty: checked("quantity", qty, 1) });
+  }
+
+  /**
+   * A count line: `seenOnHand` is the on-hand the app showed when the shelf was counted
+   * (negative, after pending sales beyond stock, is sent as 0, as the Python client does).
+   * @param {string} sku @param {number} counted @param {number} seenOnHand
+   */
+  count(sku, counted, seenOnHand) {
+    return this.queue("stock.count", sku, {
+      counted: checked("counted quantity", counted, 0),
+      seen_on_hand: Math.max(0, seenOnHand),
+    });
+  }
+
+  // --- sync ------------------------------------------------------------------------------------
+
+  /**
+   * Push the queue, then pull until up to date. One sync at a time (in this tab and across
+   * tabs); a call while one runs gets that one's result.
+   * @param {(pulled: number) => void} [onProgress]
+   * @returns {Promise<Summary>}
+   */
+  sync(onProgress) {
+    if (!this.running) {
+      this.running = locked("storekeeper-sync", () => this.syncNow(onProgress)).finally(() => {
+        this.running = null;
+      });
+    }
+    return this.running;
+  }
+
+  /** @param {(pulled: number) => void} [onProgress] */
+  async syncNow(onProgress) {
+    /** @type {Summary} */
+    const summary = { pushed: 0, pulled: 0, resynced: false, verdicts: [] };
+    await this.push(summary);
+    await this.pull(summary, onProgress);
+    await this.store.setMeta("last_synced", Date.now());
+    return summary;
+  }
+
+  /** @param {Summary} summary */
+  async push(summary) {
+    const queued = await this.store.queued();
+    const upTo = queued.length ? queued[queued.length - 1].seq ?? 0 : 0;
+    for (;;) {
+      const batch = (await this.store.queued()).filter((m) => (m.seq ?? 0) <= upTo).slice(0, PUSH_BATCH);
+      if (!batch.length) return;
+      const answer = await this.request("POST", "/sync/push", {
+        replica_id: this.replicaId,
+        mutations: batch.map((m) => ({ id: m.id, type: m.type, data: m.data, hlc: m.hlc })),
+      });
+      const byId = new Map(batch.map((m) => [m.id, m]));
+      /** @type {Verdict[]} */
+      const verdicts = answer.results.map((/** @type {any} */ r) => effective(r, byId.get(String(r.id))));
+      await this.store.settle(verdicts);
+      summary.pushed += verdicts.length;
+      summary.verdicts.push(...verdicts);
+      if (verdicts.length < batch.length) {
+        throw new SyncError("the server did not answer every mutation pushed", 200, null);
+      }
+    }
+  }
+
+  /**
+   * @param {Summary} summary
+   * @param {(pulled: number) => void} [onProgress]
+   */
+  async pull(summary, onProgress) {
+    const scope = await this.store.getMeta("scope");
+    if (!scope) return;
+    for (;;) {
+      const params = new URLSearchParams({ scope, limit: String(PAGE_SIZE) });
+      const cursor = await this.store.getMeta("cursor");
+      if (cursor) params.set("since", cursor);
+      /** @type {{changes: Change[], cursor: string, has_more: boolean}} */
+      let page;
+      try {
+        page = await this.request("GET", `/sync/pull?${params}`);
+      } catch (error) {
+        if (error instanceof SyncError && RESYNC_CODES.includes(error.code ?? "") && !summary.resynced) {
+          await this.store.clearCopy();
+          summary.resynced = true;
+          continue;
+        }
+        throw error;
+      }
+      await this.store.applyPage(page.changes, page.cursor);
+      summary.pulled += page.changes.length;
+      onProgress?.(summary.pulled);
+      if (!page.has_more) return;
+    }
+  }
+}
+
+/**
+ * @param {string} name @param {number} value @param {number} low
+ */
+function checked(name, value, low) {
+  if (!Number.isInteger(value) || value < low || value > 1e9) {
+    throw new RangeError(`${name} must be a whole number from ${low} to 1000000000`);
+  }
+  return value;
+}
+
+/** @param {any} tokens @returns {Tokens} */
+function pair(tokens) {
+  return { access_token: String(tokens.access_token), refresh_token: String(tokens.refresh_token) };
+}
+
+/**
+ * fetch, with a network failure as `Offline`.
+ * @param {string} url @param {RequestInit} init
+ */
+async function send(url, init) {
+  try {
+    return await fetch(url, { ...init, cache: "no-store" });
+  } catch (error) {
+    throw new Offline(`server unreachable: ${error}`);
+  }
+}
+
+/**
+ * The error of a refused request: `{detail, code}` from the API's error body.
+ * @param {Response} response @param {string} what
+ */
+async function refusal(response, what) {
+  let message = `${what}: ${response.status}`;
+  /** @type {string | null} */
+  let code = null;
+  try {
+    const body = await response.json();
+    code = body.code ?? null;
+    message = typeof body.detail === "string" ? body.detail : message;
+  } catch {
+    // not JSON: keep the status line
+  }
+  return new SyncError(message, response.status, code);
+}
