@@ -408,14 +408,15 @@ def _set_barcodes(session: Session, product: Product, codes: Iterable[str]) -> b
         return False
     added = wanted - set(held)
     _ensure_free(session, sku=product.sku, codes=added)
-    for code in set(held) - wanted:
-        product.barcode_rows.remove(held[code])
-    for code in sorted(added):
-        product.barcode_rows.append(ProductBarcode(code=code, sku=product.sku))
+    session.flush()  # what is pending before, outside the savepoint below
     try:
         # A savepoint: a concurrent transaction that took one of the codes since the check
         # (PostgreSQL) fails this insert, and the error can still name the product holding it.
         with session.begin_nested():
+            for code in set(held) - wanted:
+                product.barcode_rows.remove(held[code])
+            for code in sorted(added):
+                product.barcode_rows.append(ProductBarcode(code=code, sku=product.sku))
             session.flush()
     except IntegrityError:
         _ensure_free(session, sku=product.sku, codes=added)
