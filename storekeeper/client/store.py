@@ -74,15 +74,16 @@ class Store:
         each upgrade; what is left is filling what a new table derives from the copy.
         """
         with self.transaction() as conn:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
             stored = self.get_meta("schema_version")
             if stored is not None and int(stored) > SCHEMA_VERSION:
+                # Raised inside the transaction: the file is left exactly as it was.
                 raise ValueError(
                     f"this replica file has schema version {stored}, newer than this client "
                     f"knows ({SCHEMA_VERSION}): open it with a newer storekeeper"
                 )
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
             if stored is not None and int(stored) < 2:
                 # The barcode index, from the products the copy holds. A copy pulled from a
                 # server without barcodes has none; the server's product.changed events bring
