@@ -52,7 +52,8 @@ _GTIN_KINDS: dict[int, Kind] = {13: "ean13", 12: "upca", 8: "ean8"}
 
 
 class InvalidBarcode(ValueError):
-    """Not a barcode this shop accepts; the message says why, in words."""
+    """Not a barcode this shop accepts; the message says why, in words (without the code,
+    which the caller shows as it sees fit: ``describe``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,23 +90,33 @@ def parse(text: str) -> Barcode:
         expected = check_digit(code[:-1])
         if code[-1] != expected:
             raise InvalidBarcode(
-                f"{code} is not a valid {LABELS[kind]}: its check digit (the last) should be "
-                f"{expected}, not {code[-1]}; a digit was misread or mistyped"
+                f"not a valid {LABELS[kind]}: its check digit (the last) should be {expected}, "
+                f"not {code[-1]}; a digit was misread or mistyped"
             )
         if kind == "ean13" and code.startswith("0"):
             return Barcode(code[1:], "upca")
         return Barcode(code, kind)
     if len(code) > MAX_LENGTH:
         raise InvalidBarcode(
-            f"a barcode has at most {MAX_LENGTH} characters; this one has {len(code)}"
+            f"too long: a barcode has at most {MAX_LENGTH} characters, this one {len(code)}"
         )
     for position, char in enumerate(code, start=1):
         if not " " <= char <= "~":
             raise InvalidBarcode(
-                f"a barcode holds letters, digits, spaces and ASCII signs only; character "
-                f"{position} ({char!r}) is not one"
+                f"character {position} ({char!r}) cannot be in a barcode: it holds ASCII "
+                "letters, digits, spaces and signs only"
             )
     return Barcode(code, "code128")
+
+
+def describe(text: str, problem: InvalidBarcode) -> str:
+    """``problem`` with the code it is about, for people: ``4006381333932: not a valid …``."""
+    shown = text.strip(WHITESPACE)
+    if not shown:
+        return str(problem)
+    if len(shown) > 24:
+        shown = shown[:20] + "…"
+    return f"{shown}: {problem}"
 
 
 def normalise(text: str) -> str:

@@ -35,7 +35,7 @@ def _barcode(text: str) -> str:
         return barcodes.normalise(text)
     except barcodes.InvalidBarcode as exc:
         # Its own error type, so a client can tell a bad code from a malformed request.
-        raise PydanticCustomError("invalid_barcode", str(exc)) from None
+        raise PydanticCustomError("invalid_barcode", barcodes.describe(text, exc)) from None
 
 
 def _no_repeats(codes: list[str]) -> list[str]:

@@ -62,6 +62,17 @@ def test_known_codes_are_classified_and_stored_in_one_form(text: str, expected: 
     assert parse(text) == expected
 
 
+def test_a_problem_is_described_with_its_code_shortened_if_long() -> None:
+    def described(text: str) -> str:
+        with pytest.raises(InvalidBarcode) as caught:
+            parse(text)
+        return barcodes.describe(text, caught.value)
+
+    assert described(" 4006381333932\n").startswith("4006381333932: not a valid EAN-13")
+    assert described("y" * 49).startswith("yyyyyyyyyyyyyyyyyyyy…: too long")
+    assert described(" ") == "a barcode cannot be blank"
+
+
 def test_labels_name_the_kinds_for_people() -> None:
     assert [parse(c).label for c in ("4006381333931", "036000291452", "96385074", "A1")] == [
         "EAN-13",
@@ -80,11 +91,11 @@ def test_labels_name_the_kinds_for_people() -> None:
         ("96385070", "not a valid EAN-8: its check digit (the last) should be 4, not 0"),
         ("", "cannot be blank"),
         (" \t\r\n", "cannot be blank"),
-        ("x" * 49, "at most 48 characters; this one has 49"),
-        ("käse", "character 2 ('ä') is not one"),
-        ("a\x00b", "character 2 ('\\x00') is not one"),
-        ("a\tb", "character 2 ('\\t') is not one"),
-        ("4006381333931\u00a0", "character 14 ('\\xa0') is not one"),
+        ("x" * 49, "too long: a barcode has at most 48 characters, this one 49"),
+        ("käse", "character 2 ('ä') cannot be in a barcode"),
+        ("a\x00b", "character 2 ('\\x00') cannot"),
+        ("a\tb", "character 2 ('\\t') cannot"),
+        ("4006381333931\u00a0", "character 14 ('\\xa0') cannot"),
         ("٤٠٠٦٣٨١٣٣٣٩٣١", "character 1"),  # Arabic-Indic digits are not ASCII digits
     ],
 )
