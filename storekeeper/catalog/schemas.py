@@ -43,8 +43,9 @@ def _no_repeats(codes: list[str]) -> list[str]:
     for code in codes:
         if code in seen:
             raise PydanticCustomError(
-                "duplicate_barcode", f"barcode {code} is listed twice (a UPC-A and its EAN-13 "
-                "with a leading 0 are the same code)"
+                "duplicate_barcode",
+                f"barcode {code} is listed twice (a UPC-A and its EAN-13 "
+                "with a leading 0 are the same code)",
             )
         seen.add(code)
     return sorted(codes)

@@ -179,9 +179,7 @@ def by_barcode(session: Session, *, code: str) -> Product | None:
         stored = barcodes.normalise(code)
     except barcodes.InvalidBarcode:
         return None
-    return session.scalar(
-        select(Product).join(ProductBarcode).where(ProductBarcode.code == stored)
-    )
+    return session.scalar(select(Product).join(ProductBarcode).where(ProductBarcode.code == stored))
 
 
 Listed = Literal["active", "archived", "all"]
@@ -373,7 +371,9 @@ def sync_rows(connection: Connection, *, skus: Iterable[str]) -> dict[str, SyncP
     """The sync rows of the given SKUs that exist."""
     wanted = sorted(set(skus))
     rows = connection.execute(_SYNC_BY_SKU, {"skus": wanted}).all()
-    codes = connection.execute(_SYNC_BARCODES_OF, {"skus": wanted}) if rows else []
+    if not rows:
+        return {}
+    codes = connection.execute(_SYNC_BARCODES_OF, {"skus": wanted})
     return {product.sku: product for product in _with_barcodes(rows, codes)}
 
 

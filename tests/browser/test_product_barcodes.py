@@ -64,9 +64,7 @@ def test_a_manager_gives_a_product_barcodes_fixing_the_lines_the_form_refuses(
     field.fill(f"{EAN13}\n0{UPC}")
     console.page.get_by_role("button", name="Create product").click()
     expect(console.page).to_have_url(console.url("/products/MILK-1?done=created"))
-    expect(console.page.locator("ul.barcodes li")).to_have_text(
-        [f"{UPC} UPC-A", f"{EAN13} EAN-13"]
-    )
+    expect(console.page.locator("ul.barcodes li")).to_have_text([f"{UPC} UPC-A", f"{EAN13} EAN-13"])
     console.page.get_by_role("link", name="Edit").click()
     expect(field).to_have_value(f"{UPC}\n{EAN13}")
     field.fill(EAN13)

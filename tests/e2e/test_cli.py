@@ -26,8 +26,8 @@ from sqlalchemy import create_engine, inspect
 
 from storekeeper import migrations
 from storekeeper.api.app import create_app
-from storekeeper.config import Settings
 from storekeeper.catalog import barcodes
+from storekeeper.config import Settings
 from storekeeper.demo import DEMO_USERS
 from storekeeper.schema import metadata
 from tests.conftest import PG_ADMIN_URL, TEST_SECRET

@@ -146,7 +146,5 @@ def test_a_file_of_a_newer_client_is_refused_and_left_as_it_is(tmp_path: Path) -
         Replica(path, scope="warehouse:BER")
 
     conn = sqlite3.connect(path)
-    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (
-        "99",
-    )
+    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("99",)
     conn.close()
