@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from storekeeper.accounts import users as accounts_users
 from storekeeper.accounts.domain import Role
+from storekeeper.catalog import barcodes
 from storekeeper.catalog import service as catalog_service
 from storekeeper.db import Database
 from storekeeper.inventory import ledger as inventory_ledger
@@ -83,6 +84,13 @@ def load(
     return DemoSummary(products=products, warehouses=len(WAREHOUSES), users=len(DEMO_USERS))
 
 
+def demo_barcode(i: int) -> str:
+    """The EAN-13 of the ``i``-th demo product (0-based): prefix 200, which GS1 keeps for codes
+    used inside one shop, so no real product has it. DEMO-0001 has 2000000000015."""
+    body = f"200{i + 1:09d}"
+    return body + barcodes.check_digit(body)
+
+
 def _product(session: Session, rng: random.Random, i: int) -> None:
     name, price, low, high = _GOODS[i % len(_GOODS)]
     sku = f"DEMO-{i + 1:04d}"
@@ -102,6 +110,7 @@ def _product(session: Session, rng: random.Random, i: int) -> None:
             },
             "min_temp_c": low,
             "max_temp_c": high,
+            "barcodes": [demo_barcode(i)],
         },
     )
     for code, *_ in WAREHOUSES:

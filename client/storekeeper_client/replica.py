@@ -132,6 +132,18 @@ class Replica:
             queue = self._store.queued()
         return None if row is None else _edited(row, queue)
 
+    def product_by_barcode(self, code: str) -> dict[str, Any] | None:
+        """The product (pending edits applied) that has the barcode ``code``, as a scanner
+        reads it: surrounding whitespace is ignored and a UPC-A is found also by its EAN-13
+        with a leading 0. None if no product of the copy has it (archived products are not in
+        the copy; a code with a wrong check digit is nobody's). Works offline."""
+        key = barcode_lookup_form(code)
+        if key is None:
+            return None
+        with self._store.lock:
+            sku = self._store.product_sku_of_barcode(key)
+            return None if sku is None else self.product(sku)
+
     def stock(self, sku: str) -> Stock | None:
         """The SKU's stock in the replica's warehouse, pending changes applied.
 
@@ -337,6 +349,25 @@ class Replica:
 
 
 # --- pure helpers --------------------------------------------------------------------------------
+
+_WHITESPACE = " \t\r\n\v\f"
+
+
+def barcode_lookup_form(code: str) -> str | None:
+    """The form in which the server stores ``code``, if it is a valid barcode (else some text
+    no product has), or None for a blank one.
+
+    A copy of rules 1 and 3 of ``storekeeper.catalog.barcodes`` (drop surrounding ASCII
+    whitespace; a 13-digit code starting with 0 is the UPC-A of its last 12 digits), not an
+    import of it: the client runs without the server's packages. Check digits need no copy: a
+    code that fails them is stored by no product, so looking it up finds nothing.
+    """
+    text = code.strip(_WHITESPACE)
+    if not text:
+        return None
+    if len(text) == 13 and text.isascii() and text.isdigit() and text.startswith("0"):
+        return text[1:]
+    return text
 
 
 def _check_scope(scope: str) -> None:

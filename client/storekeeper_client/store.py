@@ -18,11 +18,14 @@ from typing import Any
 
 from storekeeper_client.hlc import Clock
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""1: the first files. 2: the ``barcode`` index of the products' barcodes."""
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS product (
     sku TEXT PRIMARY KEY, data TEXT NOT NULL, version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS barcode (code TEXT PRIMARY KEY, sku TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS barcode_sku ON barcode (sku);
 CREATE TABLE IF NOT EXISTS stock (
     sku TEXT PRIMARY KEY, data TEXT NOT NULL, version INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS queue (
@@ -54,15 +57,40 @@ class Store:
         )
         self._conn.row_factory = sqlite3.Row
         self.lock = threading.RLock()
-        with self.lock:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=FULL")  # a verdict or page once stored stays
-            with self.transaction():
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        self._conn.execute(statement)
-                if self.get_meta("schema_version") is None:
-                    self.set_meta("schema_version", str(SCHEMA_VERSION))
+        try:
+            with self.lock:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.execute("PRAGMA synchronous=FULL")  # a stored verdict or page stays
+                self._create_or_upgrade()
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def _create_or_upgrade(self) -> None:
+        """Create a new file's tables, or bring an older file up to ``SCHEMA_VERSION``.
+
+        One transaction: a file is at its old version or the new one, never half upgraded.
+        Every table is ``CREATE ... IF NOT EXISTS``, so creating them is also the first step of
+        each upgrade; what is left is filling what a new table derives from the copy.
+        """
+        with self.transaction() as conn:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            stored = self.get_meta("schema_version")
+            if stored is not None and int(stored) > SCHEMA_VERSION:
+                # Raised inside the transaction: the file is left exactly as it was.
+                raise ValueError(
+                    f"this replica file has schema version {stored}, newer than this client "
+                    f"knows ({SCHEMA_VERSION}): open it with a newer storekeeper"
+                )
+            if stored is not None and int(stored) < 2:
+                # The barcode index, from the products the copy holds. A copy pulled from a
+                # server without barcodes has none; the server's product.changed events bring
+                # them when they are set, as for any other edit.
+                for sku, data in conn.execute("SELECT sku, data FROM product").fetchall():
+                    self._index_barcodes(conn, str(sku), json.loads(data))
+            self.set_meta("schema_version", str(SCHEMA_VERSION))
 
     def close(self) -> None:
         """Close the file; the object is unusable afterwards."""
@@ -135,6 +163,26 @@ class Store:
             ).fetchone()
         return None if row is None else dict(json.loads(row[0]))
 
+    def product_sku_of_barcode(self, code: str) -> str | None:
+        """The SKU of the stored product that has the barcode ``code`` (stored form), or None."""
+        with self.lock:
+            row = self._conn.execute("SELECT sku FROM barcode WHERE code = ?", (code,)).fetchone()
+        return None if row is None else str(row[0])
+
+    @staticmethod
+    def _index_barcodes(conn: sqlite3.Connection, sku: str, data: Row | None) -> None:
+        """Make the barcode index hold exactly the barcodes of ``data`` for ``sku``.
+
+        ``OR REPLACE``: a code moved from one product to another may arrive on the new one
+        before the old one's change (pages show each product as it is when read); the newer
+        arrival wins, and the old product's own change later removes only what is still its.
+        """
+        conn.execute("DELETE FROM barcode WHERE sku = ?", (sku,))
+        for code in (data or {}).get("barcodes") or ():
+            conn.execute(
+                "INSERT OR REPLACE INTO barcode (code, sku) VALUES (?, ?)", (str(code), sku)
+            )
+
     def apply_page(self, changes: list[Row], cursor: str) -> None:
         """Store one pulled page and its cursor in ONE transaction, observing product stamps.
 
@@ -148,6 +196,8 @@ class Store:
                 key = str(change["key"])
                 if change["op"] == "delete":
                     conn.execute(f"DELETE FROM {table} WHERE sku = ?", (key,))  # noqa: S608
+                    if table == "product":
+                        self._index_barcodes(conn, key, None)
                     continue
                 data = change["data"]
                 conn.execute(
@@ -158,6 +208,7 @@ class Store:
                 )
                 if table == "product":
                     clock = clock.observe(data.get("hlc"))
+                    self._index_barcodes(conn, key, data)
             self.set_clock(clock)
             self.set_meta("cursor", cursor)
 
@@ -165,6 +216,7 @@ class Store:
         """Drop the server copy and the cursor, keeping the queue: the next pull starts over."""
         with self.transaction() as conn:
             conn.execute("DELETE FROM product")
+            conn.execute("DELETE FROM barcode")
             conn.execute("DELETE FROM stock")
             self.set_meta("cursor", None)
 

@@ -11,7 +11,13 @@ from storekeeper.api.deps import DatabaseDep, require
 from storekeeper.api.errors import responses
 from storekeeper.catalog import service
 from storekeeper.catalog.models import Product
-from storekeeper.catalog.schemas import ProductCreate, ProductPage, ProductRead, ProductUpdate
+from storekeeper.catalog.schemas import (
+    Barcode,
+    ProductCreate,
+    ProductPage,
+    ProductRead,
+    ProductUpdate,
+)
 
 router = APIRouter(prefix="/products", tags=["catalog"])
 Staff = Annotated[Principal, Depends(require(STAFF))]
@@ -40,7 +46,8 @@ def _expected_version(if_match: str | None) -> int | None:
     responses=responses(401, 403, 409, 422),
 )
 def create_product(body: ProductCreate, _: Staff, db: DatabaseDep) -> Product:
-    """Add a product (managers and admins); a taken SKU answers 409 ``duplicate_sku``."""
+    """Add a product (managers and admins); a taken SKU answers 409 ``duplicate_sku``, a
+    barcode another product has 409 ``duplicate_barcode``."""
     with db.transaction() as session:
         return service.create(session, data=body.model_dump())
 
@@ -51,10 +58,20 @@ def list_products(
     q: Annotated[str | None, Query(max_length=100)] = None,
     limit: Annotated[int, Query(ge=1, le=service.MAX_PAGE)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
+    barcode: Annotated[
+        Barcode | None,
+        Query(
+            description="Only the product on sale with this barcode (any accepted form of it: "
+            "a UPC-A also as its EAN-13 with a leading 0); an invalid code (such as a wrong "
+            "check digit) is 422 with the reason."
+        ),
+    ] = None,
 ) -> ProductPage:
     """Products on sale in SKU order; public, like a shop window."""
     with db.reading() as session:
-        items, next_cursor = service.list_(session, q=q, limit=limit, cursor=cursor)
+        items, next_cursor = service.list_(
+            session, q=q, limit=limit, cursor=cursor, barcode=barcode
+        )
         return ProductPage(
             items=[ProductRead.model_validate(p) for p in items], next_cursor=next_cursor
         )
@@ -77,7 +94,7 @@ def update_product(
     db: DatabaseDep,
     if_match: IfMatch = None,
 ) -> Product:
-    """Change name, price, currency, attributes or temperature range.
+    """Change name, price, currency, attributes, temperature range or barcodes.
 
     With ``If-Match: "<version>"`` the edit applies only to that version; if the product has
     changed since, it answers 409 ``stale_version`` and changes nothing.

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, String, text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, String, text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from storekeeper.db import Base, utcnow
 
@@ -39,7 +39,30 @@ class Product(Base):
     field_hlcs: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=text("'{}'"))
     hlc: Mapped[str | None] = mapped_column(String(96), default=None)
 
+    # Loaded with the product (one IN query per batch of products), so a product read in a
+    # session shows its barcodes after the session is gone.
+    barcode_rows: Mapped[list[ProductBarcode]] = relationship(
+        lazy="selectin", cascade="all, delete-orphan", back_populates="product"
+    )
+
     @property
     def archived(self) -> bool:
         """Whether the product was withdrawn from sale."""
         return self.archived_at is not None
+
+    @property
+    def barcodes(self) -> list[str]:
+        """The product's barcodes in their stored form, in code order (a set: order is not
+        kept)."""
+        return sorted(row.code for row in self.barcode_rows)
+
+
+class ProductBarcode(Base):
+    """One barcode of a product (storekeeper.catalog.barcodes), in its stored form; a code
+    belongs to one product for good (an archived product keeps its codes)."""
+
+    __tablename__ = "catalog_barcode"
+
+    code: Mapped[str] = mapped_column(String(48), primary_key=True)
+    sku: Mapped[str] = mapped_column(ForeignKey("catalog_product.sku"), index=True)
+    product: Mapped[Product] = relationship(back_populates="barcode_rows")

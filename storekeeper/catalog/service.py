@@ -5,16 +5,19 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal, cast
 
-from sqlalchemy import Row, Table, bindparam, func, or_, select
+from sqlalchemy import Table, bindparam, func, or_, select
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from storekeeper.catalog import barcodes
 from storekeeper.catalog.events import ProductChanged
-from storekeeper.catalog.models import Product
+from storekeeper.catalog.models import Product, ProductBarcode
 from storekeeper.catalog.schemas import ProductRead
 from storekeeper.db import unicode_lower, utcnow
 from storekeeper.errors import Conflict, InvalidRequest, NotFound
@@ -23,7 +26,13 @@ from storekeeper.sync import hlc
 
 MAX_PAGE = 200
 _product = cast(Table, Product.__table__)
-_BY_SKU = select(_product).where(_product.c.sku == bindparam("sku"))
+_barcode = cast(Table, ProductBarcode.__table__)
+# One round trip for a product and its barcodes: a row per barcode (one row with NULL if none).
+_BY_SKU = (
+    select(_product, _barcode.c.code.label("barcode_code"))
+    .outerjoin(_barcode, _barcode.c.sku == _product.c.sku)
+    .where(_product.c.sku == bindparam("sku"))
+)
 _PRICES = select(_product.c.sku, _product.c.price_cents, _product.c.currency).where(
     _product.c.sku.in_(bindparam("skus", expanding=True)), _product.c.archived_at.is_(None)
 )
@@ -52,6 +61,29 @@ _SYNC_PAGE = (
     .limit(bindparam("limit"))
 )
 _SYNC_BY_SKU = select(*_SYNC_COLUMNS).where(_product.c.sku.in_(bindparam("skus", expanding=True)))
+_SYNC_BARCODES_IN_RANGE = select(_barcode.c.sku, _barcode.c.code).where(
+    _barcode.c.sku > bindparam("after"), _barcode.c.sku <= bindparam("last")
+)
+_SYNC_BARCODES_OF = select(_barcode.c.sku, _barcode.c.code).where(
+    _barcode.c.sku.in_(bindparam("skus", expanding=True))
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SyncProduct:
+    """What a sync replica holds of a product (archived ones too: the feed deletes them)."""
+
+    sku: str
+    name: str
+    price_cents: int
+    currency: str
+    attributes: dict[str, Any]
+    min_temp_c: float | None
+    max_temp_c: float | None
+    version: int
+    hlc: str | None
+    archived_at: datetime | None
+    barcodes: list[str]
 
 
 class DuplicateSku(Conflict):
@@ -76,6 +108,17 @@ class UnknownSku(NotFound):
     code = "unknown_sku"
 
 
+class DuplicateBarcode(Conflict):
+    """A barcode given to a product belongs to another one (archived ones keep theirs)."""
+
+    code = "duplicate_barcode"
+
+    def __init__(self, detail: str, *, barcode: str, sku: str) -> None:
+        super().__init__(detail)
+        self.barcode = barcode
+        self.sku = sku
+
+
 @dataclass(frozen=True, slots=True)
 class PriceQuote:
     """What one unit of a SKU costs now."""
@@ -90,13 +133,21 @@ def _now_ms() -> int:
 
 
 def create(session: Session, *, data: dict[str, Any]) -> Product:
-    """Add a product; its SKU must be new."""
-    if session.get(Product, data["sku"]) is not None:
-        raise DuplicateSku(f"SKU {data['sku']} exists already")
+    """Add a product; its SKU must be new, and its barcodes (in their stored form, see
+    storekeeper.catalog.barcodes) no other product's."""
+    fields = dict(data)
+    codes = fields.pop("barcodes", None) or []
+    if session.get(Product, fields["sku"]) is not None:
+        raise DuplicateSku(f"SKU {fields['sku']} exists already")
     stamp = str(hlc.server_stamp(_now_ms(), ()))
-    product = Product(**data, field_hlcs=dict.fromkeys(LWW_FIELDS, stamp), hlc=stamp)
+    product = Product(
+        **fields, field_hlcs=dict.fromkeys(LWW_FIELDS, stamp), hlc=stamp, barcode_rows=[]
+    )
     session.add(product)
-    session.flush()
+    if codes:
+        _set_barcodes(session, product, codes)
+    else:
+        session.flush()
     outbox.record(session, ProductChanged(sku=product.sku, version=1, change="created"))
     return product
 
@@ -111,10 +162,24 @@ def get_or_raise(session: Session, *, sku: str) -> Product:
 
 def get_view(connection: Connection, *, sku: str) -> ProductRead:
     """The API view of one product, by a prebuilt Core statement: the hottest read of a shop."""
-    row = connection.execute(_BY_SKU, {"sku": sku}).mappings().one_or_none()
-    if row is None:
+    rows = connection.execute(_BY_SKU, {"sku": sku}).mappings().all()
+    if not rows:
         raise UnknownSku(f"no product with SKU {sku}")
-    return ProductRead.model_validate({**row, "archived": row["archived_at"] is not None})
+    row = rows[0]
+    codes = sorted(r["barcode_code"] for r in rows if r["barcode_code"] is not None)
+    return ProductRead.model_validate(
+        {**row, "barcodes": codes, "archived": row["archived_at"] is not None}
+    )
+
+
+def by_barcode(session: Session, *, code: str) -> Product | None:
+    """The product (archived or not) that has the barcode ``code`` (any accepted form of it,
+    see storekeeper.catalog.barcodes), or None; an invalid code belongs to none."""
+    try:
+        stored = barcodes.normalise(code)
+    except barcodes.InvalidBarcode:
+        return None
+    return session.scalar(select(Product).join(ProductBarcode).where(ProductBarcode.code == stored))
 
 
 Listed = Literal["active", "archived", "all"]
@@ -128,10 +193,20 @@ def list_(
     limit: int,
     cursor: str | None,
     listed: Listed = "active",
+    barcode: str | None = None,
 ) -> tuple[list[Product], str | None]:
     """Products in SKU order matching ``q`` (SKU or name, case-insensitive), one page; active
-    ones unless ``listed`` asks for the archived ones or all."""
+    ones unless ``listed`` asks for the archived ones or all. With ``barcode``, only the
+    product that has that barcode (in any accepted form; an invalid one matches nothing)."""
     query = select(Product).order_by(Product.sku)
+    if barcode is not None:
+        try:
+            stored = barcodes.normalise(barcode)
+        except barcodes.InvalidBarcode:
+            return [], None
+        # The code is the barcode table's primary key: one index lookup, whatever the catalog.
+        holder = select(ProductBarcode.sku).where(ProductBarcode.code == stored)
+        query = query.where(Product.sku == holder.scalar_subquery())
     if listed == "active":
         query = query.where(Product.archived_at.is_(None))
     elif listed == "archived":
@@ -175,6 +250,10 @@ def update(
     ``StaleVersion`` if the product has another version now, so that nobody overwrites a change
     they have not seen; it is checked on the locked row, so two such edits cannot both pass.
 
+    ``changes["barcodes"]`` replaces the product's barcodes (stored forms; each must be no other
+    product's, else ``DuplicateBarcode``); a different set is an edit like any other, though
+    not one offline replicas make, so it carries no clock stamp.
+
     Every field it changes is stamped with a hybrid logical clock (``field_hlcs``): ``stamp``
     when an offline edit that won its merge is applied (storekeeper.sync), else a server stamp
     later than any the product holds, so a server edit always takes effect and an older offline
@@ -189,12 +268,15 @@ def update(
             f"it is at version {product.version} now",
             current=product.version,
         )
+    changes = dict(changes)
+    codes = changes.pop("barcodes", None)
     changed = {k: v for k, v in changes.items() if getattr(product, k) != v}
     low = changed.get("min_temp_c", product.min_temp_c)
     high = changed.get("max_temp_c", product.max_temp_c)
     if low is not None and high is not None and low > high:
         raise InvalidRequest("min_temp_c must not exceed max_temp_c", code="invalid_range")
-    if not changed:
+    relabelled = codes is not None and _set_barcodes(session, product, codes)
+    if not changed and not relabelled:
         return product
     stamped = [field for field in changed if field in LWW_FIELDS]
     if stamped:
@@ -275,15 +357,90 @@ def names_on_sale(session: Session, *, skus: Iterable[str]) -> dict[str, str]:
     return found
 
 
-def sync_page(connection: Connection, *, after: str, limit: int) -> Sequence[Row[*tuple[Any, ...]]]:
+def sync_page(connection: Connection, *, after: str, limit: int) -> list[SyncProduct]:
     """Products (archived too) with a SKU after ``after``, in SKU order, as sync rows."""
-    return connection.execute(_SYNC_PAGE, {"after": after, "limit": limit}).all()
+    rows = connection.execute(_SYNC_PAGE, {"after": after, "limit": limit}).all()
+    if not rows:
+        return []
+    # The page's barcodes by a range of the SKU index, not a list of thousands of SKUs.
+    codes = connection.execute(_SYNC_BARCODES_IN_RANGE, {"after": after, "last": rows[-1].sku})
+    return _with_barcodes(rows, codes)
 
 
-def sync_rows(connection: Connection, *, skus: Iterable[str]) -> dict[str, Row[*tuple[Any, ...]]]:
+def sync_rows(connection: Connection, *, skus: Iterable[str]) -> dict[str, SyncProduct]:
     """The sync rows of the given SKUs that exist."""
-    rows = connection.execute(_SYNC_BY_SKU, {"skus": sorted(set(skus))})
-    return {row.sku: row for row in rows}
+    wanted = sorted(set(skus))
+    rows = connection.execute(_SYNC_BY_SKU, {"skus": wanted}).all()
+    if not rows:
+        return {}
+    codes = connection.execute(_SYNC_BARCODES_OF, {"skus": wanted})
+    return {product.sku: product for product in _with_barcodes(rows, codes)}
+
+
+def _with_barcodes(rows: Iterable[Any], codes: Iterable[Any]) -> list[SyncProduct]:
+    held: dict[str, list[str]] = {}
+    for sku, code in codes:
+        held.setdefault(sku, []).append(code)
+    return [
+        SyncProduct(
+            sku=row.sku,
+            name=row.name,
+            price_cents=row.price_cents,
+            currency=row.currency,
+            attributes=row.attributes,
+            min_temp_c=row.min_temp_c,
+            max_temp_c=row.max_temp_c,
+            version=row.version,
+            hlc=row.hlc,
+            archived_at=row.archived_at,
+            barcodes=sorted(held.get(row.sku, ())),
+        )
+        for row in rows
+    ]
+
+
+def _set_barcodes(session: Session, product: Product, codes: Iterable[str]) -> bool:
+    """Give ``product`` exactly the barcodes ``codes`` (stored forms) and flush; whether that
+    changed its set. A code another product has (archived ones too) is ``DuplicateBarcode``."""
+    wanted = set(codes)
+    held = {row.code: row for row in product.barcode_rows}
+    if wanted == set(held):
+        return False
+    added = wanted - set(held)
+    _ensure_free(session, sku=product.sku, codes=added)
+    session.flush()  # what is pending before, outside the savepoint below
+    try:
+        # A savepoint: a concurrent transaction that took one of the codes since the check
+        # (PostgreSQL) fails this insert, and the error can still name the product holding it.
+        with session.begin_nested():
+            for code in set(held) - wanted:
+                product.barcode_rows.remove(held[code])
+            for code in sorted(added):
+                product.barcode_rows.append(ProductBarcode(code=code, sku=product.sku))
+            session.flush()
+    except IntegrityError:
+        _ensure_free(session, sku=product.sku, codes=added)
+        raise
+    return True
+
+
+def _ensure_free(session: Session, *, sku: str, codes: Iterable[str]) -> None:
+    wanted = sorted(set(codes))
+    if not wanted:
+        return
+    taken = session.execute(
+        select(_barcode.c.code, _product.c.sku, _product.c.archived_at)
+        .join(_product, _product.c.sku == _barcode.c.sku)
+        .where(_barcode.c.code.in_(wanted), _barcode.c.sku != sku)
+        .order_by(_barcode.c.code)
+        .limit(1)
+    ).first()
+    if taken is not None:
+        code, holder, archived_at = taken
+        archived = " (archived; an archived product keeps its barcodes)" if archived_at else ""
+        raise DuplicateBarcode(
+            f"barcode {code} belongs to product {holder}{archived}", barcode=code, sku=holder
+        )
 
 
 def temperature_ranges(

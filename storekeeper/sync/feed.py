@@ -170,7 +170,7 @@ def _current(
     return changes
 
 
-def _product(row: Row[*tuple[Any, ...]]) -> dict[str, Any]:
+def _product(row: catalog_service.SyncProduct) -> dict[str, Any]:
     if row.archived_at is not None:
         return {
             "entity": "product",
@@ -187,6 +187,7 @@ def _product(row: Row[*tuple[Any, ...]]) -> dict[str, Any]:
         "attributes": row.attributes,
         "min_temp_c": row.min_temp_c,
         "max_temp_c": row.max_temp_c,
+        "barcodes": row.barcodes,
         "hlc": row.hlc,
     }
     return {

@@ -34,7 +34,8 @@ class Change(BaseModel):
     op: Literal["upsert", "delete"]
     data: dict[str, Any] | None = Field(
         description="product: sku, name, price_cents, currency, attributes, min_temp_c, "
-        "max_temp_c, hlc; stock: sku, warehouse, on_hand, reserved, available; null for delete."
+        "max_temp_c, barcodes, hlc; stock: sku, warehouse, on_hand, reserved, available; null "
+        "for delete."
     )
     version: int = Field(description="Grows with every change of the entity on the server.")
 

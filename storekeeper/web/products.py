@@ -1,5 +1,6 @@
-"""Console pages: products: the searchable list, a product's page (stock and history), and the
-staff's create, edit (with a version check) and archive forms.
+"""Console pages: products: the searchable list (a scanned barcode finds its product first), a
+product's page (barcodes, stock and history), and the staff's create, edit (with a version
+check) and archive forms.
 
 Every read and write goes through the catalog and inventory services, with the role rules of
 the matching API routes: anyone on the console reads, managers and admins change the catalog; a
@@ -17,9 +18,11 @@ from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
+from sqlalchemy.orm import Session
 
 from storekeeper.accounts.domain import STAFF, STOCK_HANDLERS, Principal
 from storekeeper.api.deps import DatabaseDep
+from storekeeper.catalog import barcodes
 from storekeeper.catalog import service as catalog
 from storekeeper.catalog.schemas import ProductCreate, ProductUpdate
 from storekeeper.db import Database
@@ -47,6 +50,9 @@ _FRIENDLY = {
     ),
     ("currency", "String should match pattern"): "three capital letters, such as EUR",
     ("price", "Input should be less than or equal to"): "at most 10,000,000,000.00",
+    ("barcodes", "List should have at most"): (
+        f"at most {barcodes.MAX_PER_PRODUCT} barcodes per product"
+    ),
 }
 
 
@@ -80,7 +86,8 @@ def index(
     format: Annotated[Literal["html", "csv"], Query()] = "html",
 ) -> Response:
     """Products in SKU order, searched by SKU or name as one types, a page at a time; or, as
-    CSV, every product of the filter."""
+    CSV, every product of the filter. A search that is a product's barcode (a scan) shows that
+    product first, whatever ``show`` says, then the SKU and name matches."""
     q = q.strip()
     if format == "csv":
         return csv_stream(
@@ -95,16 +102,22 @@ def index(
                 "archived",
                 "version",
                 "updated_at",
+                "barcodes",
             ),
             _every_product(db, q=q, show=show),
         )
     with db.reading() as session:
+        scanned = _scanned(session, q) if cursor is None else None
         items, next_cursor = catalog.list_(
             session, q=q or None, limit=PAGE, cursor=cursor, listed=show
         )
+    if scanned is not None:
+        items = [scanned, *(p for p in items if p.sku != scanned.sku)]
     context: dict[str, Any] = {
         "title": "Products",
         "products": items,
+        "scanned": scanned,
+        "scanned_code": barcodes.normalise(q) if scanned is not None else None,
         "q": q,
         "show": show,
         "paged": cursor is not None,
@@ -120,31 +133,43 @@ def index(
     return render(request, "products/_results.html", principal, headers=headers, **context)
 
 
+def _scanned(session: Session, q: str) -> Any:
+    """The product (a catalog ``Product``) whose barcode the search is, as a scanner typed
+    it; or None."""
+    return catalog.by_barcode(session, code=q) if q else None
+
+
 def _every_product(db: Database, *, q: str, show: catalog.Listed) -> Iterator[list[Any]]:
-    """Every product of a filter for the export, read a page (one short read) at a time."""
+    """Every product of a filter for the export, read a page (one short read) at a time; a
+    scanned barcode's product first, as on the page."""
+    with db.reading() as session:
+        scanned = _scanned(session, q)
+    if scanned is not None:
+        yield _csv_row(scanned)
     cursor: str | None = None
     while True:
         with db.reading() as session:
             items, cursor = catalog.list_(
                 session, q=q or None, limit=catalog.MAX_PAGE, cursor=cursor, listed=show
             )
-            rows = [
-                [
-                    p.sku,
-                    p.name,
-                    p.price_cents,
-                    p.currency,
-                    p.min_temp_c,
-                    p.max_temp_c,
-                    "yes" if p.archived else "no",
-                    p.version,
-                    p.updated_at.isoformat(),
-                ]
-                for p in items
-            ]
-        yield from rows
+        yield from (_csv_row(p) for p in items if scanned is None or p.sku != scanned.sku)
         if cursor is None:
             return
+
+
+def _csv_row(p: Any) -> list[Any]:
+    return [
+        p.sku,
+        p.name,
+        p.price_cents,
+        p.currency,
+        p.min_temp_c,
+        p.max_temp_c,
+        "yes" if p.archived else "no",
+        p.version,
+        p.updated_at.isoformat(),
+        "\n".join(p.barcodes),  # one per line, as in the form: a code may hold any sign
+    ]
 
 
 # --- creating ---------------------------------------------------------------------------------
@@ -175,7 +200,7 @@ def create(request: Request, principal: Staff, fields: Fields, db: DatabaseDep) 
             with db.transaction() as session:
                 catalog.create(session, data=model.model_dump())
         except DomainError as exc:
-            field = "sku" if exc.code == "duplicate_sku" else "form"
+            field = _FIELD_OF_CODE.get(exc.code, "form")
             errors[field] = exc.detail
             status = 409
         else:
@@ -225,6 +250,7 @@ def detail(
         title=f"{product.sku} · {product.name}",
         product=product,
         attributes=_attributes_text(product.attributes),
+        barcodes=[(code, barcodes.label_of(code)) for code in product.barcodes],
         stock=levels.StockTotals(sku, tuple(stock)),
         movements=movements,
         paged=before is not None,
@@ -323,7 +349,7 @@ def edit(
             status, stale = 409, True
         except (Conflict, InvalidRequest) as exc:
             status = 409 if isinstance(exc, Conflict) else 422
-            errors.update(_friendly({"form": exc.detail}))
+            errors.update(_friendly({_FIELD_OF_CODE.get(exc.code, "form"): exc.detail}))
         else:
             return _see(f"/products/{quote(sku)}?done=saved")
     with db.reading() as session:
@@ -423,7 +449,37 @@ def _parsed(fields: Mapping[str, str], *, creating: bool) -> tuple[dict[str, Any
             errors["attributes"] = 'enter a JSON object, such as {"category": "chilled"}'
     elif not creating:
         data["attributes"] = {}
+    codes, problems = _barcode_lines(fields.get("barcodes", ""))
+    if problems:
+        errors["barcodes"] = "\n".join(problems)
+    elif codes or not creating:
+        data["barcodes"] = codes  # blank on an edit removes them all
     return data, errors
+
+
+def _barcode_lines(text: str) -> tuple[list[str], list[str]]:
+    """The barcodes of the form's text, one a line (a scanner's Enter ends each), and what is
+    wrong with each line, in words (the API's rules: storekeeper.catalog.barcodes)."""
+    codes: list[str] = []
+    problems: list[str] = []
+    first_line: dict[str, int] = {}
+    for number, line in enumerate(text.replace("\r\n", "\n").split("\n"), start=1):
+        if not line.strip(barcodes.WHITESPACE):
+            continue
+        try:
+            code = barcodes.normalise(line)
+        except barcodes.InvalidBarcode as exc:
+            problems.append(f"Line {number}, {barcodes.describe(line, exc)}")
+            continue
+        if code in first_line:
+            problems.append(
+                f"Line {number}, {code}: the same code as line {first_line[code]} (a UPC-A "
+                "and its EAN-13 with a leading 0 are one code); remove one"
+            )
+            continue
+        first_line[code] = number
+        codes.append(code)
+    return codes, problems
 
 
 def _friendly(errors: Mapping[str, str]) -> dict[str, str]:
@@ -458,8 +514,12 @@ def _form_values(product: Any) -> dict[str, str]:
         "min_temp_c": degrees(product.min_temp_c),
         "max_temp_c": degrees(product.max_temp_c),
         "attributes": _attributes_text(product.attributes),
+        "barcodes": "\n".join(product.barcodes),
     }
 
+
+_FIELD_OF_CODE = {"duplicate_sku": "sku", "duplicate_barcode": "barcodes"}
+"""The form field a service's refusal is about (else it is said above the form)."""
 
 _LABELS = {
     "name": "Name",
@@ -468,6 +528,7 @@ _LABELS = {
     "min_temp_c": "Lowest temperature (°C)",
     "max_temp_c": "Highest temperature (°C)",
     "attributes": "Attributes",
+    "barcodes": "Barcodes",
 }
 
 
@@ -492,6 +553,8 @@ def _differences(
 
 
 def _same(field: str, a: str, b: str) -> bool:
+    if field == "barcodes":  # a set: the order of the lines does not matter
+        return sorted(_barcode_lines(a)[0]) == sorted(_barcode_lines(b)[0])
     return a == b or (field == "attributes" and _same_json(a, b))
 
 

@@ -34,6 +34,13 @@ def test_the_readme_browser_tour_runs_as_written(console: Console, container: Co
     page.get_by_role("link", name="DEMO-0001").click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("Whole milk")
     expect(page.get_by_role("link", name="Edit")).to_be_visible()
+    expect(page.locator("ul.barcodes")).to_contain_text("2000000000015")
+    menu.get_by_role("link", name="Products", exact=True).click()
+    page.get_by_role("searchbox").press_sequentially("2000000000015", delay=5)
+    page.get_by_role("searchbox").press("Enter")
+    first = page.locator("#products-results tbody tr").first
+    expect(first).to_contain_text("DEMO-0001")
+    expect(first).to_contain_text("barcode match")
 
     # 3. Stock -> BER: receive 10 of DEMO-0001, SKU then Enter as a scanner would.
     menu.get_by_role("link", name="Stock", exact=True).click()

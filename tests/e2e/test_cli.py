@@ -26,6 +26,7 @@ from sqlalchemy import create_engine, inspect
 
 from storekeeper import migrations
 from storekeeper.api.app import create_app
+from storekeeper.catalog import barcodes
 from storekeeper.config import Settings
 from storekeeper.demo import DEMO_USERS
 from storekeeper.schema import metadata
@@ -161,6 +162,8 @@ def test_demo_if_empty_loads_once_then_leaves_the_data_alone(shell: Shell) -> No
     with TestClient(create_app(shell.settings())) as client:
         listed = client.get(f"{API}/products", params={"limit": 200}).json()
     assert len(listed["items"]) == 50
+    codes = [code for item in listed["items"] for code in item["barcodes"]]
+    assert len(set(codes)) == 50 and all(barcodes.parse(c).kind == "ean13" for c in codes)
 
 
 def test_demo_without_if_empty_refuses_a_database_with_data(sqlite_shell: Shell) -> None:

@@ -262,3 +262,30 @@ def test_an_edit_form_with_bad_values_says_what_is_wrong_by_each_field(
     assert 'id="max_temp_c-error">must not be below the lowest temperature' in range_answer.text
     with container.db.reading() as session:
         assert catalog.get_or_raise(session, sku="P-000").version == 1
+
+
+def test_a_scanned_barcode_lists_its_product_first_also_archived_and_in_the_export(
+    client: TestClient, manager: Actor, container: Container
+) -> None:
+    code = "4006381333931"
+    _products(container, 3, prefix="TEA", name="Tea")
+    with container.db.transaction() as session:
+        for sku, codes in (("OLD", [code, "96385074"]), (f"TEA-{code}", [])):
+            body = ProductCreate(sku=sku, name="Old tea", price_cents=1, barcodes=codes)
+            catalog.create(session, data=body.model_dump())
+        catalog.archive(session, sku="OLD")
+    _signed_in(client, manager)
+
+    page = client.get(f"/products?q={code}")
+    later = client.get(f"/products?q={code}&cursor=VEVBLTAwMA")
+    exported = _rows(client.get(f"/products?q={code}&format=csv").text)
+    misread = client.get("/products?q=4006381333932")
+
+    assert _skus(page.text) == ["OLD", f"TEA-{code}"]
+    assert f"Barcode {code} is OLD's (archived), listed first" in page.text
+    assert "barcode match" not in later.text  # later pages go on with the search only
+    assert [(r["sku"], r["barcodes"]) for r in exported] == [
+        ("OLD", f"{code}\n96385074"),
+        (f"TEA-{code}", ""),
+    ]
+    assert misread.status_code == 200 and _skus(misread.text) == []

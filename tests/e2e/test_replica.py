@@ -228,6 +228,43 @@ def test_product_edits_between_replicas_are_last_writer_wins(shop: Shop) -> None
     b.close()
 
 
+def test_a_till_finds_products_by_barcode_offline_and_follows_barcode_changes(
+    shop: Shop,
+) -> None:
+    ean13, upc = "4006381333931", "036000291452"
+
+    def barcodes(sku: str, codes: list[str]) -> None:
+        r = shop.http.patch(
+            f"{API}/products/{sku}", headers=shop.manager.headers, json={"barcodes": codes}
+        )
+        assert r.status_code == 200, r.text
+
+    barcodes("MILK", [ean13, upc])
+    with shop.replica("till") as till:
+        till.sync()
+
+    # Offline: a scan (a UPC-A read as its EAN-13, ended by Enter) finds the product to sell.
+    with Replica(shop.tmp / "till.db", DEAD_URL, "x", timeout=2) as till:
+        scanned = till.product_by_barcode(f"0{upc}\r\n")
+        assert scanned is not None and scanned["sku"] == "MILK"
+        assert scanned["barcodes"] == [upc, ean13]
+        till.sell(scanned["sku"], 2)
+        assert till.product_by_barcode("4006381333932") is None  # a misread digit
+
+    # On the server the EAN-13 moves to BREAD, then MILK is archived with its UPC-A.
+    barcodes("MILK", [upc])
+    barcodes("BREAD", [ean13])
+    assert shop.http.delete(f"{API}/products/MILK", headers=shop.manager.headers).is_success
+
+    with shop.replica("till") as till:
+        summary = till.sync()
+        assert (summary.pushed, summary.conflicts, summary.rejected) == (1, 0, 0)
+        bread = till.product_by_barcode(ean13)
+        assert bread is not None and bread["sku"] == "BREAD"
+        assert till.product_by_barcode(upc) is None  # archived products leave the copy
+    assert shop.on_hand("MILK") == 8
+
+
 def test_an_interrupted_pull_and_a_lost_push_answer_converge_after_reopening(
     shop: Shop, container: Container
 ) -> None:

@@ -121,6 +121,7 @@ def test_a_first_pull_is_a_paged_snapshot_then_only_new_changes_come(
         "attributes": {},
         "min_temp_c": None,
         "max_temp_c": None,
+        "barcodes": [],
         "hlc": copy[("product", "MILK")]["hlc"],  # type: ignore[index]
     }
     assert copy[("stock", "MILK")] == {
