@@ -90,7 +90,7 @@ def browser(tmp_path: Path) -> Iterator[Browser]:
         launched.close()
 
 
-def test_scanning_with_the_camera_finds_the_product_and_fills_the_count(
+def test_scanning_with_the_camera_finds_the_product_and_fills_the_count_also_offline(
     app: clerk.ClerkApp, actors: Actors, container: Container
 ) -> None:
     clerk._shop(container, {CODE: 7, "TEA-1": 3})  # the product's SKU is the code on the box
@@ -101,6 +101,8 @@ def test_scanning_with_the_camera_finds_the_product_and_fills_the_count(
     wasm = app.page.request.get(app.url("/app/vendor/barcode-detector-3.2.2/zxing_reader.wasm"))
     assert wasm.headers["content-type"] == "application/wasm"
 
+    fetched: list[str] = []
+    app.page.on("request", lambda request: fetched.append(request.url))
     app.page.get_by_role("button", name="Scan with camera", exact=True).click()
     dialog = app.page.get_by_role("dialog", name="Scan a barcode")
     expect(dialog).to_be_visible()
@@ -109,12 +111,19 @@ def test_scanning_with_the_camera_finds_the_product_and_fills_the_count(
     expect(dialog).to_be_hidden()
     expect(app.page.locator("#chosen-stock")).to_contain_text("On hand 7")
     assert app.page.evaluate("document.querySelector('#scan-video').srcObject") is None
+    assert app.url("/app/vendor/barcode-detector-3.2.2/zxing_reader.wasm") in fetched
+    assert all(url.startswith(app.url("/")) for url in fetched), fetched  # no CDN
     app.shoot("clerk-app-scanned")
 
     app.page.get_by_role("button", name="Scan with camera for the count").click()
     expect(dialog).to_be_visible()
     expect(app.page.get_by_label("Counted quantity")).to_be_focused(timeout=30_000)
     expect(app.page.get_by_label("SKU or barcode", exact=True)).to_have_value(CODE)
+
+    app.offline(True)  # the polyfill and its .wasm were cached by the service worker on first use
+    app.page.reload()
+    app.page.get_by_role("button", name="Scan with camera", exact=True).click()
+    expect(app.page.locator("#chosen-name")).to_have_text(f"Tea {CODE}", timeout=30_000)
 
     app.page.get_by_role("button", name="Scan with camera", exact=True).click()
     expect(dialog).to_be_visible()
