@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, expect, sync_playwright
 
-from storekeeper.bootstrap import Container
 from storekeeper.accounts.domain import Role
+from storekeeper.bootstrap import Container
 from tests.browser import test_clerk_app as clerk
 from tests.browser.conftest import CHROMIUM, axe_violations
 from tests.conftest import Actors
@@ -34,9 +34,8 @@ def ean13_modules(code: str) -> str:
     assert len(digits) == 13
     check = (10 - sum(d * (3 if i % 2 else 1) for i, d in enumerate(digits[:12])) % 10) % 10
     assert digits[12] == check, "not a valid EAN-13"
-    left = "".join(
-        (_L if kind == "L" else _G)[d] for kind, d in zip(_PARITY[digits[0]], digits[1:7])
-    )
+    parity = _PARITY[digits[0]]
+    left = "".join((_L if k == "L" else _G)[d] for k, d in zip(parity, digits[1:7], strict=True))
     return "101" + left + "01010" + "".join(_R[d] for d in digits[7:]) + "101"
 
 
@@ -58,7 +57,8 @@ def write_y4m(path: Path, code: str, *, width: int = 640, height: int = 480) -> 
 
 
 def test_the_ean13_is_encoded_like_the_textbook() -> None:
-    # 4006381333931: the common example; its first left digit (0, parity L) is 0001101; the last (1, R) 1100110.
+    # 4006381333931, the common example: its first left digit (0, parity L) is 0001101, its
+    # last (1, R) 1100110.
     modules = ean13_modules(CODE)
     assert len(modules) == 95
     assert modules.startswith("101" + "0001101") and modules.endswith("1100110" + "101")
