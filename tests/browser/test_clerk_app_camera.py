@@ -125,9 +125,23 @@ def test_scanning_with_the_camera_finds_the_product_and_fills_the_count_also_off
     app.page.get_by_role("button", name="Scan with camera", exact=True).click()
     expect(app.page.locator("#chosen-name")).to_have_text(f"Tea {CODE}", timeout=30_000)
 
-    app.page.get_by_role("button", name="Scan with camera", exact=True).click()
-    expect(dialog).to_be_visible()
-    app.page.keyboard.press("Escape")  # Esc closes the dialog and stops the camera
-    expect(dialog).to_be_hidden()
-    assert app.page.evaluate("document.querySelector('#scan-video').srcObject") is None
+    # Esc: a camera that sees no barcode (a blank canvas stream) is stopped when Esc closes it.
+    app.page.evaluate(
+        """() => {
+            const blank = document.createElement("canvas");
+            blank.getContext("2d").fillRect(0, 0, blank.width, blank.height);
+            window.blank = blank.captureStream(5);
+            navigator.mediaDevices.getUserMedia = async () => window.blank;
+        }"""
+    )
+    scan = app.page.get_by_role("button", name="Scan with camera", exact=True)
+    scan.click()
+    expect(dialog.get_by_role("status")).to_have_text("Point the camera at the barcode.")
+    expect(dialog.get_by_role("button", name="Close")).to_be_focused()
+    app.shoot("clerk-app-camera")
     assert axe_violations(app.page) == []
+    app.page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    expect(scan).to_be_focused()  # focus back where it was
+    assert app.page.evaluate("window.blank.getVideoTracks()[0].readyState") == "ended"
+    assert app.page.evaluate("document.querySelector('#scan-video').srcObject") is None
