@@ -23,11 +23,13 @@ from starlette.types import Scope
 APP_DIR = Path(__file__).parent / "app"
 APP_PREFIX = "/app"
 APP_POLICY = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self'; "
     "connect-src 'self'; worker-src 'self'; manifest-src 'self'; form-action 'none'; "
     "frame-ancestors 'none'; base-uri 'none'"
 )
-"""The app's Content-Security-Policy: its own files and this server's API, nothing inline."""
+"""The app's Content-Security-Policy: its own files and this server's API, nothing inline;
+``'wasm-unsafe-eval'`` lets the barcode polyfill compile its WebAssembly (camera scanning in a
+browser without ``BarcodeDetector``), it allows no JavaScript eval."""
 SHELL = (
     "index.html",
     "app.css",
@@ -35,6 +37,7 @@ SHELL = (
     "store.js",
     "replica.js",
     "hlc.js",
+    "scan.js",
     "manifest.webmanifest",
     "icon.svg",
     "icon-192.png",

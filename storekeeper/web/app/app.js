@@ -6,6 +6,7 @@
  * @module
  */
 import { Offline, Replica, SessionEnded } from "./replica.js";
+import { Scanner, cameraAvailable } from "./scan.js";
 import { delta } from "./store.js";
 
 /** @typedef {import("./store.js").Product} Product */
@@ -187,7 +188,13 @@ async function work() {
 /** @param {string} code */
 function exact(code) {
   const wanted = code.trim().toLowerCase();
-  return catalog.find((p) => p.sku.toLowerCase() === wanted || (p.barcodes ?? []).includes(code.trim()));
+  return catalog.find((p) => p.sku.toLowerCase() === wanted || (p.barcodes ?? []).includes(code.trim())) ?? asUpc(code.trim());
+}
+
+/** A UPC-A code (12 digits) is the EAN-13 with a leading 0, and the other way round. @param {string} code */
+function asUpc(code) {
+  const other = /^\d{12}$/.test(code) ? `0${code}` : /^0\d{12}$/.test(code) ? code.slice(1) : "";
+  return other ? catalog.find((p) => p.sku === other || (p.barcodes ?? []).includes(other)) : undefined;
 }
 
 /** @param {string} text */
@@ -356,14 +363,37 @@ async function useWarehouse(event) {
 /** A keyboard-wedge scanner types the code and Enter: an exact SKU or barcode is chosen. */
 function lookupEnter(/** @type {SubmitEvent} */ event) {
   event.preventDefault();
-  const text = input("lookup").value;
+  findCode(input("lookup").value);
+}
+
+/** @param {string} text an exact SKU or barcode is chosen, else the matches are listed */
+function findCode(text) {
   const product = exact(text) ?? (matching(text).length === 1 ? matching(text)[0] : undefined);
+  $("lookup-error").textContent = "";
   if (product) {
     input("lookup").value = "";
     void choose(product, true);
   } else {
+    input("lookup").value = text;
     listMatches();
+    if (!$("matches").childElementCount) $("lookup-error").textContent = `No product with SKU or barcode ${text.trim()}.`;
   }
+}
+
+/** The camera buttons: a code read in the lookup is looked up; in the count, it fills the SKU. */
+function wireScanner() {
+  if (!cameraAvailable()) return; // no camera API (e.g. not HTTPS): type or wedge-scan instead
+  const scanner = new Scanner(/** @type {HTMLDialogElement} */ ($("scanner")), /** @type {HTMLVideoElement} */ ($("scan-video")), $("scan-status"));
+  $("scan-close").addEventListener("click", () => /** @type {HTMLDialogElement} */ ($("scanner")).close());
+  $("scan-lookup").hidden = false;
+  $("scan-count").hidden = false;
+  $("scan-lookup").addEventListener("click", () => void scanner.open((code) => findCode(code)));
+  $("scan-count").addEventListener("click", () =>
+    void scanner.open((code) => {
+      input("count-sku").value = code;
+      input("count-qty").focus();
+    }),
+  );
 }
 
 async function main() {
@@ -374,7 +404,11 @@ async function main() {
   $("signin-form").addEventListener("submit", (e) => void signIn(/** @type {SubmitEvent} */ (e)));
   $("pick-form").addEventListener("submit", (e) => void useWarehouse(/** @type {SubmitEvent} */ (e)));
   $("find-form").addEventListener("submit", (e) => lookupEnter(/** @type {SubmitEvent} */ (e)));
-  input("lookup").addEventListener("input", listMatches);
+  input("lookup").addEventListener("input", () => {
+    $("lookup-error").textContent = "";
+    listMatches();
+  });
+  wireScanner();
   $("move-form").addEventListener("submit", (e) => void move(/** @type {SubmitEvent} */ (e)));
   $("count-form").addEventListener("submit", (e) => void addCount(/** @type {SubmitEvent} */ (e)));
   input("count-sku").addEventListener("keydown", (e) => {

@@ -4,7 +4,8 @@
  * with no network; `/api/` is never touched (network only: the page's own fetches go straight
  * to the server, and fail as offline when there is none). The cache is named after the shell's
  * content hash, which the server writes in place of the mark below (storekeeper/web/clerk_app.py);
- * a new release is a new cache, and the old ones are dropped on activation.
+ * a new release is a new cache, and the old ones are dropped on activation. The camera polyfill
+ * (LAZY) is cached when first fetched, so scanning works offline once it was used online.
  * @module
  */
 /// <reference lib="webworker" />
@@ -19,12 +20,16 @@ const SHELL = [
   "store.js",
   "replica.js",
   "hlc.js",
+  "scan.js",
   "manifest.webmanifest",
   "icon.svg",
   "icon-192.png",
   "icon-512.png",
   "vendor/idb-8.0.4/index.js",
 ];
+
+/** Fetched on first use only (the camera polyfill, ~1.2 MB), then kept in the same cache. */
+const LAZY = "/vendor/barcode-detector-3.2.2/";
 
 const worker = /** @type {ServiceWorkerGlobalScope} */ (/** @type {unknown} */ (self));
 
@@ -54,7 +59,10 @@ worker.addEventListener("fetch", (event) => {
   event.respondWith(
     caches.open(CACHE).then(async (cache) => {
       const hit = await cache.match(key, { ignoreSearch: true });
-      return hit ?? fetch(event.request);
+      if (hit) return hit;
+      const response = await fetch(event.request);
+      if (response.ok && url.pathname.includes(LAZY)) await cache.put(event.request, response.clone());
+      return response;
     }),
   );
 });
