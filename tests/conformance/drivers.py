@@ -97,7 +97,9 @@ class PythonDriver:
         return self._replica
 
     def _open(self) -> Replica:
-        replica = Replica(self._path, self._proxy.url, self._token, scope="warehouse:BER", timeout=5)
+        replica = Replica(
+            self._path, self._proxy.url, self._token, scope="warehouse:BER", timeout=5
+        )
         # Test instrumentation only: note the raw push results as they arrive.
         http = replica._http
         assert http is not None
