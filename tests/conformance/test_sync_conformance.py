@@ -1,0 +1,176 @@
+"""One conformance suite, two clients: every scenario runs against the Python replica
+(``storekeeper_client``) and the clerk app (``/app/``), and both must pass (docs/sync.md,
+"Conformance suite").
+
+Product edits (last writer wins) are not here: the clerk app has no product edit. They are
+covered for the Python replica by tests/e2e/test_replica.py.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from storekeeper.accounts.domain import Role
+from storekeeper.bootstrap import Container
+from storekeeper.catalog import service as catalog
+from storekeeper.inventory import ledger, levels, warehouses
+from storekeeper.inventory.models import Movement
+from tests.conformance.conftest import MakeClient
+from tests.conformance.drivers import ClientDriver, Unreachable
+from tests.conftest import Actors, LiveServer
+
+pytestmark = pytest.mark.live
+
+
+def _shop(container: Container, stock: dict[str, int]) -> None:
+    with container.db.transaction() as session:
+        warehouses.create_warehouse(session, code="BER", name="Berlin", lat=52.52, lon=13.405)
+        for sku, units in stock.items():
+            catalog.create(
+                session,
+                data={"sku": sku, "name": f"Tea {sku}", "price_cents": 450, "currency": "EUR"},
+            )
+            ledger.record_movement(session, sku=sku, warehouse="BER", delta=units, reason="receipt")
+
+
+def _on_hand(container: Container, sku: str) -> int:
+    with container.db.reading() as session:
+        return levels.stock_totals(session, sku=sku, warehouse="BER").on_hand
+
+
+def _ledger(container: Container, sku: str) -> int:
+    with container.db.reading() as session:
+        return levels.ledger_totals(session, skus=[sku])[(sku, "BER")]
+
+
+def _ledger_rows(container: Container, mutation_id: str) -> int:
+    with container.db.reading() as session:
+        return int(
+            session.scalar(
+                select(func.count())
+                .select_from(Movement)
+                .where(Movement.mutation_id == uuid.UUID(mutation_id))
+            )
+            or 0
+        )
+
+
+def test_offline_sales_and_receipts_sync_once_and_empty_the_queue(
+    client: ClientDriver, container: Container
+) -> None:
+    _shop(container, {"TEA-1": 10})
+    client.attach()
+    assert client.stock("TEA-1") == (10, 0)
+
+    client.go_offline()
+    sold = client.sell("TEA-1", 2)
+    received = client.receive("TEA-1", 5)
+    assert client.stock("TEA-1") == (13, 2)  # shown at once, pending on top of the copy
+    with pytest.raises(Unreachable):
+        client.sync()
+    assert client.pending() == 2
+    assert _on_hand(container, "TEA-1") == 10
+
+    client.go_online()
+    client.sync()
+
+    assert client.verdicts() == {sold: "applied", received: "applied"}
+    assert client.pending() == 0
+    assert client.stock("TEA-1") == (13, 0)
+    assert (_on_hand(container, "TEA-1"), _ledger(container, "TEA-1")) == (13, 13)
+    assert _ledger_rows(container, sold) == _ledger_rows(container, received) == 1
+
+
+def test_two_clerks_receiving_offline_for_one_sku_both_count(
+    make_client: MakeClient, container: Container
+) -> None:
+    _shop(container, {"TEA-1": 10})
+    anna, ben = make_client(), make_client()
+    for clerk in (anna, ben):
+        clerk.attach()
+        clerk.go_offline()
+    anna.receive("TEA-1", 6)
+    ben.receive("TEA-1", 3)
+
+    for clerk in (anna, ben):
+        clerk.go_online()
+        clerk.sync()
+    anna.sync()  # learns of Ben's receipt
+
+    assert (_on_hand(container, "TEA-1"), _ledger(container, "TEA-1")) == (19, 19)
+    assert anna.stock("TEA-1") == ben.stock("TEA-1") == (19, 0)
+
+
+def test_a_count_against_a_stale_on_hand_applies_its_difference(
+    client: ClientDriver, container: Container
+) -> None:
+    _shop(container, {"TEA-1": 10})
+    client.attach()
+    client.go_offline()
+    with container.db.transaction() as session:  # meanwhile 4 are sold online: server 6
+        ledger.record_movement(session, sku="TEA-1", warehouse="BER", delta=-4, reason="sale")
+    counted = client.count("TEA-1", 8)  # 2 broken: 8 on the shelf against the 10 shown
+    assert client.stock("TEA-1") == (8, 1)
+
+    client.go_online()
+    client.sync()
+
+    assert client.verdicts()[counted] == "applied"
+    assert _on_hand(container, "TEA-1") == 4  # 6 - 2, not "on-hand := 8"
+    assert client.stock("TEA-1") == (4, 0)
+
+
+def test_a_sale_beyond_stock_is_a_conflict_and_a_sync_exception(
+    client: ClientDriver, container: Container, actors: Actors, live_server: LiveServer
+) -> None:
+    _shop(container, {"TEA-1": 3})
+    client.attach()
+    client.go_offline()
+    sold = client.sell("TEA-1", 5)
+    assert client.stock("TEA-1") == (-2, 1)
+
+    client.go_online()
+    client.sync()
+
+    assert client.verdicts() == {sold: "conflict"}
+    assert client.pending() == 0
+    assert _on_hand(container, "TEA-1") == 0  # the server took what it had
+    assert client.stock("TEA-1") == (0, 0)
+    manager = actors.make(Role.MANAGER)
+    listed = httpx.get(
+        f"{live_server.url}/api/v1/sync/exceptions",
+        params={"status": "open"},
+        headers=manager.headers,
+        timeout=10,
+    )
+    assert listed.status_code == 200, listed.text
+    assert [(e["mutation_id"], e["requested"], e["shortfall"]) for e in listed.json()["items"]] == [
+        (sold, 5, 2)
+    ]
+
+
+def test_a_lost_push_answer_is_retried_as_a_duplicate_with_one_ledger_row(
+    client: ClientDriver, container: Container
+) -> None:
+    _shop(container, {"TEA-1": 10})
+    client.attach()
+    sold = client.sell("TEA-1", 1)
+
+    client.lose_next_push_answer()
+    with pytest.raises(Unreachable):
+        client.sync()
+    assert client.pending() == 1  # the client never heard the answer...
+    assert _on_hand(container, "TEA-1") == 9  # ...but the server applied the push
+
+    client.sync()
+
+    assert client.wire() == [(sold, "duplicate")]
+    assert client.verdicts() == {sold: "applied"}  # shown as the verdict it repeats
+    assert client.pending() == 0
+    assert _ledger_rows(container, sold) == 1
+    assert (_on_hand(container, "TEA-1"), _ledger(container, "TEA-1")) == (9, 9)
+    assert client.stock("TEA-1") == (9, 0)
