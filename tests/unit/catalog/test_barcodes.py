@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from storekeeper.catalog import barcodes
 from storekeeper.catalog.barcodes import Barcode, InvalidBarcode, check_digit, normalise, parse
-from storekeeper.client.replica import barcode_lookup_form
+from storekeeper_client.replica import barcode_lookup_form
 
 # Derandomized, so a failure found in CI is the same failure on every machine.
 PROPERTY = settings(max_examples=300, deadline=None, derandomize=True, database=None)

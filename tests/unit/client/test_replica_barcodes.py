@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from storekeeper.client import Replica
-from storekeeper.client.store import SCHEMA_VERSION, Store
+from storekeeper_client.store import SCHEMA_VERSION, Store
 
 EAN13 = "4006381333931"
 UPC = "036000291452"
