@@ -11,6 +11,7 @@ holds, so a changed file is a new cache and the old one is dropped. Manual: docs
 from __future__ import annotations
 
 import hashlib
+import json
 import mimetypes
 from functools import lru_cache
 from pathlib import Path
@@ -44,8 +45,9 @@ SHELL = (
     "icon-512.png",
     "vendor/idb-8.0.4/index.js",
 )
-"""The files the service worker caches (sw.js keeps its own copy of this list)."""
+"""The files the service worker caches (written into sw.js in place of ``"__SHELL_FILES__"``)."""
 _HASH_MARK = b"__SHELL_HASH__"
+_FILES_MARK = b'"__SHELL_FILES__"'
 
 mimetypes.add_type("application/manifest+json", ".webmanifest")
 router = APIRouter(include_in_schema=False)
@@ -67,7 +69,13 @@ def _headers() -> dict[str, str]:
 @router.get("/app/sw.js")
 def service_worker() -> Response:
     """The service worker, its cache named after the shell's content hash."""
-    body = (APP_DIR / "sw.js").read_bytes().replace(_HASH_MARK, shell_hash().encode())
+    files = ", ".join(json.dumps(name) for name in SHELL).encode()
+    body = (
+        (APP_DIR / "sw.js")
+        .read_bytes()
+        .replace(_HASH_MARK, shell_hash().encode())
+        .replace(_FILES_MARK, files)
+    )
     return Response(
         body,
         media_type="text/javascript",

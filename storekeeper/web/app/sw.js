@@ -12,21 +12,8 @@
 
 const VERSION = "__SHELL_HASH__";
 const CACHE = `clerk-shell-${VERSION}`;
-const SHELL = [
-  "./",
-  "index.html",
-  "app.css",
-  "app.js",
-  "store.js",
-  "replica.js",
-  "hlc.js",
-  "scan.js",
-  "manifest.webmanifest",
-  "icon.svg",
-  "icon-192.png",
-  "icon-512.png",
-  "vendor/idb-8.0.4/index.js",
-];
+// The shell's files: the server writes storekeeper.web.clerk_app.SHELL in place of the mark.
+const SHELL = ["./", "__SHELL_FILES__"];
 
 /** Fetched on first use only (the camera polyfill, ~1.2 MB), then kept in the same cache. */
 const LAZY = "/vendor/barcode-detector-3.2.2/";
