@@ -57,6 +57,10 @@ class ReceiveForm(BaseModel):
     qty: Quantity
     ref: Ref | None = None
 
+    def movement(self) -> tuple[int, str]:
+        """The ledger movement it records: (delta, reason)."""
+        return self.qty, "receipt"
+
 
 class AdjustForm(BaseModel):
     """Damage or a correction: a signed change of on-hand."""
@@ -65,6 +69,10 @@ class AdjustForm(BaseModel):
     delta: int = Field(ge=-1_000_000_000, le=1_000_000_000)
     reason: Literal["damage", "correction"]
     ref: Ref | None = None
+
+    def movement(self) -> tuple[int, str]:
+        """The ledger movement it records: (delta, reason)."""
+        return self.delta, self.reason
 
 
 class TransferForm(BaseModel):
@@ -331,71 +339,55 @@ def action_form(
 @router.post("/stock/{code}/receive")
 async def receive(request: Request, code: Code, principal: Handler, db: DatabaseDep) -> Response:
     """Goods in: a ``receipt`` movement (as ``POST /api/v1/stock/movements``)."""
-    policy.ensure_warehouses(principal, [code])
-    fields = await form_data(request)
-    _require_page_warehouse(db, code)
-    form, errors = validate(ReceiveForm, fields)
-    refused: dict[str, str] = {}
-    status = 422
-    if form is not None:
-        try:
-            with db.transaction() as session:
-                ledger.record_movement(
-                    session,
-                    sku=form.sku,
-                    warehouse=code,
-                    delta=form.qty,
-                    reason="receipt",
-                    ref=form.ref,
-                    actor_id=str(principal.user_id),
-                )
-        except DomainError as exc:
-            refused, status = _refusal(exc, form="receive")
-        else:
-            return _done(code, "receipt", sku=form.sku)
-    return _action_page(
-        request,
-        principal,
-        db,
-        code,
-        "receive",
-        values=fields,
-        errors=_in_words(errors) | refused,
-        status_code=status,
-    )
+    return await _movement(request, code, principal, db, "receive", ReceiveForm, done="receipt")
 
 
 @router.post("/stock/{code}/adjust")
 async def adjust(request: Request, code: Code, principal: Handler, db: DatabaseDep) -> Response:
     """Damage or a correction: a signed movement (as ``POST /api/v1/stock/movements``)."""
+    return await _movement(request, code, principal, db, "adjust", AdjustForm, done="adjustment")
+
+
+async def _movement(
+    request: Request,
+    code: str,
+    principal: Principal,
+    db: DatabaseDep,
+    action: Action,
+    schema: type[ReceiveForm] | type[AdjustForm],
+    *,
+    done: Done,
+) -> Response:
+    """Record the movement a receive or adjust form describes, or show the form's errors."""
     policy.ensure_warehouses(principal, [code])
     fields = await form_data(request)
     _require_page_warehouse(db, code)
-    form, errors = validate(AdjustForm, fields)
+    form, errors = validate(schema, fields)
     refused: dict[str, str] = {}
     status = 422
     if form is not None:
+        delta, reason = form.movement()
         try:
             with db.transaction() as session:
                 ledger.record_movement(
                     session,
                     sku=form.sku,
                     warehouse=code,
-                    delta=form.delta,
-                    reason=form.reason,
+                    delta=delta,
+                    reason=reason,
                     ref=form.ref,
                     actor_id=str(principal.user_id),
                 )
         except DomainError as exc:
-            refused, status = _refusal(exc, form="adjust")
+            refused, status = _refusal(exc, form=action)
         else:
-            return _done(code, "adjustment", sku=form.sku)
+            return _done(code, done, sku=form.sku)
     return _action_page(
         request,
         principal,
         db,
         code,
-        "adjust",
+        action,
         values=fields,
         errors=_in_words(errors) | refused,
         status_code=status,
