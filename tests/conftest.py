@@ -216,9 +216,10 @@ def env_for(settings: Settings) -> dict[str, str]:
     return env
 
 
-def start_server(settings: Settings, log_path: Path) -> LiveServer:
-    """Start uvicorn in a separate process with ``settings``; wait until healthy."""
-    port = free_port()
+def start_server(settings: Settings, log_path: Path, *, port: int | None = None) -> LiveServer:
+    """Start uvicorn in a separate process with ``settings`` (on ``port``, else a free one); wait
+    until healthy. A fixed port restarts a stopped server at the address its clients know."""
+    port = port or free_port()
     env = env_for(settings)
     with log_path.open("ab") as log:
         process = subprocess.Popen(
