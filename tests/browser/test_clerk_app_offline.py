@@ -11,7 +11,7 @@ import os
 import re
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -213,6 +213,15 @@ def _movements(container: Container, sku: str) -> int:
     return len(rows)
 
 
+def _until(page: Page, condition: Callable[[], bool]) -> None:
+    """Wait for a condition that Playwright's own handlers make true (a route handler runs
+    only while the test waits inside a Playwright call)."""
+    deadline = time.monotonic() + 20
+    while not condition() and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
+    assert condition()
+
+
 def _signed_in_at_ber(app: ClerkApp, clerk: Actor) -> None:
     app.open()
     app.sign_in_app(clerk)
@@ -323,10 +332,10 @@ def test_a_browser_killed_in_the_middle_of_a_pull_resumes_and_converges(
 
     app.page.route(f"**{PULL}*", small_pages)
     app.page.get_by_role("button", name="Use this warehouse").click()
+    _until(app.page, lambda: len(pulls) == 3)  # two pages stored, the third one hangs
     expect(app.page.locator("#pull-count")).to_have_text("6 rows")
     partial = _local_copy(app.page)
     assert partial["cursor"] and len(partial["products"]) + len(partial["stock"]) == 6
-    assert len(pulls) == 3
 
     device.kill()
     with container.db.transaction() as session:  # the server moves on meanwhile
@@ -337,6 +346,8 @@ def test_a_browser_killed_in_the_middle_of_a_pull_resumes_and_converges(
         )
 
     app = device.launch()
+    resumed: list[str] = []
+    app.page.on("request", lambda r: resumed.append(r.url) if PULL in r.url else None)
     _reopened(app)  # the scope was chosen: the app goes on pulling from its stored cursor
     expect(app.page.locator("#banner")).not_to_contain_text("last synced never")
     expect(app.page.locator("#banner")).not_to_contain_text(re.compile("Syncing|Sync failed"))
@@ -345,6 +356,7 @@ def test_a_browser_killed_in_the_middle_of_a_pull_resumes_and_converges(
     assert {p["sku"]: p for p in local["products"]} == server["product"]
     assert {s["sku"]: s for s in local["stock"]} == server["stock"]
     assert len(server["product"]) == 13
+    assert "since=" in resumed[0]  # resumed where it was, not started over
     for sku, row in server["stock"].items():
         assert row["on_hand"] == _on_hand(container, sku) == _ledger(container, sku)
     app.find("TEA-12")
@@ -368,9 +380,7 @@ def test_a_browser_killed_before_a_push_answer_pushes_again_and_gets_a_duplicate
     app.page.route(f"**{PUSH}", answer_lost)
     app.find("TEA-1")
     app.move("Sell", 2)  # online: the sync starts at once
-    deadline = time.monotonic() + 20
-    while not applied and time.monotonic() < deadline:
-        app.page.wait_for_timeout(50)  # lets Playwright run the route handler
+    _until(app.page, lambda: bool(applied))
     assert applied == [200]
     assert _on_hand(container, "TEA-1") == 8
     assert device.wire == []
