@@ -6,6 +6,7 @@ state: every mutation applied once, the on-hand equal to the ledger's sum."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -131,11 +132,9 @@ class Device:
         while _browser_pids(self.profile) and time.monotonic() < deadline:
             time.sleep(0.05)  # the process table, not the page: nothing to await
         assert not _browser_pids(self.profile)
-        try:
-            if self.context is not None:
+        if self.context is not None:
+            with contextlib.suppress(Error):  # Playwright saw its browser die
                 self.context.close()
-        except Error:
-            pass  # Playwright saw its browser die
         self.context = None
 
 
@@ -177,10 +176,8 @@ def device(servers: Servers, tmp_path: Path) -> Iterator[Device]:
     with sync_playwright() as playwright:
         phone = Device(playwright, tmp_path / "profile", servers.running)
         yield phone
-        try:
+        with contextlib.suppress(Error):  # a browser the test killed is closed already
             phone.close()
-        except Error:
-            pass
     assert not phone.problems, phone.problems
 
 
