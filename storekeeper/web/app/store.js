@@ -182,20 +182,26 @@ export class Store {
   async applyPage(changes, cursor) {
     const tx = this.db.transaction(["products", "stock", "meta"], "readwrite");
     const meta = tx.objectStore("meta");
+    const products = tx.objectStore("products");
+    const stock = tx.objectStore("stock");
     let clock = (await meta.get("clock")) ?? hlc.ZERO;
+    // Every write of the page is issued at once (not awaited one by one: each await is a
+    // round trip to the browser's database process); IndexedDB runs them in order within
+    // the transaction, and any failure aborts the whole page, cursor included.
+    /** @type {Promise<unknown>[]} */
+    const writes = [];
     for (const change of changes) {
       if (change.entity !== "product" && change.entity !== "stock") continue;
-      const store = tx.objectStore(change.entity === "product" ? "products" : "stock");
+      const store = change.entity === "product" ? products : stock;
       if (change.op === "delete" || change.data === null) {
-        await store.delete(change.key);
+        writes.push(store.delete(change.key));
       } else {
         if (change.entity === "product") clock = hlc.observe(clock, change.data.hlc);
-        await store.put(/** @type {any} */ ({ ...change.data, sku: change.key }));
+        writes.push(store.put(/** @type {any} */ ({ ...change.data, sku: change.key })));
       }
     }
-    await meta.put(clock, "clock");
-    await meta.put(cursor, "cursor");
-    await tx.done;
+    writes.push(meta.put(clock, "clock"), meta.put(cursor, "cursor"));
+    await Promise.all([...writes, tx.done]);
   }
 
   /** Forget the server copy and its cursor (the queue and verdicts stay). */
