@@ -19,7 +19,6 @@ PowerSync's published figures as constants.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -173,7 +172,9 @@ def _browser_runs(
                     floor_runs.append(run)
                     info["page_size"] = done["page_size"]
                     info["bytes"] = done["bytes"]
-                print(f"    {side:<6} {run.seconds:7.2f} s  {run.rows_per_s:9.0f} rows/s", flush=True)
+                print(
+                    f"    {side:<6} {run.seconds:7.2f} s  {run.rows_per_s:9.0f} rows/s", flush=True
+                )
         finally:
             browser.close()
     return app_runs, floor_runs, problems, info
