@@ -1,4 +1,4 @@
-"""Run the benchmarks of DESIGN.md section 9 (W1, W2, W2-card, EV, W3, W4, W5, W6, console).
+"""Run the benchmarks of DESIGN.md section 9 (W1, W2, W2-card, EV, W3, W4, W5, W6, W7, console).
 
 Results go to bench/results.
 """
@@ -31,6 +31,7 @@ from bench import (
     w5,
     w5_mqtt,
     w6,
+    w7,
 )
 from bench.options import Options, environment
 
@@ -45,6 +46,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "W5": w5.run,
     "W5-mqtt": w5_mqtt.run,
     "W6": w6.run,
+    "W7": w7.run,
     "GRPC": grpc_bench.run,
     "console": console.run,
 }
@@ -78,7 +80,11 @@ _EPILOG = """benchmarks (--only; see bench/README.md):
            POST /orders/s on the same data, alternating slices; ratio Reserve / order
   console  console pages (products, search over 100k products; dashboard over 1M
            movements): server ms and bytes per view; ceiling: the JSON API for the
-           same data, alternating slices; ratio page / API (goal <= 1.5)"""
+           same data, alternating slices; ratio page / API (goal <= 1.5)
+  W7       sync-initial in the browser: the clerk PWA (/app/replica.js + IndexedDB) in
+           headless Chromium pulls --w7-products products + BER stock; rows/s (goal
+           >= 50k) next to W3's Python replica (same run) and PowerSync's published
+           figures; floor: the same pages by fetch + JSON.parse, not stored"""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -141,6 +147,13 @@ def _parser() -> argparse.ArgumentParser:
         help=f"products (each with a stock row) W3 pulls (default {w3.PRODUCTS})",
     )
     parser.add_argument(
+        "--w7-products",
+        type=int,
+        default=w7.PRODUCTS,
+        metavar="N",
+        help=f"products (each with a stock row) the clerk app pulls in W7 (default {w7.PRODUCTS})",
+    )
+    parser.add_argument(
         "--results",
         type=Path,
         default=RESULTS_DIR,
@@ -167,8 +180,8 @@ def _validate(args: argparse.Namespace) -> None:
         sys.exit("--duration must be within 1..600 s and --warmup within 0..120 s")
     if not 1 <= args.workers <= 16 or not 1 <= args.rounds <= 10:
         sys.exit("--workers must be within 1..16 and --rounds within 1..10")
-    if not 1 <= args.w3_products <= 1_000_000:
-        sys.exit("--w3-products must be within 1..1000000")
+    if not 1 <= args.w3_products <= 1_000_000 or not 1 <= args.w7_products <= 1_000_000:
+        sys.exit("--w3-products and --w7-products must be within 1..1000000")
     if args.duration / args.rounds < 1:
         sys.exit("each of the --rounds slices of --duration must last at least 1 s")
 
@@ -202,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         benchmarks = {
             **BENCHMARKS,
             "W3": functools.partial(w3.run, products=args.w3_products),
+            "W7": functools.partial(w7.run, products=args.w7_products),
         }
         for name in args.only or list(BENCHMARKS):
             for backend in backends:

@@ -157,7 +157,8 @@ class Pull:
         }
 
 
-def _replica_pull(server: Server, token: str, path: Path) -> tuple[Pull, dict[str, int]]:
+def replica_pull(server: Server, token: str, path: Path) -> tuple[Pull, dict[str, int]]:
+    """A fresh replica file pulls everything; the rows it then holds per table (W3, W7)."""
     counted = {"bytes": 0, "pages": 0}
 
     def on_response(response: httpx.Response) -> None:
@@ -244,7 +245,8 @@ def _mean(runs: list[Pull]) -> Pull:
     )
 
 
-def _seed(db: BenchDatabase, products: int) -> tuple[str, dict[str, int]]:
+def seed_pull_data(db: BenchDatabase, products: int) -> tuple[str, dict[str, int]]:
+    """Products + BER stock, bulk-inserted; an admin token and the rows a pull must bring."""
     with infra.container_for(db) as container:
         started = time.perf_counter()
         skus = seed.seed_products(container.db, count=products)
@@ -276,14 +278,14 @@ def run(backend: str, opts: Options, *, products: int = PRODUCTS) -> tuple[dict[
     schedule.warn_if_busy(busy)
     problems: list[str] = []
     with infra.fresh_database(backend, "w3", opts.workdir) as db:
-        admin, expected = _seed(db, products)
+        admin, expected = seed_pull_data(db, products)
         with serve_app(db, opts, f"W3-{backend}-app") as server:
             token = device_token(server, admin, label="w3-replica", scope=SCOPE)
             # A B B A: replica, floor, floor, replica, each into a fresh file.
             replica_runs, floor_runs = [], []
             held: list[tuple[str, dict[str, int]]] = []
             for i, side in enumerate(("replica", "floor", "floor", "replica")):
-                pull = _replica_pull if side == "replica" else _floor_pull
+                pull = replica_pull if side == "replica" else _floor_pull
                 done, holds = pull(server, token, opts.workdir / f"w3-{side}-{i}.db")
                 (replica_runs if side == "replica" else floor_runs).append(done)
                 held.append((side, holds))

@@ -5,7 +5,8 @@
  *
  * - Mutations get a UUID and an HLC stamp when made, in the transaction that queues them.
  * - `sync()` pushes what was queued when it began (batches of 100), then pulls pages until
- *   `has_more` is false, each page stored with its cursor in one transaction.
+ *   `has_more` is false, each page stored with its cursor in one transaction (the next page
+ *   is downloaded while one is stored).
  * - A mutation leaves the queue only in the transaction that stores its verdict; a
  *   `duplicate` is stored as the first verdict it carries.
  * - `invalid_cursor` / `resync_required`: the server copy is cleared (the queue kept) and the
@@ -308,22 +309,32 @@ export class Replica {
   async pull(summary, onProgress) {
     const scope = await this.store.getMeta("scope");
     if (!scope) return;
-    for (;;) {
+    /** @param {string | undefined} since @returns {Promise<{changes: Change[], cursor: string, has_more: boolean}>} */
+    const ask = (since) => {
       const params = new URLSearchParams({ scope, limit: String(PAGE_SIZE) });
-      const cursor = await this.store.getMeta("cursor");
-      if (cursor) params.set("since", cursor);
+      if (since) params.set("since", since);
+      const answer = this.request("GET", `/sync/pull?${params}`);
+      answer.catch(() => {}); // handled where it is awaited, maybe after a page is stored
+      return answer;
+    };
+    let next = ask(await this.store.getMeta("cursor"));
+    for (;;) {
       /** @type {{changes: Change[], cursor: string, has_more: boolean}} */
       let page;
       try {
-        page = await this.request("GET", `/sync/pull?${params}`);
+        page = await next;
       } catch (error) {
         if (error instanceof SyncError && RESYNC_CODES.includes(error.code ?? "") && !summary.resynced) {
           await this.store.clearCopy();
           summary.resynced = true;
+          next = ask(undefined);
           continue;
         }
         throw error;
       }
+      // The next page is asked for (its cursor is known) while this one is stored: download
+      // and storing overlap. A page is stored only after the one before it, with its cursor.
+      if (page.has_more) next = ask(page.cursor);
       await this.store.applyPage(page.changes, page.cursor);
       summary.pulled += page.changes.length;
       onProgress?.(summary.pulled);

@@ -10,7 +10,7 @@
  * library must do").
  * @module
  */
-import { openDB } from "./vendor/idb-8.0.4/index.js";
+import { openDB, unwrap } from "./vendor/idb-8.0.4/index.js";
 import * as hlc from "./hlc.js";
 
 /**
@@ -183,19 +183,23 @@ export class Store {
     const tx = this.db.transaction(["products", "stock", "meta"], "readwrite");
     const meta = tx.objectStore("meta");
     let clock = (await meta.get("clock")) ?? hlc.ZERO;
+    // The rows go to the plain IndexedDB stores, all issued at once and not awaited one by
+    // one (each await is a round trip to the browser's database process; a promise per row
+    // costs too): IndexedDB runs them in order, and a failed write aborts the transaction,
+    // so the page and its cursor are stored together or not at all (`tx.done` rejects).
+    const products = unwrap(tx.objectStore("products"));
+    const stock = unwrap(tx.objectStore("stock"));
     for (const change of changes) {
       if (change.entity !== "product" && change.entity !== "stock") continue;
-      const store = tx.objectStore(change.entity === "product" ? "products" : "stock");
+      const store = change.entity === "product" ? products : stock;
       if (change.op === "delete" || change.data === null) {
-        await store.delete(change.key);
+        store.delete(change.key);
       } else {
         if (change.entity === "product") clock = hlc.observe(clock, change.data.hlc);
-        await store.put(/** @type {any} */ ({ ...change.data, sku: change.key }));
+        store.put({ ...change.data, sku: change.key });
       }
     }
-    await meta.put(clock, "clock");
-    await meta.put(cursor, "cursor");
-    await tx.done;
+    await Promise.all([meta.put(clock, "clock"), meta.put(cursor, "cursor"), tx.done]);
   }
 
   /** Forget the server copy and its cursor (the queue and verdicts stay). */
