@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from storekeeper.accounts.domain import Principal, Role
 from storekeeper.catalog import service as catalog_service
-from storekeeper.catalog.models import Product
+from storekeeper.catalog.models import Product, ProductBarcode
 from storekeeper.db import Database
 from storekeeper.inventory import ledger as inventory_ledger
 from storekeeper.inventory import levels as inventory_levels
@@ -72,6 +72,9 @@ def apply(copy: dict[tuple[str, str], Any], changes: list[dict[str, Any]]) -> No
 def server_copy(db: Database, warehouse: str) -> dict[tuple[str, str], Any]:
     """What a replica of ``warehouse`` must hold once up to date, keyed like ``apply`` keys it."""
     with db.reading() as session:
+        codes: dict[str, list[str]] = {}
+        for barcode in session.scalars(select(ProductBarcode).order_by(ProductBarcode.code)):
+            codes.setdefault(barcode.sku, []).append(barcode.code)
         copy: dict[tuple[str, str], Any] = {
             ("product", p.sku): {
                 "sku": p.sku,
@@ -81,6 +84,7 @@ def server_copy(db: Database, warehouse: str) -> dict[tuple[str, str], Any]:
                 "attributes": p.attributes,
                 "min_temp_c": p.min_temp_c,
                 "max_temp_c": p.max_temp_c,
+                "barcodes": codes.get(p.sku, []),
                 "hlc": p.hlc,
             }
             for p in session.scalars(select(Product).where(Product.archived_at.is_(None)))
