@@ -20,7 +20,7 @@ from tests.conftest import Actor, Actors, LiveServer
 # Chromium logs a failed fetch while the context is offline (the service worker's update check
 # of sw.js on a reload) and every 4xx answer (a 401 the app handles); neither is a page bug.
 _OFFLINE_NOISE = re.compile(
-    r"ERR_INTERNET_DISCONNECTED|update a ServiceWorker|"
+    r"ERR_INTERNET_DISCONNECTED|ERR_FAILED|update a ServiceWorker|"
     r"Failed to load resource: the server responded with a status of 4"
 )
 
@@ -216,6 +216,25 @@ def test_a_sale_beyond_stock_shows_the_servers_verdict_and_a_count_is_a_delta(
     assert _on_hand(container, "TEA-1") == 0  # the server took what it had; the rest is flagged
     assert _on_hand(container, "MATE-1") == 6
     assert _ledger(container, "MATE-1") == 6
+
+
+def test_a_server_that_cannot_be_reached_is_said_and_tried_again_by_itself(
+    app: ClerkApp, actors: Actors, container: Container
+) -> None:
+    _shop(container, {"TEA-1": 10})
+    _signed_in_at_ber(app, actors.make(Role.CLERK, warehouses=["BER"]))
+    # The device has a network, the server does not answer: no `online` event will come.
+    app.page.route("**/api/v1/sync/**", lambda route: route.abort())
+    app.find("TEA-1")
+    app.move("Sell", 1)  # a change made online starts a sync, which cannot reach the server
+    banner = app.page.locator("#banner")
+    expect(banner).to_contain_text("Server unreachable: your changes are kept on this device")
+    expect(app.page.locator("#pending li")).to_have_count(1)
+
+    app.page.unroute("**/api/v1/sync/**")  # the server is back: the app finds out by itself
+    expect(app.page.locator("#verdicts .status-applied")).to_have_count(1, timeout=30_000)
+    expect(banner).to_contain_text("Online")
+    assert _on_hand(container, "TEA-1") == 9
 
 
 def test_an_ended_session_asks_to_sign_in_again_and_keeps_the_queue(

@@ -15,6 +15,10 @@ import { delta } from "./store.js";
 /** @typedef {{sku: string, counted: number, seen: number}} CountLine */
 
 const SYNC_EVERY_MS = 60_000;
+/** After a failed sync while the device has a network (the server is down or unreachable), the
+ * next try comes after this, doubling up to SYNC_EVERY_MS: no `online` event will say when the
+ * server is back. */
+const RETRY_FIRST_MS = 5_000;
 const MAX_MATCHES = 20;
 
 /** @param {string} id @returns {HTMLElement} */
@@ -34,6 +38,9 @@ let catalog = [];
 let chosen = null;
 let syncError = "";
 let syncing = false;
+/** Milliseconds until the next try while the server cannot be reached (0: it can). */
+let retryMs = 0;
+let retryTimer = 0;
 
 /** @param {"signin" | "pick" | "pulling" | "work"} screen */
 function show(screen) {
@@ -49,12 +56,14 @@ async function banner() {
   const last = await replica.store.getMeta("last_synced");
   const text = [];
   if (syncing) text.push("Syncing…");
-  else if (navigator.onLine) text.push("Online");
+  else if (navigator.onLine && retryMs) {
+    text.push(`Server unreachable: your changes are kept on this device; next try within ${retryMs / 1000} s`);
+  } else if (navigator.onLine) text.push("Online");
   else text.push("Offline: your changes are kept on this device");
   text.push(`last synced ${when(last)}`);
   if (syncError) text.push(syncError);
   $("banner").textContent = text.join(" · ");
-  $("banner").classList.toggle("offline", !navigator.onLine);
+  $("banner").classList.toggle("offline", !navigator.onLine || retryMs > 0);
   $("ended").hidden = !(await replica.store.getMeta("session_ended"));
 }
 
@@ -123,8 +132,13 @@ async function sync(loud = false) {
     });
     catalog = await replica.store.products();
     if (summary.pushed) $("banner").dataset.pushed = String(summary.pushed);
+    retryMs = 0;
+    window.clearTimeout(retryTimer);
   } catch (error) {
-    if (error instanceof Offline) syncError = "";
+    if (error instanceof Offline) {
+      syncError = "";
+      if (navigator.onLine) retryLater();
+    }
     else if (error instanceof SessionEnded) {
       syncError = "";
       show("signin"); // the banner says why; the queue stays and is pushed after signing in
@@ -135,6 +149,15 @@ async function sync(loud = false) {
     $("sync-now").removeAttribute("disabled");
     await refreshLists();
   }
+}
+
+/** Try again soon, then less and less often, while the server cannot be reached. */
+function retryLater() {
+  retryMs = retryMs ? Math.min(retryMs * 2, SYNC_EVERY_MS) : RETRY_FIRST_MS;
+  window.clearTimeout(retryTimer);
+  retryTimer = window.setTimeout(() => {
+    if (!syncing) void sync();
+  }, retryMs);
 }
 
 // --- screens -----------------------------------------------------------------------------------
