@@ -13,7 +13,7 @@ from storekeeper.accounts import sessions
 from storekeeper.accounts.domain import Role
 from storekeeper.bootstrap import Container
 from storekeeper.catalog import service as catalog
-from storekeeper.inventory import ledger, levels, warehouses
+from storekeeper.inventory import history, ledger, levels, warehouses
 from tests.browser.conftest import PHONE, SCREENSHOTS, Console, _note_response, axe_violations
 from tests.conftest import Actor, Actors, LiveServer
 
@@ -256,3 +256,30 @@ def test_an_ended_session_asks_to_sign_in_again_and_keeps_the_queue(
     expect(app.page.locator("#verdicts .status-applied")).to_contain_text("Sell 1 of TEA-1")
     expect(app.page.get_by_role("alert").filter(has_text="Session ended")).to_be_hidden()
     assert _on_hand(container, "TEA-1") == 9
+
+
+def test_changes_left_by_another_clerk_are_not_pushed_under_a_new_sign_in_unless_asked(
+    app: ClerkApp, actors: Actors, container: Container
+) -> None:
+    _shop(container, {"TEA-1": 10})
+    first, second = (actors.make(Role.CLERK, warehouses=["BER"]) for _ in range(2))
+    _signed_in_at_ber(app, first)
+    app.offline(True)
+    app.find("TEA-1")
+    app.move("Sell", 1)
+    app.page.get_by_role("button", name="Sign out").click()
+    app.offline(False)
+
+    app.sign_in_app(second)  # the device's queue holds the first clerk's sale
+    refusal = app.page.locator("#signin-error")
+    expect(refusal).to_contain_text(f"1 change(s) made by {first.email} are waiting")
+    expect(app.page.get_by_role("heading", name="Sign in")).to_be_visible()
+    assert _on_hand(container, "TEA-1") == 10
+
+    app.page.get_by_label(f"Send the 1 waiting change(s) of {first.email} under my account").check()
+    app.sign_in_app(second)
+    expect(app.page.locator("#verdicts .status-applied")).to_contain_text("Sell 1 of TEA-1")
+    assert _on_hand(container, "TEA-1") == 9
+    with container.db.reading() as session:
+        (movement,) = history.list_movements(session, sku="TEA-1", limit=1)[0]
+    assert movement.actor_id == str(second.id)

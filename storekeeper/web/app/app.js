@@ -5,7 +5,7 @@
  * and the banner (online or offline, last synced, session ended). Manual: docs/clerk-app.md.
  * @module
  */
-import { Offline, Replica, SessionEnded } from "./replica.js";
+import { Offline, QueueOfAnother, Replica, SessionEnded } from "./replica.js";
 import { Scanner, cameraAvailable } from "./scan.js";
 import { delta } from "./store.js";
 
@@ -361,13 +361,22 @@ async function signIn(event) {
   event.preventDefault();
   $("signin-error").textContent = "";
   try {
-    await replica.signIn(input("email").value.trim(), input("password").value, input("otp").value.trim());
+    const takeOver = !$("take-over-row").hidden && input("take-over").checked;
+    await replica.signIn(input("email").value.trim(), input("password").value, input("otp").value.trim(), takeOver);
   } catch (error) {
+    if (error instanceof QueueOfAnother) {
+      $("take-over-label").textContent = `Send the ${error.waiting} waiting change(s) of ${error.owner} under my account`;
+      $("take-over-row").hidden = false;
+      $("signin-error").textContent = `${error.message}: ${error.owner} can sign in to send them, or tick the box to send them as yours.`;
+      return;
+    }
     $("signin-error").textContent = error instanceof Offline ? "Offline: signing in needs the network." : `Not signed in: ${error instanceof Error ? error.message : error}`;
     return;
   }
   input("password").value = "";
   input("otp").value = "";
+  input("take-over").checked = false;
+  $("take-over-row").hidden = true;
   await start();
 }
 

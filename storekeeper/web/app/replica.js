@@ -36,6 +36,16 @@ export class Offline extends Error {}
 /** The sign-in ended (refresh refused): sign in again; the queue is kept. */
 export class SessionEnded extends Error {}
 
+/** Another account's changes wait in this device's queue: signing in would push them as yours. */
+export class QueueOfAnother extends Error {
+  /** @param {string} owner @param {number} waiting */
+  constructor(owner, waiting) {
+    super(`${waiting} change(s) made by ${owner} are waiting to sync on this device`);
+    this.owner = owner;
+    this.waiting = waiting;
+  }
+}
+
 /** The server refused a request. */
 export class SyncError extends Error {
   /** @param {string} message @param {number} status @param {string | null} code */
@@ -117,10 +127,17 @@ export class Replica {
 
   /**
    * Trade e-mail, password and (with two-factor on) a one-time code for tokens, and remember
-   * who signed in.
+   * who signed in. The queue is pushed under whoever is signed in, so when it holds changes
+   * made by another account this refuses with {@link QueueOfAnother} unless `takeOver`.
    * @param {string} email @param {string} password @param {string} otp
+   * @param {boolean} [takeOver] push the other account's waiting changes under this one
    */
-  async signIn(email, password, otp) {
+  async signIn(email, password, otp, takeOver = false) {
+    const owner = /** @type {string | undefined} */ (await this.store.getMeta("queue_owner"));
+    const waiting = (await this.store.queued()).length;
+    if (owner && waiting && owner.toLowerCase() !== email.toLowerCase() && !takeOver) {
+      throw new QueueOfAnother(owner, waiting);
+    }
     const form = new URLSearchParams({ username: email, password });
     if (otp) form.set("otp", otp);
     const response = await send(`${API}/auth/token`, { method: "POST", body: form });
@@ -131,6 +148,7 @@ export class Replica {
     /** @type {User} */
     const me = await this.request("GET", "/me");
     await this.store.setMeta("user", { email: me.email, role: me.role, warehouses: me.warehouses });
+    await this.store.setMeta("queue_owner", me.email);
     return me;
   }
 
