@@ -206,6 +206,7 @@ class PwaDriver:
         self.page: Page = self.context.new_page()
         self.problems: list[str] = []
         self._wire: list[tuple[str, str]] = []
+        self._reading = 0  # push answers whose body is being read (see wire)
         self.page.on("pageerror", lambda error: self.problems.append(f"page error: {error}"))
         self.page.on("console", self._console)
         self.page.on("response", self._note)
@@ -216,10 +217,13 @@ class PwaDriver:
 
     def _note(self, response: Response) -> None:
         if response.url.endswith(PUSH) and response.status == 200:
+            self._reading += 1
             try:
                 results = json.loads(response.body())["results"]
             except Error:
                 return  # the body never arrived (the answer was lost on purpose)
+            finally:
+                self._reading -= 1
             self._wire += [(r["id"], r["status"]) for r in results]
 
     def _run(self, op: str, *args: Any) -> Any:
@@ -271,6 +275,11 @@ class PwaDriver:
         return {str(i): str(status) for i, status in self._run("verdicts")}
 
     def wire(self) -> list[tuple[str, str]]:
+        # The app syncs by itself too (a retry after a failed push, the timer), and a push answer
+        # it got is noted by _note, which reads the body in another round trip: let any such
+        # reading finish first.
+        while self._reading:
+            self.page.wait_for_timeout(20)
         return list(self._wire)
 
     def lose_next_push_answer(self) -> None:
