@@ -12,10 +12,10 @@ from playwright.sync_api import Browser, BrowserContext, Request, expect
 from storekeeper.accounts import sessions
 from storekeeper.accounts.domain import Role
 from storekeeper.bootstrap import Container
-from storekeeper.catalog import service as catalog
-from storekeeper.inventory import history, ledger, levels, warehouses
+from storekeeper.inventory import history
 from tests.browser.conftest import PHONE, SCREENSHOTS, Console, _note_response, axe_violations
 from tests.conftest import Actor, Actors, LiveServer
+from tests.tea_shop import ledger_sum, on_hand, tea_shop
 
 # Chromium logs a failed fetch while the context is offline (the service worker's update check
 # of sw.js on a reload) and every 4xx answer (a 401 the app handles); neither is a page bug.
@@ -96,28 +96,6 @@ def app(browser: Browser, live_server: LiveServer) -> Iterator[ClerkApp]:
     assert not tab.problems, tab.problems
 
 
-def _shop(container: Container, stock: dict[str, int]) -> None:
-    with container.db.transaction() as session:
-        warehouses.create_warehouse(session, code="BER", name="Berlin", lat=52.52, lon=13.405)
-        warehouses.create_warehouse(session, code="HAM", name="Hamburg", lat=53.551, lon=9.993)
-        for sku, units in stock.items():
-            catalog.create(
-                session,
-                data={"sku": sku, "name": f"Tea {sku}", "price_cents": 450, "currency": "EUR"},
-            )
-            ledger.record_movement(session, sku=sku, warehouse="BER", delta=units, reason="receipt")
-
-
-def _on_hand(container: Container, sku: str) -> int:
-    with container.db.reading() as session:
-        return levels.stock_totals(session, sku=sku, warehouse="BER").on_hand
-
-
-def _ledger(container: Container, sku: str) -> int:
-    with container.db.reading() as session:
-        return levels.ledger_totals(session, skus=[sku])[(sku, "BER")]
-
-
 def _signed_in_at_ber(app: ClerkApp, clerk: Actor) -> None:
     app.open()
     app.sign_in_app(clerk)
@@ -152,7 +130,7 @@ def test_the_app_shell_opens_offline_after_a_reload(app: ClerkApp) -> None:
 def test_sales_and_receipts_made_offline_survive_a_reload_and_sync_once(
     app: ClerkApp, actors: Actors, container: Container
 ) -> None:
-    _shop(container, {"TEA-1": 10, "MATE-1": 4})
+    tea_shop(container, {"TEA-1": 10, "MATE-1": 4}, hamburg=0)
     clerk = actors.make(Role.CLERK, warehouses=["BER"])
     _signed_in_at_ber(app, clerk)
 
@@ -170,26 +148,26 @@ def test_sales_and_receipts_made_offline_survive_a_reload_and_sync_once(
     expect(app.page.locator("#pending li")).to_have_count(2)
     expect(app.page.locator("#pending")).to_contain_text("Sell 2 of TEA-1")
     assert app.pushes == []
-    assert _on_hand(container, "TEA-1") == 10
+    assert on_hand(container, "TEA-1") == 10
 
     app.offline(False)  # the online event syncs on its own; the button does the same
     expect(app.page.locator("#verdicts .status-applied")).to_have_count(2)
     expect(app.page.locator("#pending")).to_have_text("Nothing waiting.")
-    assert _on_hand(container, "TEA-1") == 13
-    assert _ledger(container, "TEA-1") == 13
+    assert on_hand(container, "TEA-1") == 13
+    assert ledger_sum(container, "TEA-1") == 13
     assert len(app.pushes) == 1
 
     app.page.get_by_role("button", name="Sync now").click()
     expect(app.page.locator("#banner")).not_to_contain_text("Syncing")
     expect(app.page.get_by_role("button", name="Sync now")).to_be_enabled()
     assert len(app.pushes) == 1  # nothing queued: nothing pushed
-    assert _on_hand(container, "TEA-1") == 13
+    assert on_hand(container, "TEA-1") == 13
 
 
 def test_a_sale_beyond_stock_shows_the_servers_verdict_and_a_count_is_a_delta(
     app: ClerkApp, actors: Actors, container: Container
 ) -> None:
-    _shop(container, {"TEA-1": 3, "MATE-1": 4})
+    tea_shop(container, {"TEA-1": 3, "MATE-1": 4}, hamburg=0)
     _signed_in_at_ber(app, actors.make(Role.CLERK, warehouses=["BER"]))
 
     app.offline(True)
@@ -213,15 +191,15 @@ def test_a_sale_beyond_stock_shows_the_servers_verdict_and_a_count_is_a_delta(
     expect(conflict).to_contain_text("conflict: Sell 5 of TEA-1")
     expect(app.page.locator("#verdicts .status-applied")).to_contain_text("Count MATE-1: 6")
     app.shoot("clerk-app-verdicts")
-    assert _on_hand(container, "TEA-1") == 0  # the server took what it had; the rest is flagged
-    assert _on_hand(container, "MATE-1") == 6
-    assert _ledger(container, "MATE-1") == 6
+    assert on_hand(container, "TEA-1") == 0  # the server took what it had; the rest is flagged
+    assert on_hand(container, "MATE-1") == 6
+    assert ledger_sum(container, "MATE-1") == 6
 
 
 def test_a_server_that_cannot_be_reached_is_said_and_tried_again_by_itself(
     app: ClerkApp, actors: Actors, container: Container
 ) -> None:
-    _shop(container, {"TEA-1": 10})
+    tea_shop(container, {"TEA-1": 10}, hamburg=0)
     _signed_in_at_ber(app, actors.make(Role.CLERK, warehouses=["BER"]))
     # The device has a network, the server does not answer: no `online` event will come.
     app.page.route("**/api/v1/sync/**", lambda route: route.abort())
@@ -234,13 +212,13 @@ def test_a_server_that_cannot_be_reached_is_said_and_tried_again_by_itself(
     app.page.unroute("**/api/v1/sync/**")  # the server is back: the app finds out by itself
     expect(app.page.locator("#verdicts .status-applied")).to_have_count(1, timeout=30_000)
     expect(banner).to_contain_text("Online")
-    assert _on_hand(container, "TEA-1") == 9
+    assert on_hand(container, "TEA-1") == 9
 
 
 def test_an_ended_session_asks_to_sign_in_again_and_keeps_the_queue(
     app: ClerkApp, actors: Actors, container: Container
 ) -> None:
-    _shop(container, {"TEA-1": 10})
+    tea_shop(container, {"TEA-1": 10}, hamburg=0)
     clerk = actors.make(Role.CLERK, warehouses=["BER"])
     _signed_in_at_ber(app, clerk)
     with container.db.transaction() as session:  # e.g. the password was changed elsewhere
@@ -250,18 +228,18 @@ def test_an_ended_session_asks_to_sign_in_again_and_keeps_the_queue(
     app.move("Sell", 1)  # online: a sync starts at once, its push is refused, refresh too
     expect(app.page.get_by_role("alert").filter(has_text="Session ended")).to_be_visible()
     expect(app.page.get_by_role("heading", name="Sign in")).to_be_visible()
-    assert _on_hand(container, "TEA-1") == 10
+    assert on_hand(container, "TEA-1") == 10
 
     app.sign_in_app(clerk)
     expect(app.page.locator("#verdicts .status-applied")).to_contain_text("Sell 1 of TEA-1")
     expect(app.page.get_by_role("alert").filter(has_text="Session ended")).to_be_hidden()
-    assert _on_hand(container, "TEA-1") == 9
+    assert on_hand(container, "TEA-1") == 9
 
 
 def test_changes_left_by_another_clerk_are_not_pushed_under_a_new_sign_in_unless_asked(
     app: ClerkApp, actors: Actors, container: Container
 ) -> None:
-    _shop(container, {"TEA-1": 10})
+    tea_shop(container, {"TEA-1": 10}, hamburg=0)
     first, second = (actors.make(Role.CLERK, warehouses=["BER"]) for _ in range(2))
     _signed_in_at_ber(app, first)
     app.offline(True)
@@ -274,12 +252,12 @@ def test_changes_left_by_another_clerk_are_not_pushed_under_a_new_sign_in_unless
     refusal = app.page.locator("#signin-error")
     expect(refusal).to_contain_text(f"1 change(s) made by {first.email} are waiting")
     expect(app.page.get_by_role("heading", name="Sign in")).to_be_visible()
-    assert _on_hand(container, "TEA-1") == 10
+    assert on_hand(container, "TEA-1") == 10
 
     app.page.get_by_label(f"Send the 1 waiting change(s) of {first.email} under my account").check()
     app.sign_in_app(second)
     expect(app.page.locator("#verdicts .status-applied")).to_contain_text("Sell 1 of TEA-1")
-    assert _on_hand(container, "TEA-1") == 9
+    assert on_hand(container, "TEA-1") == 9
     with container.db.reading() as session:
         (movement,) = history.list_movements(session, sku="TEA-1", limit=1)[0]
     assert movement.actor_id == str(second.id)

@@ -15,6 +15,7 @@ from storekeeper.bootstrap import Container
 from tests.browser import test_clerk_app as clerk
 from tests.browser.conftest import CHROMIUM, axe_violations
 from tests.conftest import Actors
+from tests.tea_shop import tea_shop
 
 CODE = "4006381333931"
 _L = ["0001101", "0011001", "0010011", "0111101", "0100011", "0110001", "0101111", "0111011"]
@@ -93,7 +94,8 @@ def browser(tmp_path: Path) -> Iterator[Browser]:
 def test_scanning_with_the_camera_finds_the_product_and_fills_the_count_also_offline(
     app: clerk.ClerkApp, actors: Actors, container: Container
 ) -> None:
-    clerk._shop(container, {CODE: 7, "TEA-1": 3})  # the product's SKU is the code on the box
+    # The product's SKU is the code on the box.
+    tea_shop(container, {CODE: 7, "TEA-1": 3}, hamburg=0)
     clerk._signed_in_at_ber(app, actors.make(Role.CLERK, warehouses=["BER"]))
     app.page.context.grant_permissions(["camera"], origin=app.url(""))
     policy = app.page.request.get(app.url("/app/")).headers["content-security-policy"]

@@ -36,10 +36,11 @@ from storekeeper.accounts.domain import Role
 from storekeeper.bootstrap import Container
 from storekeeper.catalog import service as catalog
 from storekeeper.config import Settings
-from storekeeper.inventory import history, ledger, levels, warehouses
+from storekeeper.inventory import history, ledger
 from tests.browser.conftest import CHROMIUM, PHONE, _note_response
 from tests.browser.test_clerk_app import ClerkApp
 from tests.conftest import Actor, Actors, LiveServer, start_server, stop_server
+from tests.tea_shop import ledger_sum, on_hand, tea_shop
 
 PULL = "/api/v1/sync/pull"
 PUSH = "/api/v1/sync/push"
@@ -181,29 +182,6 @@ def device(servers: Servers, tmp_path: Path) -> Iterator[Device]:
     assert not phone.problems, phone.problems
 
 
-def _shop(container: Container, stock: dict[str, int]) -> None:
-    with container.db.transaction() as session:
-        warehouses.create_warehouse(session, code="BER", name="Berlin", lat=52.52, lon=13.405)
-        warehouses.create_warehouse(session, code="HAM", name="Hamburg", lat=53.551, lon=9.993)
-        for sku, units in stock.items():
-            catalog.create(
-                session,
-                data={"sku": sku, "name": f"Tea {sku}", "price_cents": 450, "currency": "EUR"},
-            )
-            ledger.record_movement(session, sku=sku, warehouse="BER", delta=units, reason="receipt")
-            ledger.record_movement(session, sku=sku, warehouse="HAM", delta=1, reason="receipt")
-
-
-def _on_hand(container: Container, sku: str) -> int:
-    with container.db.reading() as session:
-        return levels.stock_totals(session, sku=sku, warehouse="BER").on_hand
-
-
-def _ledger(container: Container, sku: str) -> int:
-    with container.db.reading() as session:
-        return levels.ledger_totals(session, skus=[sku])[(sku, "BER")]
-
-
 def _movements(container: Container, sku: str) -> int:
     with container.db.reading() as session:
         rows, _ = history.list_movements(session, sku=sku, warehouses=["BER"], limit=100)
@@ -274,7 +252,7 @@ def _servers_copy(server: LiveServer, clerk: Actor) -> dict[str, dict[str, Any]]
 def test_work_done_with_the_server_down_survives_a_browser_restart_and_syncs_once(
     device: Device, servers: Servers, actors: Actors, container: Container
 ) -> None:
-    _shop(container, {"TEA-1": 10, "MATE-1": 4})
+    tea_shop(container, {"TEA-1": 10, "MATE-1": 4}, hamburg=1)
     clerk = actors.make(Role.CLERK, warehouses=["BER"])
     app = device.launch()
     _signed_in_at_ber(app, clerk)
@@ -294,7 +272,7 @@ def test_work_done_with_the_server_down_survives_a_browser_restart_and_syncs_onc
     expect(app.page.locator("#pending")).to_contain_text("Receive 5 of TEA-1")
     app.find("TEA-1")
     expect(app.page.locator("#chosen-stock")).to_contain_text("On hand 13 (server 10, 2 pending")
-    assert _on_hand(container, "TEA-1") == 10
+    assert on_hand(container, "TEA-1") == 10
 
     servers.start()  # same address, same database
     app.page.get_by_role("button", name="Sync now").click()
@@ -302,15 +280,15 @@ def test_work_done_with_the_server_down_survives_a_browser_restart_and_syncs_onc
     expect(app.page.locator("#pending")).to_have_text("Nothing waiting.")
     expect(app.page.locator("#chosen-stock")).to_contain_text("On hand 13 · available 13")
     assert [status for _, status in device.wire] == ["applied", "applied"]
-    assert _on_hand(container, "TEA-1") == 13
-    assert _ledger(container, "TEA-1") == 13
+    assert on_hand(container, "TEA-1") == 13
+    assert ledger_sum(container, "TEA-1") == 13
     assert _movements(container, "TEA-1") == 3  # the first receipt, then one row per mutation
 
 
 def test_a_browser_killed_in_the_middle_of_a_pull_resumes_and_converges(
     device: Device, actors: Actors, container: Container
 ) -> None:
-    _shop(container, {f"TEA-{n:02}": n for n in range(1, 13)})
+    tea_shop(container, {f"TEA-{n:02}": n for n in range(1, 13)}, hamburg=1)
     clerk = actors.make(Role.CLERK, warehouses=["BER"])
     app = device.launch()
     app.open()
@@ -355,7 +333,7 @@ def test_a_browser_killed_in_the_middle_of_a_pull_resumes_and_converges(
     assert len(server["product"]) == 13
     assert "since=" in resumed[0]  # resumed where it was, not started over
     for sku, row in server["stock"].items():
-        assert row["on_hand"] == _on_hand(container, sku) == _ledger(container, sku)
+        assert row["on_hand"] == on_hand(container, sku) == ledger_sum(container, sku)
     app.find("TEA-12")
     expect(app.page.locator("#chosen-stock")).to_contain_text("On hand 17 · available 17")
 
@@ -363,7 +341,7 @@ def test_a_browser_killed_in_the_middle_of_a_pull_resumes_and_converges(
 def test_a_browser_killed_before_a_push_answer_pushes_again_and_gets_a_duplicate(
     device: Device, actors: Actors, container: Container
 ) -> None:
-    _shop(container, {"TEA-1": 10})
+    tea_shop(container, {"TEA-1": 10}, hamburg=1)
     clerk = actors.make(Role.CLERK, warehouses=["BER"])
     app = device.launch()
     _signed_in_at_ber(app, clerk)
@@ -379,7 +357,7 @@ def test_a_browser_killed_before_a_push_answer_pushes_again_and_gets_a_duplicate
     app.move("Sell", 2)  # online: the sync starts at once
     _until(app.page, lambda: bool(applied))
     assert applied == [200]
-    assert _on_hand(container, "TEA-1") == 8
+    assert on_hand(container, "TEA-1") == 8
     assert device.wire == []
     device.kill()
 
@@ -395,6 +373,6 @@ def test_a_browser_killed_before_a_push_answer_pushes_again_and_gets_a_duplicate
     )
     expect(app.page.locator("#pending")).to_have_text("Nothing waiting.")
     assert [status for _, status in device.wire] == ["duplicate"]
-    assert _on_hand(container, "TEA-1") == 8
-    assert _ledger(container, "TEA-1") == 8
+    assert on_hand(container, "TEA-1") == 8
+    assert ledger_sum(container, "TEA-1") == 8
     assert _movements(container, "TEA-1") == 2  # the first receipt and exactly one sale

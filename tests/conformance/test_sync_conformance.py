@@ -16,35 +16,14 @@ from sqlalchemy import func, select
 
 from storekeeper.accounts.domain import Role
 from storekeeper.bootstrap import Container
-from storekeeper.catalog import service as catalog
-from storekeeper.inventory import ledger, levels, warehouses
+from storekeeper.inventory import ledger
 from storekeeper.inventory.models import Movement
 from tests.conformance.conftest import MakeClient
 from tests.conformance.drivers import ClientDriver, Unreachable
 from tests.conftest import Actors, LiveServer
+from tests.tea_shop import ledger_sum, on_hand, tea_shop
 
 pytestmark = pytest.mark.live
-
-
-def _shop(container: Container, stock: dict[str, int]) -> None:
-    with container.db.transaction() as session:
-        warehouses.create_warehouse(session, code="BER", name="Berlin", lat=52.52, lon=13.405)
-        for sku, units in stock.items():
-            catalog.create(
-                session,
-                data={"sku": sku, "name": f"Tea {sku}", "price_cents": 450, "currency": "EUR"},
-            )
-            ledger.record_movement(session, sku=sku, warehouse="BER", delta=units, reason="receipt")
-
-
-def _on_hand(container: Container, sku: str) -> int:
-    with container.db.reading() as session:
-        return levels.stock_totals(session, sku=sku, warehouse="BER").on_hand
-
-
-def _ledger(container: Container, sku: str) -> int:
-    with container.db.reading() as session:
-        return levels.ledger_totals(session, skus=[sku])[(sku, "BER")]
 
 
 def _ledger_rows(container: Container, mutation_id: str) -> int:
@@ -62,7 +41,7 @@ def _ledger_rows(container: Container, mutation_id: str) -> int:
 def test_offline_sales_and_receipts_sync_once_and_empty_the_queue(
     client: ClientDriver, container: Container
 ) -> None:
-    _shop(container, {"TEA-1": 10})
+    tea_shop(container, {"TEA-1": 10})
     client.attach()
     assert client.stock("TEA-1") == (10, 0)
 
@@ -73,7 +52,7 @@ def test_offline_sales_and_receipts_sync_once_and_empty_the_queue(
     with pytest.raises(Unreachable):
         client.sync()
     assert client.pending() == 2
-    assert _on_hand(container, "TEA-1") == 10
+    assert on_hand(container, "TEA-1") == 10
 
     client.go_online()
     client.sync()
@@ -81,14 +60,14 @@ def test_offline_sales_and_receipts_sync_once_and_empty_the_queue(
     assert client.verdicts() == {sold: "applied", received: "applied"}
     assert client.pending() == 0
     assert client.stock("TEA-1") == (13, 0)
-    assert (_on_hand(container, "TEA-1"), _ledger(container, "TEA-1")) == (13, 13)
+    assert (on_hand(container, "TEA-1"), ledger_sum(container, "TEA-1")) == (13, 13)
     assert _ledger_rows(container, sold) == _ledger_rows(container, received) == 1
 
 
 def test_two_clerks_receiving_offline_for_one_sku_both_count(
     make_client: MakeClient, container: Container
 ) -> None:
-    _shop(container, {"TEA-1": 10})
+    tea_shop(container, {"TEA-1": 10})
     anna, ben = make_client(), make_client()
     for clerk in (anna, ben):
         clerk.attach()
@@ -101,14 +80,14 @@ def test_two_clerks_receiving_offline_for_one_sku_both_count(
         clerk.sync()
     anna.sync()  # learns of Ben's receipt
 
-    assert (_on_hand(container, "TEA-1"), _ledger(container, "TEA-1")) == (19, 19)
+    assert (on_hand(container, "TEA-1"), ledger_sum(container, "TEA-1")) == (19, 19)
     assert anna.stock("TEA-1") == ben.stock("TEA-1") == (19, 0)
 
 
 def test_a_count_against_a_stale_on_hand_applies_its_difference(
     client: ClientDriver, container: Container
 ) -> None:
-    _shop(container, {"TEA-1": 10})
+    tea_shop(container, {"TEA-1": 10})
     client.attach()
     client.go_offline()
     with container.db.transaction() as session:  # meanwhile 4 are sold online: server 6
@@ -120,14 +99,14 @@ def test_a_count_against_a_stale_on_hand_applies_its_difference(
     client.sync()
 
     assert client.verdicts()[counted] == "applied"
-    assert _on_hand(container, "TEA-1") == 4  # 6 - 2, not "on-hand := 8"
+    assert on_hand(container, "TEA-1") == 4  # 6 - 2, not "on-hand := 8"
     assert client.stock("TEA-1") == (4, 0)
 
 
 def test_a_sale_beyond_stock_is_a_conflict_and_a_sync_exception(
     client: ClientDriver, container: Container, actors: Actors, live_server: LiveServer
 ) -> None:
-    _shop(container, {"TEA-1": 3})
+    tea_shop(container, {"TEA-1": 3})
     client.attach()
     client.go_offline()
     sold = client.sell("TEA-1", 5)
@@ -138,7 +117,7 @@ def test_a_sale_beyond_stock_is_a_conflict_and_a_sync_exception(
 
     assert client.verdicts() == {sold: "conflict"}
     assert client.pending() == 0
-    assert _on_hand(container, "TEA-1") == 0  # the server took what it had
+    assert on_hand(container, "TEA-1") == 0  # the server took what it had
     assert client.stock("TEA-1") == (0, 0)
     manager = actors.make(Role.MANAGER)
     listed = httpx.get(
@@ -156,7 +135,7 @@ def test_a_sale_beyond_stock_is_a_conflict_and_a_sync_exception(
 def test_a_lost_push_answer_is_retried_as_a_duplicate_with_one_ledger_row(
     client: ClientDriver, container: Container
 ) -> None:
-    _shop(container, {"TEA-1": 10})
+    tea_shop(container, {"TEA-1": 10})
     client.attach()
     sold = client.sell("TEA-1", 1)
 
@@ -164,7 +143,7 @@ def test_a_lost_push_answer_is_retried_as_a_duplicate_with_one_ledger_row(
     with pytest.raises(Unreachable):
         client.sync()
     assert client.pending() == 1  # the client never heard the answer...
-    assert _on_hand(container, "TEA-1") == 9  # ...but the server applied the push
+    assert on_hand(container, "TEA-1") == 9  # ...but the server applied the push
 
     client.sync()
 
@@ -172,5 +151,5 @@ def test_a_lost_push_answer_is_retried_as_a_duplicate_with_one_ledger_row(
     assert client.verdicts() == {sold: "applied"}  # shown as the verdict it repeats
     assert client.pending() == 0
     assert _ledger_rows(container, sold) == 1
-    assert (_on_hand(container, "TEA-1"), _ledger(container, "TEA-1")) == (9, 9)
+    assert (on_hand(container, "TEA-1"), ledger_sum(container, "TEA-1")) == (9, 9)
     assert client.stock("TEA-1") == (9, 0)
