@@ -171,6 +171,9 @@ def server_env(db: BenchDatabase, extra: dict[str, str] | None = None) -> dict[s
         # Throughput is measured here; a few customers placing thousands of orders a minute
         # would otherwise be (rightly) rate-limited.
         "STOREKEEPER_RATE_LIMITS_ENABLED": "false",
+        # No sensor listener unless a benchmark asks for one (W5 does): port 7070 may be taken
+        # by a server the machine runs anyway.
+        "STOREKEEPER_TELEMETRY_PORT": "0",
         "PYTHONPATH": os.pathsep.join(
             p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p
         ),

@@ -286,7 +286,13 @@ def run(backend: str, opts: Options, *, products: int = PRODUCTS) -> tuple[dict[
             held: list[tuple[str, dict[str, int]]] = []
             for i, side in enumerate(("replica", "floor", "floor", "replica")):
                 pull = replica_pull if side == "replica" else _floor_pull
-                done, holds = pull(server, token, opts.workdir / f"w3-{side}-{i}.db")
+                # Named per backend and removed first: a file left by an earlier run (the
+                # SQLite run before the PostgreSQL one) must not be synced into.
+                path = opts.workdir / f"w3-{backend}-{side}-{i}.db"
+                for suffix in ("", "-wal", "-shm"):
+                    stale = path.with_name(path.name + suffix)
+                    stale.unlink(missing_ok=True)
+                done, holds = pull(server, token, path)
                 (replica_runs if side == "replica" else floor_runs).append(done)
                 held.append((side, holds))
     replica, floor = _mean(replica_runs), _mean(floor_runs)
