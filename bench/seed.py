@@ -19,6 +19,7 @@ from sqlalchemy import Table, insert, select
 from storekeeper import demo
 from storekeeper.accounts import security
 from storekeeper.accounts.domain import Role
+from storekeeper.accounts.keys import Keyring
 from storekeeper.accounts.models import AuthSession, User
 from storekeeper.catalog import service as catalog_service
 from storekeeper.catalog.models import Product
@@ -129,7 +130,7 @@ def seed_stock(
             session.execute(insert(_table(Movement)), movements[start : start + _BATCH])
 
 
-def seed_customers(db: Database, *, count: int, signing_key: str) -> list[Customer]:
+def seed_customers(db: Database, *, count: int, signing_key: Keyring) -> list[Customer]:
     """``count`` customer accounts (sharing one password hash: hashing is slow on purpose)."""
     password_hash = security.hash_password("bench-customer-password")
     ids = [uuid.uuid4() for _ in range(count)]

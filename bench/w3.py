@@ -30,6 +30,7 @@ from bench.infra import BenchDatabase, Server
 from bench.options import Options, environment
 from storekeeper.accounts import security
 from storekeeper.accounts.domain import Role
+from storekeeper.accounts.keys import Keyring
 from storekeeper.accounts.models import AuthSession, User
 from storekeeper.catalog.models import Product
 from storekeeper.db import Database, utcnow
@@ -61,7 +62,7 @@ def _table(model: type[Any]) -> Table:
 # --- helpers shared with W4 ----------------------------------------------------------------------
 
 
-def admin_token(db: Database, signing_key: str) -> str:
+def admin_token(db: Database, signing_key: Keyring) -> str:
     """An admin account with a sign-in session, and an access token for it."""
     user_id, session_id = uuid.uuid4(), uuid.uuid4()
     with db.transaction() as session:

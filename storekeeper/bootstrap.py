@@ -17,7 +17,9 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from storekeeper.accounts import keys
 from storekeeper.accounts.authentication import Authenticator
+from storekeeper.accounts.keys import Keyring
 from storekeeper.config import Settings
 from storekeeper.db import Database
 from storekeeper.events.relay import Consumers
@@ -41,7 +43,8 @@ class Container:
 
     settings: Settings
     db: Database
-    signing_key: str
+    signing_key: Keyring
+    """The token-signing keys (``accounts.keys``): the newest signs, the older verify."""
     mailer: Mailer
     inventory: InventoryPort
     gateways: dict[str, PaymentGateway]
@@ -129,7 +132,7 @@ def telemetry_store(settings: Settings, db: Database) -> TelemetryStore:
     return SqlStore(db.dialect)
 
 
-def inventory_port(settings: Settings, db: Database, signing_key: str) -> InventoryPort:
+def inventory_port(settings: Settings, db: Database, signing_key: Keyring) -> InventoryPort:
     """Remote when ``STOREKEEPER_INVENTORY_URL`` is set, else this process's inventory."""
     if settings.inventory_url:
         return RemoteInventory(settings.inventory_url, signing_key=signing_key)
@@ -152,7 +155,8 @@ def bootstrap(
     if not settings.database_url:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.effective_database_url, pool_size=settings.db_pool_size)
-    signing_key = settings.signing_key()
+    # Every key of the deployment: STOREKEEPER_SECRET_KEY ("root") and the rotated ones.
+    signing_key = Keyring(settings.signing_key(), keys.loader(db), reload_s=settings.keys_reload_s)
     container = Container(
         settings=settings,
         db=db,

@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     refresh_token_ttl_s: int = Field(default=14 * 24 * 3600, ge=60)
     device_token_ttl_s: int = Field(default=365 * 24 * 3600, ge=60)
     password_reset_ttl_s: int = Field(default=30 * 60, ge=60, le=24 * 3600)
+    # How long a process trusts its copy of the signing keys (docs/operations.md, "Rotating
+    # the signing keys"): a rotation signs, and a retirement refuses, everywhere within this.
+    keys_reload_s: float = Field(default=30.0, gt=0, le=3600)
     require_2fa_roles: list[Literal["admin", "manager", "clerk", "customer"]] = Field(
         default_factory=list
     )

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection
 
 from storekeeper.accounts import policy, security
 from storekeeper.accounts.domain import Principal, Role
+from storekeeper.accounts.keys import Keyring
 from storekeeper.accounts.models import DEVICE, LOGIN, AuthSession, User
 from storekeeper.db import Database, as_aware, utcnow
 from storekeeper.errors import NotAuthenticated, PermissionDenied
@@ -42,7 +43,7 @@ def authenticate(
     conn: Connection,
     token: str | security.TokenClaims | None,
     *,
-    key: str,
+    key: Keyring,
     allowed_types: Collection[security.TokenType],
     two_factor_roles: Collection[str],
     allow_2fa_setup: bool = False,
@@ -87,7 +88,7 @@ class Authenticator:
     """
 
     db: Database
-    key: str
+    key: Keyring
     two_factor_roles: Collection[str]
 
     async def principal(
@@ -150,7 +151,7 @@ class Authenticator:
 
 
 def verify_token(
-    token: str | None, *, key: str, allowed_types: Collection[security.TokenType]
+    token: str | None, *, key: Keyring, allowed_types: Collection[security.TokenType]
 ) -> security.TokenClaims:
     """The claims of ``token`` if it is present, well signed, unexpired and of an allowed type."""
     if not token:

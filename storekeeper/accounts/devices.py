@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from storekeeper.accounts import audit, security, sessions
 from storekeeper.accounts.domain import Role
+from storekeeper.accounts.keys import Keyring
 from storekeeper.accounts.models import DEVICE, AuthSession, User
 from storekeeper.config import Settings
 from storekeeper.db import utcnow
@@ -30,7 +31,7 @@ def create_device(
     session: Session,
     settings: Settings,
     *,
-    key: str,
+    key: Keyring,
     label: str,
     scope: str,
     actor_id: uuid.UUID,
@@ -66,6 +67,7 @@ def create_device(
         token_type="device",  # noqa: S106 - a token kind, not a password
         ttl=timedelta(seconds=settings.device_token_ttl_s),
     )
+    device.key_id = security.key_id_of(token)
     audit.record(
         session,
         "device_created",

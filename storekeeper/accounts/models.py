@@ -64,6 +64,23 @@ class AuthSession(Base):
     expires_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
     revoked_reason: Mapped[str | None] = mapped_column(String(64), default=None)
+    # The signing key of this session's newest tokens (``keys``); None: issued before key ids,
+    # by ``root``.
+    key_id: Mapped[str | None] = mapped_column(String(32), default=None)
+
+
+class SigningKey(Base):
+    """A token-signing key (``keys``): the newest not retired signs, the others verify.
+
+    ``root`` (``STOREKEEPER_SECRET_KEY``) has a row only once retired, without its secret.
+    """
+
+    __tablename__ = "accounts_signing_key"
+
+    kid: Mapped[str] = mapped_column(String(32), primary_key=True)
+    secret: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    retired_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class RecoveryCode(Base):

@@ -1,11 +1,11 @@
-"""Password hashing (argon2id) and JWT access/refresh tokens."""
+"""Password hashing (argon2id) and JWT access/refresh tokens, signed by the ``Keyring``."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import jwt
 from argon2 import PasswordHasher
@@ -13,6 +13,9 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from storekeeper.db import utcnow
 from storekeeper.errors import NotAuthenticated
+
+if TYPE_CHECKING:
+    from storekeeper.accounts.keys import Keyring
 
 # OWASP's argon2id baseline: m=19 MiB, t=2, p=1 (Password Storage Cheat Sheet).
 _hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
@@ -63,14 +66,15 @@ def new_jti() -> str:
 
 def issue_token(
     *,
-    key: str,
+    key: Keyring,
     user_id: uuid.UUID,
     session_id: uuid.UUID,
     token_type: TokenType,
     ttl: timedelta,
     jti: str | None = None,
 ) -> str:
-    """A signed JWT for ``user_id`` within sign-in session (or device) ``session_id``."""
+    """A JWT for ``user_id`` within sign-in session (or device) ``session_id``, signed by the
+    keyring's newest key and naming it (``kid``)."""
     now = utcnow()
     claims: dict[str, Any] = {
         "iss": ISSUER,
@@ -83,19 +87,30 @@ def issue_token(
         "exp": now + ttl,
         "jti": jti or new_jti(),
     }
-    return jwt.encode(claims, key, algorithm=ALGORITHM)
+    kid, secret = key.signer()
+    return jwt.encode(claims, secret, algorithm=ALGORITHM, headers={"kid": kid})
 
 
-def decode_token(token: str, *, key: str, expected_types: tuple[TokenType, ...]) -> TokenClaims:
+def key_id_of(token: str) -> str | None:
+    """The id of the key that signed ``token`` (one this process just issued)."""
+    kid = jwt.get_unverified_header(token).get("kid")
+    return kid if isinstance(kid, str) else None
+
+
+def decode_token(token: str, *, key: Keyring, expected_types: tuple[TokenType, ...]) -> TokenClaims:
     """Verify signature, algorithm, issuer, audience, expiry and type, or raise NotAuthenticated.
 
     Only HS256 is accepted (``alg: none`` and public-key confusion are refused by PyJWT's
-    allowlist); every registered claim must be present.
+    allowlist); every registered claim must be present. The header's ``kid`` picks the key; a
+    retired or unknown key fails like a bad signature.
     """
     try:
+        secret = key.secret(key_id_of(token))
+        if secret is None:
+            raise ValueError("unknown or retired signing key")
         claims = jwt.decode(
             token,
-            key,
+            secret,
             algorithms=[ALGORITHM],
             audience=AUDIENCE,
             issuer=ISSUER,
@@ -114,7 +129,7 @@ def decode_token(token: str, *, key: str, expected_types: tuple[TokenType, ...])
     return TokenClaims(user_id=user_id, session_id=session_id, token_type=token_type, jti=jti)
 
 
-def issue_service_token(*, key: str, ttl: timedelta = timedelta(minutes=5)) -> str:
+def issue_service_token(*, key: Keyring, ttl: timedelta = timedelta(minutes=5)) -> str:
     """A short-lived token one Storekeeper process sends another (``serve --only``).
 
     Only a holder of the signing key can mint one, and every process of a deployment holds

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from storekeeper.accounts import audit, security, totp
 from storekeeper.accounts.domain import Principal, Role, normalise_email
+from storekeeper.accounts.keys import Keyring
 from storekeeper.accounts.models import LOGIN, AuthSession, RecoveryCode, User
 from storekeeper.accounts.schemas import TokenPair
 from storekeeper.config import Settings
@@ -29,7 +30,7 @@ def sign_in(
     db: Database,
     settings: Settings,
     *,
-    key: str,
+    key: Keyring,
     email: str,
     password: str,
     otp: str | None,
@@ -57,7 +58,7 @@ def sign_in(
                 session, user, ttl_s=settings.refresh_token_ttl_s
             )
             audit.record(session, "login_succeeded", user_id=user.id, address=address)
-            return _pair(key, settings, user.id, auth_session.id, refresh_jti)
+            return _pair(key, settings, auth_session, refresh_jti)
     except NotAuthenticated as exc:
         audit.record_now(
             db, "login_failed", address=address, email=normalise_email(email)[:254], reason=exc.code
@@ -110,33 +111,39 @@ def _open_session(session: Session, user: User, *, ttl_s: int) -> tuple[AuthSess
     return auth_session, refresh_jti
 
 
-def open_session_for(session: Session, settings: Settings, *, key: str, user: User) -> TokenPair:
+def open_session_for(
+    session: Session, settings: Settings, *, key: Keyring, user: User
+) -> TokenPair:
     """A session and tokens for ``user`` without a password (tests, tools acting for a user)."""
     auth_session, refresh_jti = _open_session(session, user, ttl_s=settings.refresh_token_ttl_s)
-    return _pair(key, settings, user.id, auth_session.id, refresh_jti)
+    return _pair(key, settings, auth_session, refresh_jti)
 
 
 def _pair(
-    key: str, settings: Settings, user_id: uuid.UUID, session_id: uuid.UUID, refresh_jti: str
+    key: Keyring, settings: Settings, auth_session: AuthSession, refresh_jti: str
 ) -> TokenPair:
+    """New tokens of ``auth_session``; the session records the key that signed them."""
+
     def token(kind: security.TokenType, ttl_s: int, jti: str | None = None) -> str:
         return security.issue_token(
             key=key,
-            user_id=user_id,
-            session_id=session_id,
+            user_id=auth_session.user_id,
+            session_id=auth_session.id,
             token_type=kind,
             ttl=timedelta(seconds=ttl_s),
             jti=jti,
         )
 
-    return TokenPair(
+    pair = TokenPair(
         access_token=token("access", settings.access_token_ttl_s),
         refresh_token=token("refresh", settings.refresh_token_ttl_s, refresh_jti),
         expires_in=settings.access_token_ttl_s,
     )
+    auth_session.key_id = security.key_id_of(pair.refresh_token)
+    return pair
 
 
-def browser_token(*, key: str, settings: Settings, access_token: str) -> str:
+def browser_token(*, key: Keyring, settings: Settings, access_token: str) -> str:
     """An access token of the same session that lives as long as the session: the console's
     cookie. It is checked against the session on every request like any access token, so
     logout and revocation end it at once; it never leaves the browser's HttpOnly cookie."""
@@ -151,7 +158,7 @@ def browser_token(*, key: str, settings: Settings, access_token: str) -> str:
 
 
 def refresh(
-    db: Database, settings: Settings, *, key: str, refresh_token: str, address: str | None
+    db: Database, settings: Settings, *, key: Keyring, refresh_token: str, address: str | None
 ) -> TokenPair:
     """Trade the session's current refresh token for a new pair; a retired one revokes it all."""
     claims = security.decode_token(refresh_token, key=key, expected_types=("refresh",))
@@ -181,7 +188,7 @@ def refresh(
             )
         else:
             auth_session.refresh_jti = security.new_jti()
-            pair = _pair(key, settings, user.id, auth_session.id, auth_session.refresh_jti)
+            pair = _pair(key, settings, auth_session, auth_session.refresh_jti)
     # Raised after the block so that the revocation commits.
     if reused:
         raise NotAuthenticated(

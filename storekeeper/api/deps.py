@@ -11,6 +11,7 @@ from fastapi.security import OAuth2PasswordBearer
 from storekeeper.accounts import policy, security
 from storekeeper.accounts.authentication import Authenticator
 from storekeeper.accounts.domain import STAFF, Principal, Role
+from storekeeper.accounts.keys import Keyring
 from storekeeper.config import Settings
 from storekeeper.db import Database
 from storekeeper.errors import NotAuthenticated, PermissionDenied
@@ -42,7 +43,7 @@ def provided(name: str) -> Callable[[Request], Awaitable[Any]]:
 DatabaseDep = Annotated[Database, Depends(provided("db"))]
 """The database; views open a unit of work with ``db.transaction()``."""
 SettingsDep = Annotated[Settings, Depends(provided("settings"))]
-SigningKeyDep = Annotated[str, Depends(provided("signing_key"))]
+SigningKeyDep = Annotated[Keyring, Depends(provided("signing_key"))]
 AuthenticatorDep = Annotated[Authenticator, Depends(provided("authenticator"))]
 """The one check of a token, its session, account and two-factor, that every transport uses."""
 

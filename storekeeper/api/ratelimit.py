@@ -30,6 +30,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from storekeeper.accounts import security
+from storekeeper.accounts.keys import Keyring
 from storekeeper.api.errors import error_body
 from storekeeper.api.limit_rules import Limit, Per, parse_limits
 from storekeeper.config import Settings
@@ -201,7 +202,7 @@ class RateLimit:
     """
 
     def __init__(
-        self, app: ASGIApp, *, settings: Settings, signing_key: str, api_prefix: str
+        self, app: ASGIApp, *, settings: Settings, signing_key: Keyring, api_prefix: str
     ) -> None:
         self.app = app
         self.signing_key = signing_key

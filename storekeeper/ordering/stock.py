@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import httpx
 from sqlalchemy.orm import Session
 
+from storekeeper.accounts.keys import Keyring
 from storekeeper.accounts.security import issue_service_token
 from storekeeper.db import Database, on_rollback
 from storekeeper.errors import Conflict, DomainError, InvalidRequest, NotFound, Unavailable
@@ -95,7 +96,7 @@ class LocalInventory:
 class RemoteInventory:
     """Inventory in another process, reached over its HTTP reservation API."""
 
-    def __init__(self, base_url: str, *, signing_key: str, timeout_s: float = 5.0) -> None:
+    def __init__(self, base_url: str, *, signing_key: Keyring, timeout_s: float = 5.0) -> None:
         self._signing_key = signing_key
         self._http = httpx.Client(base_url=base_url.rstrip("/") + "/api/v1", timeout=timeout_s)
 

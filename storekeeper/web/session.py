@@ -26,6 +26,7 @@ from starlette.datastructures import FormData
 
 from storekeeper.accounts.authentication import Authenticator, PendingTwoFactor
 from storekeeper.accounts.domain import Principal, Role
+from storekeeper.accounts.keys import Keyring
 from storekeeper.config import Settings
 from storekeeper.errors import NotAuthenticated, PermissionDenied
 from storekeeper.observability import logs
@@ -74,10 +75,14 @@ def cookie_options(settings: Settings) -> dict[str, object]:
     }
 
 
-def csrf_token(key: str, principal: Principal) -> str:
-    """The CSRF token of the principal's session."""
+def csrf_token(key: Keyring, principal: Principal) -> str:
+    """The CSRF token of the principal's session.
+
+    Made with ``STOREKEEPER_SECRET_KEY`` itself, not the signing key of the day: a key rotation
+    must not refuse the forms already open in browsers.
+    """
     message = f"csrf:{principal.session_id}".encode()
-    return hmac.new(key.encode(), message, hashlib.sha256).hexdigest()
+    return hmac.new(key.root_secret.encode(), message, hashlib.sha256).hexdigest()
 
 
 def new_login_csrf() -> str:

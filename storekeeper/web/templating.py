@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
 
 from storekeeper.accounts.domain import ADMINS, STAFF, Principal, Role
+from storekeeper.accounts.keys import Keyring
 from storekeeper.web.session import CSRF_FIELD, CSRF_HEADER, csrf_token
 from storekeeper.web.static_files import static_url
 
@@ -96,7 +97,7 @@ def render(
     **context: Any,
 ) -> HTMLResponse:
     """Render template ``name`` with the page furniture (menu, CSRF token, role flags)."""
-    key: str = request.app.state.dependencies["signing_key"]
+    key: Keyring = request.app.state.dependencies["signing_key"]
     response = templates().TemplateResponse(
         request,
         name,

@@ -302,7 +302,7 @@ def test_forged_expired_or_damaged_tokens_are_401(
     client: TestClient, container: Container, customer: Actor, kind: str
 ) -> None:
     own = customer.headers["Authorization"].removeprefix("Bearer ")
-    token = BAD_TOKENS[kind](container.signing_key, own)
+    token = BAD_TOKENS[kind](container.signing_key.root_secret, own)
 
     me = client.get(f"{API}/me", headers=_bearer(token))
     write = client.post(f"{API}/products", headers=_bearer(token), json=product("FORGED"))
@@ -320,7 +320,9 @@ def test_a_well_signed_token_is_accepted_and_its_role_claim_means_nothing(
     # The control for the forgeries above: the same claims, properly signed, do work. A role
     # claim in it is ignored: the role is the account's, read on every request.
     own = customer.headers["Authorization"].removeprefix("Bearer ")
-    token = jwt.encode(_claims(own, role="admin"), container.signing_key, algorithm="HS256")
+    token = jwt.encode(
+        _claims(own, role="admin"), container.signing_key.root_secret, algorithm="HS256"
+    )
 
     assert client.get(f"{API}/me", headers=_bearer(token)).json()["email"] == customer.email
     assert_error(client.get(f"{API}/users", headers=_bearer(token)), 403, "forbidden")

@@ -21,6 +21,7 @@ from prometheus_client import REGISTRY
 
 from storekeeper.accounts import devices, security, sessions, users
 from storekeeper.accounts.domain import Principal, Role
+from storekeeper.accounts.keys import Keyring
 from storekeeper.accounts.models import User
 from storekeeper.accounts.schemas import TokenPair
 from storekeeper.bootstrap import Container
@@ -86,7 +87,7 @@ def _person(container: Container, role: Role) -> tuple[User, TokenPair]:
     return user, pair
 
 
-def _reissued(token: str, container: Container, *, key: str | None = None, ttl_s: int) -> str:
+def _reissued(token: str, container: Container, *, key: Keyring | None = None, ttl_s: int) -> str:
     """A token naming the same account and session as ``token``, signed with ``key``."""
     claims = security.decode_token(
         token, key=container.signing_key, expected_types=("access", "device")
@@ -106,7 +107,7 @@ def _device(container: Container, actors: Actors) -> str:
 
 def _tokens(container: Container, actors: Actors) -> dict[str, str]:
     """One token per row of ``ROWS``, each in the state its name says."""
-    other_key = "another-secret-key-that-is-long-enough-for-hs256-987654321"
+    other_key = Keyring("another-secret-key-that-is-long-enough-for-hs256-987654321")
     _, clerk = _person(container, Role.CLERK)
     _, device = _sensor_and_token(container, actors)
     logged_out_user, logged_out = _person(container, Role.CLERK)

@@ -22,6 +22,7 @@ import pytest
 from sqlalchemy import func, select
 
 from storekeeper.accounts.domain import Role
+from storekeeper.accounts.keys import Keyring
 from storekeeper.accounts.security import issue_service_token
 from storekeeper.bootstrap import Container
 from storekeeper.config import Settings
@@ -150,7 +151,9 @@ def test_each_process_serves_only_its_contexts(split: Split, settings: Settings)
     )
     assert r.status_code == 403, r.text
     # A service token opens the reservation API and nothing else.
-    service = {"Authorization": f"Bearer {issue_service_token(key=settings.signing_key())}"}
+    service = {
+        "Authorization": f"Bearer {issue_service_token(key=Keyring(settings.signing_key()))}"
+    }
     r = httpx.post(
         f"{split.inventory.url}{API}/stock/reservations",
         headers=service,
