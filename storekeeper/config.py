@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     mqtt_client_id: str = ""  # empty: <broker_prefix>-telemetry-<hostname>-<deployment hash>
     mqtt_connections: int = Field(default=4, ge=1, le=64)
     alert_grace_s: int = 300
+    # A monitored sensor (one with a temperature range) with no reading for this long raises a
+    # ``sensor.silent`` alert; its next reading clears it (docs/telemetry.md).
+    sensor_silent_s: int = Field(default=900, ge=60)
     # The console dashboard lists stock rows with at most this many units available. One number
     # for every product until issue 16 brings per-product reorder points, which replace it.
     low_stock_units: int = Field(default=5, ge=0)

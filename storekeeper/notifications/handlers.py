@@ -100,9 +100,10 @@ def alert_context(event: AlertRaised) -> dict[str, Any]:
 def alert_mail(session: Session, event: AlertRaised) -> None:
     """Tell every manager and admin about a cold-chain alert (one mail each)."""
     context = alert_context(event)
+    template = "sensor_silent" if event.kind == "sensor.silent" else "alert_raised"
     for to in accounts_users.staff_emails(session):
         key = f"{event.alert_id}:{to}"
-        _queue_mail(session, "alert_raised", to=to, key=key, context=context)
+        _queue_mail(session, template, to=to, key=key, context=context)
 
 
 def send_mail(args: dict[str, Any], *, mailer: Mailer) -> None:

@@ -7,6 +7,7 @@ an alert exists if and only if its event does.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -91,6 +92,65 @@ def _clear(session: Session, sensor: Any, alert_id: int, transition: Transition)
             room=sensor.room,
             temp_c=transition.temp_c,
             cleared_at=transition.ts.isoformat(),
+        ),
+    )
+
+
+SILENT = "sensor.silent"
+
+
+def raise_silent(session: Session, sensor: Any, allowed: TempRange) -> int:
+    """Raise ``sensor``'s ``sensor.silent`` alert (its last reading is ``sensor.last_ts``)."""
+    started_at = sensor.last_ts
+    alert = Alert(
+        sensor_id=sensor.id,
+        warehouse_code=sensor.warehouse_code,
+        room=sensor.room,
+        status="open",
+        kind=SILENT,
+        min_temp_c=allowed.low,
+        max_temp_c=allowed.high,
+        temp_c=None,
+        started_at=started_at,
+        raised_at=utcnow(),
+    )
+    session.add(alert)
+    session.flush()
+    outbox.record(
+        session,
+        AlertRaised(
+            alert_id=alert.id,
+            sensor=sensor.id,
+            warehouse=sensor.warehouse_code,
+            room=sensor.room,
+            min_temp_c=allowed.low,
+            max_temp_c=allowed.high,
+            temp_c=None,
+            started_at=started_at.isoformat(),
+            kind=SILENT,
+        ),
+    )
+    return alert.id
+
+
+def clear_silent(session: Session, sensor: Any, *, ts: datetime, temp_c: float) -> None:
+    """Clear ``sensor``'s open ``sensor.silent`` alert: a reading (at ``ts``) came back."""
+    alert = session.get(Alert, sensor.silent_alert_id)
+    if alert is None or alert.status == "cleared":
+        return
+    alert.status = "cleared"
+    alert.cleared_at = ts
+    session.flush()
+    outbox.record(
+        session,
+        AlertCleared(
+            alert_id=alert.id,
+            sensor=sensor.id,
+            warehouse=sensor.warehouse_code,
+            room=sensor.room,
+            temp_c=temp_c,
+            cleared_at=ts.isoformat(),
+            kind=SILENT,
         ),
     )
 

@@ -66,7 +66,8 @@ def _alert_read(alert: Alert) -> AlertRead:
         sensor=alert.sensor_id,
         warehouse=alert.warehouse_code,
         room=alert.room,
-        status=alert.status,  # the table's CHECK keeps it to the three statuses
+        status=alert.status,  # the table's CHECKs keep status and kind to the known ones
+        kind=alert.kind,
         min_temp_c=alert.min_temp_c,
         max_temp_c=alert.max_temp_c,
         temp_c=alert.temp_c,

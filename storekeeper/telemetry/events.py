@@ -8,7 +8,9 @@ from typing import ClassVar
 
 @dataclass(frozen=True, slots=True)
 class AlertRaised:
-    """A sensor stayed outside its effective range longer than the grace period."""
+    """A sensor stayed outside its effective range longer than the grace period
+    (``kind`` ``temperature``), or a monitored sensor went silent (``sensor.silent``:
+    no ``temp_c``, ``started_at`` is its last reading)."""
 
     type: ClassVar[str] = "alert.raised"
     aggregate_type: ClassVar[str] = "alert"
@@ -19,8 +21,9 @@ class AlertRaised:
     room: str
     min_temp_c: float | None
     max_temp_c: float | None
-    temp_c: float
+    temp_c: float | None
     started_at: str  # ISO 8601, UTC
+    kind: str = "temperature"  # a default: events stored before kinds existed decode
 
     @property
     def aggregate_id(self) -> str:
@@ -30,7 +33,8 @@ class AlertRaised:
 
 @dataclass(frozen=True, slots=True)
 class AlertCleared:
-    """The sensor of an alert reported a reading back inside its range."""
+    """The sensor of an alert reported a reading back inside its range (or, for a
+    ``sensor.silent`` alert, reported again at all)."""
 
     type: ClassVar[str] = "alert.cleared"
     aggregate_type: ClassVar[str] = "alert"
@@ -41,6 +45,7 @@ class AlertCleared:
     room: str
     temp_c: float
     cleared_at: str  # ISO 8601, UTC: the timestamp of the reading back in range
+    kind: str = "temperature"
 
     @property
     def aggregate_id(self) -> str:

@@ -42,6 +42,9 @@ class Sensor(Base):
     last_ts: Mapped[datetime | None] = mapped_column(default=None)
     excursion_started_at: Mapped[datetime | None] = mapped_column(default=None)
     open_alert_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    # The open ``sensor.silent`` alert (no reading for STOREKEEPER_SENSOR_SILENT_S), if any:
+    # raised by the silence sweeper, cleared by the next reading.
+    silent_alert_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
     # Readings stored so far. Kept here, not in telemetry_sensor_stat: the row is updated with
     # every batch anyway (its alert state), so the common outcome costs no extra write.
     stored_count: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
@@ -86,11 +89,13 @@ class MinuteAggregate(Base):
 
 
 class Alert(Base):
-    """A breach of a sensor's effective range that lasted longer than the grace period."""
+    """A breach of a sensor's effective range that lasted longer than the grace period
+    (``temperature``), or a monitored sensor that stopped reporting (``sensor.silent``)."""
 
     __tablename__ = "telemetry_alert"
     __table_args__ = (
         CheckConstraint("status IN ('open', 'acknowledged', 'cleared')", name="status_known"),
+        CheckConstraint("kind IN ('temperature', 'sensor.silent')", name="kind_known"),
         Index("ix_telemetry_alert_status", "status", "id"),
         Index("ix_telemetry_alert_warehouse", "warehouse_code", "status", "id"),
     )
@@ -100,9 +105,13 @@ class Alert(Base):
     warehouse_code: Mapped[str] = mapped_column(String(32))
     room: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), default="open", server_default="open")
+    kind: Mapped[str] = mapped_column(
+        String(16), default="temperature", server_default="temperature"
+    )
     min_temp_c: Mapped[float | None] = mapped_column(Float)
     max_temp_c: Mapped[float | None] = mapped_column(Float)
-    temp_c: Mapped[float] = mapped_column(Float)
+    # The reading that raised a temperature alert; None for a silent sensor.
+    temp_c: Mapped[float | None] = mapped_column(Float)
     started_at: Mapped[datetime]
     raised_at: Mapped[datetime] = mapped_column(default=utcnow)
     acknowledged_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -126,9 +126,13 @@ class AlertRead(BaseModel):
     warehouse: str
     room: str
     status: AlertStatus
+    kind: Literal["temperature", "sensor.silent"] = Field(
+        description="temperature: out of range past the grace period; sensor.silent: a "
+        "monitored sensor sent nothing for STOREKEEPER_SENSOR_SILENT_S"
+    )
     min_temp_c: float | None
     max_temp_c: float | None
-    temp_c: float
+    temp_c: float | None = Field(description="the reading that raised it; null when silent")
     started_at: datetime
     raised_at: datetime
     acknowledged_at: datetime | None

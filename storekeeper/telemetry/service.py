@@ -28,7 +28,7 @@ from storekeeper.inventory import warehouses as inventory_warehouses
 from storekeeper.inventory.warehouses import UnknownWarehouse
 from storekeeper.observability import metrics
 from storekeeper.telemetry import domain
-from storekeeper.telemetry.alerts import apply_transitions
+from storekeeper.telemetry.alerts import apply_transitions, clear_silent
 from storekeeper.telemetry.domain import Excursion, TempRange
 from storekeeper.telemetry.models import Sensor, SensorStat
 from storekeeper.telemetry.readings import ReadingIn, Transport, Verdict
@@ -149,6 +149,7 @@ _LOCK_SENSORS = (
         _sensor.c.last_ts,
         _sensor.c.excursion_started_at,
         _sensor.c.open_alert_id,
+        _sensor.c.silent_alert_id,
     )
     .where(_sensor.c.id.in_(bindparam("ids", expanding=True)))
     .order_by(_sensor.c.id)
@@ -160,6 +161,7 @@ _SAVE_STATE = (
         last_ts=bindparam("b_last_ts"),
         excursion_started_at=bindparam("b_started_at"),
         open_alert_id=bindparam("b_alert_id"),
+        silent_alert_id=bindparam("b_silent_id"),
         stored_count=_sensor.c.stored_count + bindparam("b_stored"),
     )
 )
@@ -310,12 +312,17 @@ def _evaluate(
         )
         alert_id = apply_transitions(session, row, allowed, transitions)
         made += ["raised" if t.raise_ else "cleared" for t in transitions]
+        if row.silent_alert_id is not None:  # it speaks again: its silence alert clears
+            ts, temp_c = min(by_sensor[sensor_id])
+            clear_silent(session, row, ts=ts, temp_c=temp_c)
+            made.append("cleared")
         changes.append(
             {
                 "b_id": sensor_id,
                 "b_last_ts": after.last_ts,
                 "b_started_at": after.started_at,
                 "b_alert_id": alert_id,
+                "b_silent_id": None,
                 "b_stored": len(by_sensor[sensor_id]),
             }
         )

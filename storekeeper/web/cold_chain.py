@@ -190,6 +190,7 @@ def alerts_csv(principal: Viewer, db: DatabaseDep, status: StatusQuery = None) -
                     a.raised_at.isoformat(),
                     a.acknowledged_at.isoformat() if a.acknowledged_at else "",
                     a.cleared_at.isoformat() if a.cleared_at else "",
+                    a.kind,
                 ]
                 for a in found
             ]
@@ -209,6 +210,7 @@ def alerts_csv(principal: Viewer, db: DatabaseDep, status: StatusQuery = None) -
         "raised_at",
         "acknowledged_at",
         "cleared_at",
+        "kind",
     ]
     return csv_response(f"alerts{'-' + status if status else ''}.csv", header, rows[:CSV_LIMIT])
 

@@ -76,6 +76,7 @@ def test_an_excursion_raises_exactly_one_alert_after_the_grace_and_clears(
             "max_temp_c": 8.0,
             "temp_c": 10.0,
             "started_at": (T0 + timedelta(seconds=10)).isoformat(),
+            "kind": "temperature",
         }
     ]
     assert metrics.ALERTS.labels("raised")._value.get() == raised_before + 1
