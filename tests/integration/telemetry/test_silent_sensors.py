@@ -16,6 +16,7 @@ from storekeeper.telemetry import alerts, handlers
 from storekeeper.telemetry.events import AlertRaised
 from storekeeper.telemetry.models import Alert
 from tests.conftest import Actor
+from tests.console_support import sign_in
 from tests.e2e.api_support import API
 from tests.integration.telemetry.support import add_sensors, device, reading
 
@@ -71,6 +72,11 @@ def test_a_quiet_monitored_sensor_raises_one_silent_alert_that_its_next_reading_
     assert event["kind"] == "sensor.silent" and event["temp_c"] is None
     shown = client.get(f"{API}/alerts", headers=manager.headers).json()
     assert [(a["kind"], a["temp_c"]) for a in shown] == [("sensor.silent", None)]
+    # The console says "silent" where a temperature would be: on the dashboard and the alerts.
+    browser = sign_in(client.app, manager)  # type: ignore[arg-type]
+    for page in ("/", "/cold-chain"):
+        answer = browser.get(page)
+        assert answer.status_code == 200 and "silent" in answer.text, page
 
     back = datetime.now(UTC).replace(microsecond=0)
     _send(container, "cold", back, temp_c=5.5)
