@@ -110,6 +110,10 @@ class Settings(BaseSettings):
     payment_breaker_failures: int = Field(default=5, ge=1)
     payment_breaker_reset_s: float = Field(default=30.0, gt=0)
     payment_deadline_s: float = Field(default=120.0, ge=1)
+    # With a remote inventory (STOREKEEPER_INVENTORY_URL): an order's reservation still held
+    # after this long, whose order never committed (its process was killed in between), is
+    # released by ordering's sweeper (docs/scaling.md).
+    reservation_grace_s: float = Field(default=300.0, ge=1)
     mail_from: str = "Storekeeper <storekeeper@localhost>"
     job_max_attempts: int = Field(default=8, ge=1)
     job_threads: int = Field(default=2, ge=1, le=64)

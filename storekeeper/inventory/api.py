@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, status
+from fastapi import APIRouter, Depends, Path, Query, status
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
@@ -12,6 +13,8 @@ from storekeeper.accounts import policy
 from storekeeper.accounts.domain import STAFF, STOCK_HANDLERS, Principal
 from storekeeper.api.deps import SERVICE, CurrentUser, DatabaseDep, ServiceOrStaff, require
 from storekeeper.api.errors import ErrorBody, error_body, responses
+from storekeeper.db import utcnow
+from storekeeper.errors import PermissionDenied
 from storekeeper.inventory import ledger, levels, reservations, warehouses
 from storekeeper.inventory.domain import Point, merge_lines
 from storekeeper.inventory.models import Warehouse
@@ -27,6 +30,7 @@ from storekeeper.inventory.schemas import (
     ReservationCreate,
     ReservationRead,
     SettledRead,
+    StaleRefsRead,
     StockRead,
     TransferCreate,
     TransferRead,
@@ -225,6 +229,28 @@ def reserve(body: ReservationCreate, who: ServiceOrStaff, db: DatabaseDep) -> JS
         read.model_dump(mode="json"),
         status_code=status.HTTP_200_OK if replayed else status.HTTP_201_CREATED,
     )
+
+
+@router.get(
+    "/stock/reservations/stale",
+    response_model=StaleRefsRead,
+    responses=responses(401, 403, 422),
+)
+def stale_reservations(
+    who: ServiceOrStaff,
+    db: DatabaseDep,
+    older_than_s: Annotated[float, Query(ge=0, le=365 * 24 * 3600)] = 300,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> StaleRefsRead:
+    """Orders' references (``order:<id>``) still holding stock reserved more than
+    ``older_than_s`` ago, oldest first. For the ordering service (``serve --only``), whose
+    sweeper releases those whose order never committed."""
+    if who is not SERVICE:
+        raise PermissionDenied("only the ordering service asks for orders' reservations")
+    created_before = utcnow() - timedelta(seconds=older_than_s)
+    with db.reading() as session:
+        refs = reservations.stale_order_refs(session, created_before=created_before, limit=limit)
+    return StaleRefsRead(refs=refs)
 
 
 ReservationRefPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")]

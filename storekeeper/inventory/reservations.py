@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import uuid
 from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime
 from typing import cast
 
 from sqlalchemy import Table, bindparam, func, insert, select, update
@@ -290,3 +291,21 @@ def _lock_ref(session: Session, ref: str) -> None:
     """
     if session.get_bind().dialect.name == "postgresql":
         session.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(ref, 0))))
+
+
+def stale_order_refs(session: Session, *, created_before: datetime, limit: int = 100) -> list[str]:
+    """Orders' references (``order:<id>``) still holding stock reserved before
+    ``created_before``, oldest first: ordering's sweeper asks which of them have no order."""
+    first = func.min(Reservation.created_at)
+    query = (
+        select(Reservation.ref)
+        .where(
+            Reservation.status == "active",
+            Reservation.ref.like("order:%"),
+            Reservation.created_at < created_before,
+        )
+        .group_by(Reservation.ref)
+        .order_by(first, Reservation.ref)
+        .limit(limit)
+    )
+    return list(session.scalars(query))

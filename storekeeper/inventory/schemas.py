@@ -217,6 +217,12 @@ class ReservationRead(BaseModel):
     replayed: bool = False
 
 
+class StaleRefsRead(BaseModel):
+    """Orders' reservation references held for longer than asked (ordering's orphan sweep)."""
+
+    refs: list[str]
+
+
 class SettledRead(BaseModel):
     """Units a release gave back, or a fulfilment shipped (0 when already settled)."""
 

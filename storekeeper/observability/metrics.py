@@ -25,6 +25,10 @@ ORDERS = Counter("storekeeper_orders_total", "Orders reaching a status, by statu
 RESERVATIONS = Counter(
     "storekeeper_reservations_total", "Stock reservations made, by outcome.", ["outcome"]
 )
+ORPHAN_RESERVATIONS = Counter(
+    "storekeeper_orphan_reservations_released_total",
+    "Remote reservations released because their order never committed.",
+)
 STOCK_MOVEMENTS = Counter(
     "storekeeper_stock_movements_total", "Stock movements recorded, by reason.", ["reason"]
 )

@@ -1,10 +1,10 @@
 """What the ordering context runs in the background: the payment saga's jobs and sweeper, and
-the jobs that settle a remote inventory's reservations."""
+the jobs and sweeper that settle a remote inventory's reservations."""
 
 from __future__ import annotations
 
 from storekeeper.config import Settings
-from storekeeper.ordering import saga, service, stock
+from storekeeper.ordering import orphans, saga, service, stock
 from storekeeper.tasks.registry import Registry
 
 
@@ -20,4 +20,9 @@ def register(registry: Registry, *, settings: Settings) -> None:
         # Often enough that an order never waits much past its deadline.
         max(0.5, min(5.0, settings.payment_deadline_s / 4)),
         saga.sweep_stale_payments,
+    )
+    registry.every(
+        "ordering.sweep_orphan_reservations",
+        max(1.0, min(60.0, settings.reservation_grace_s / 4)),
+        orphans.sweep_orphan_reservations,
     )

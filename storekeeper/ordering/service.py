@@ -243,6 +243,13 @@ def get_for_update(session: Session, *, order_id: uuid.UUID) -> Order:
     return order
 
 
+def existing_ids(session: Session, *, order_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+    """Which of ``order_ids`` are orders."""
+    if not order_ids:
+        return set()
+    return set(session.scalars(select(Order.id).where(Order.id.in_(order_ids))))
+
+
 def get_or_raise(session: Session, *, order_id: uuid.UUID) -> Order:
     """The order with ``order_id``."""
     order = session.get(Order, order_id)

@@ -12,7 +12,8 @@ and the order flow becomes a small saga over its reservation API (``/stock/reser
   happens if and only if the order change commits, retried until inventory answers.
 
 A process killed between a remote reservation and its order's commit leaves a reservation with
-no order (``order:<id>`` with an unknown id): listed in docs/scaling.md as a known gap.
+no order (``order:<id>`` with an unknown id): ``sweep_orphan_reservations`` releases it once it
+is older than ``STOREKEEPER_RESERVATION_GRACE_S`` (``orphans``).
 """
 
 from __future__ import annotations
@@ -60,6 +61,9 @@ class InventoryPort(Protocol):
     def fulfil_now(self, ref: str, actor_id: str | None) -> None:
         """Turn what ``ref`` holds into sales, now (a job)."""
 
+    def stale_refs(self, *, older_than_s: float) -> list[str]:
+        """Orders' references holding stock for longer than ``older_than_s``, oldest first."""
+
     def close(self) -> None:
         """Release connections."""
 
@@ -88,6 +92,10 @@ class LocalInventory:
     def fulfil_now(self, ref: str, actor_id: str | None) -> None:
         with self._db.transaction() as session:
             inventory_reservations.fulfil(session, ref=ref, actor_id=actor_id)
+
+    def stale_refs(self, *, older_than_s: float) -> list[str]:
+        # A reservation commits in its order's transaction here: none can be orphaned.
+        return []
 
     def close(self) -> None:
         pass
@@ -126,6 +134,12 @@ class RemoteInventory:
 
     def fulfil_now(self, ref: str, actor_id: str | None) -> None:
         self._settle(ref, "fulfil", {"actor_id": actor_id})
+
+    def stale_refs(self, *, older_than_s: float) -> list[str]:
+        answer = self._call(
+            "GET", "/stock/reservations/stale", params={"older_than_s": older_than_s}
+        )
+        return [str(ref) for ref in answer["refs"]]
 
     def close(self) -> None:
         self._http.close()

@@ -27,7 +27,9 @@ from storekeeper.accounts.security import issue_service_token
 from storekeeper.bootstrap import Container
 from storekeeper.config import Settings
 from storekeeper.inventory import levels as inventory_levels
+from storekeeper.ordering import orphans
 from storekeeper.ordering.models import Order
+from storekeeper.ordering.stock import RemoteInventory
 from tests.conftest import Actor, Actors, env_for
 from tests.payment_sim import storekeeper_script
 from tests.processes import free_port, stop, wait_healthy
@@ -245,3 +247,48 @@ def test_with_inventory_down_an_order_is_refused_and_leaves_nothing(
     r = _order(split.ordering.url, split.customer)
     assert r.status_code == 201, r.text
     assert _milk(split) == {"on_hand": 10, "reserved": 1}
+
+
+def test_a_reservation_whose_order_never_committed_is_released_by_the_sweeper(
+    split: Split, settings: Settings, container: Container
+) -> None:
+    kept = _order(split.ordering.url, split.customer, 2)
+    assert kept.status_code == 201, kept.text
+    # What an ordering process killed between reserving and committing leaves behind: stock
+    # held under an order reference that no order has.
+    service = {
+        "Authorization": f"Bearer {issue_service_token(key=Keyring(settings.signing_key()))}"
+    }
+    orphan = f"order:{uuid.uuid4()}"
+    r = httpx.post(
+        f"{split.inventory.url}{API}/stock/reservations",
+        headers=service,
+        json={"ref": orphan, "lines": [{"sku": "MILK", "qty": 3}]},
+    )
+    assert r.status_code == 201, r.text
+    assert _milk(split) == {"on_hand": 10, "reserved": 5}
+    # The list is for the ordering service only.
+    r = httpx.get(
+        f"{split.inventory.url}{API}/stock/reservations/stale", headers=split.manager.headers
+    )
+    assert r.status_code == 403, r.text
+
+    quick = Settings.model_validate({**settings.model_dump(), "reservation_grace_s": 1})
+    remote = RemoteInventory(split.inventory.url, signing_key=Keyring(settings.signing_key()))
+    try:
+        # Younger than the grace: an order may still be committing it, nothing is touched.
+        orphans.sweep_orphan_reservations(db=container.db, inventory=remote, settings=settings)
+        assert _milk(split) == {"on_hand": 10, "reserved": 5}
+        time.sleep(1.2)
+        orphans.sweep_orphan_reservations(db=container.db, inventory=remote, settings=quick)
+    finally:
+        remote.close()
+
+    # The orphan's 3 are back; the committed order still holds its 2.
+    assert _milk(split) == {"on_hand": 10, "reserved": 2}
+    r = httpx.get(
+        f"{split.inventory.url}{API}/stock/reservations/stale",
+        headers=service,
+        params={"older_than_s": 0},
+    )
+    assert r.json()["refs"] == [f"order:{kept.json()['id']}"]
