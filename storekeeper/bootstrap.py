@@ -23,6 +23,7 @@ from storekeeper.accounts.keys import Keyring
 from storekeeper.config import Settings
 from storekeeper.db import Database
 from storekeeper.events.relay import Consumers
+from storekeeper.inventory import handlers as inventory_handlers
 from storekeeper.notifications import handlers as notifications
 from storekeeper.notifications.mail import Mailer, mailer_from_settings
 from storekeeper.ordering import handlers as ordering
@@ -175,6 +176,7 @@ def bootstrap(
         periodic=container.periodic,
     )
     # Each context subscribes its event consumers, job functions and sweepers.
+    inventory_handlers.register(registry)
     ordering.register(registry, settings=settings)
     notifications.register(registry)
     telemetry.register(registry)

@@ -150,12 +150,15 @@ class InventoryClient:
         *,
         ship_to: tuple[float, float] | None = None,
         warehouses: Collection[str] = (),
+        ttl_s: int = 0,
     ) -> Reservation:
-        """Reserve ``lines`` (SKU → units) under ``ref``, all or nothing; safe to retry."""
+        """Reserve ``lines`` (SKU → units) under ``ref``, all or nothing; safe to retry.
+        With ``ttl_s`` the server releases it that many seconds later if still held."""
         request = pb.ReserveRequest(
             ref=ref,
             lines=[pb.Line(sku=sku, qty=qty) for sku, qty in lines.items()],
             warehouses=list(warehouses),
+            ttl_s=ttl_s,
         )
         if ship_to is not None:
             request.ship_to.CopyFrom(pb.Point(lat=ship_to[0], lon=ship_to[1]))

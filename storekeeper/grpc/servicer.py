@@ -20,6 +20,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime, timedelta
 
 import grpc
 from pydantic import TypeAdapter, ValidationError
@@ -28,7 +29,7 @@ from storekeeper.accounts import policy, security
 from storekeeper.accounts.authentication import Authenticator
 from storekeeper.accounts.domain import DEVICES, STOCK_HANDLERS, Principal, Role
 from storekeeper.catalog.schemas import Sku
-from storekeeper.db import Database
+from storekeeper.db import Database, utcnow
 from storekeeper.errors import InvalidRequest, PermissionDenied
 from storekeeper.grpc import watch
 from storekeeper.grpc.auth import authenticate, bearer_token
@@ -38,7 +39,7 @@ from storekeeper.grpc.interceptors import Overloaded
 from storekeeper.inventory import levels as inventory_levels
 from storekeeper.inventory import reservations as inventory_reservations
 from storekeeper.inventory.domain import Allocation, Point, merge_lines
-from storekeeper.inventory.schemas import WarehouseCode
+from storekeeper.inventory.schemas import MAX_RESERVATION_TTL_S, WarehouseCode
 
 REF_PREFIX = inventory_reservations.RefCaller.GRPC.value
 MAX_LINES = 100  # as POST /orders
@@ -114,6 +115,7 @@ class InventoryService(InventoryServicer):
         ship_to = _valid_point(request.ship_to) if request.HasField("ship_to") else None
         requested = [_valid(_WAREHOUSE, code, "warehouses") for code in request.warehouses]
         within = _clerk_warehouses(who, requested)
+        expires_at = _expiry(request.ttl_s)
         stored_ref = inventory_reservations.filed_ref(ref, caller=_GRPC)
         with self._db.transaction() as session:
             allocations, replayed = inventory_reservations.reserve_listed(
@@ -123,6 +125,7 @@ class InventoryService(InventoryServicer):
                 ship_to=ship_to,
                 warehouses=requested,
                 within=within,
+                expires_at=expires_at,
             )
             if replayed:  # a clerk replays only what is held at their warehouses
                 policy.ensure_warehouses(who, {alloc.warehouse for alloc in allocations})
@@ -245,6 +248,18 @@ def _valid_ref(ref: str) -> str:
             "ref: 1-120 characters of letters, digits and . _ : / -", code="invalid_argument"
         )
     return ref
+
+
+def _expiry(ttl_s: int) -> datetime | None:
+    """When a reservation asked with ``ttl_s`` expires (0: never)."""
+    if ttl_s == 0:
+        return None
+    if ttl_s > MAX_RESERVATION_TTL_S:
+        raise InvalidRequest(
+            f"ttl_s: at most {MAX_RESERVATION_TTL_S} seconds (0: no expiry)",
+            code="invalid_argument",
+        )
+    return utcnow() + timedelta(seconds=ttl_s)
 
 
 def _valid_lines(lines: Sequence[pb.Line]) -> dict[str, int]:

@@ -211,7 +211,8 @@ def get_stock(
 def reserve(body: ReservationCreate, who: ServiceOrStaff, db: DatabaseDep) -> JSONResponse:
     """Set stock aside under ``ref`` from the nearest warehouses, all lines or none.
 
-    Idempotent by ``ref``: the same call again answers 200 with the same allocations; the
+    With ``ttl_s`` the reservation is released by itself that many seconds later if still held
+    (a cart). Idempotent by ``ref``: the same call again answers 200 with the same allocations; the
     same ``ref`` with other lines is 409 ``ref_in_use``. Managers, admins and other
     Storekeeper services (``serve --only``) call it; an order reserves through ``POST /orders``.
     A person's references are their own (``http:`` namespace): only the ordering service's
@@ -219,9 +220,10 @@ def reserve(body: ReservationCreate, who: ServiceOrStaff, db: DatabaseDep) -> JS
     """
     wanted = merge_lines([(line.sku, line.qty) for line in body.lines])
     ship_to = Point(body.ship_to.lat, body.ship_to.lon) if body.ship_to else None
+    expires_at = utcnow() + timedelta(seconds=body.ttl_s) if body.ttl_s else None
     with db.transaction() as session:
         allocations, replayed = reservations.reserve_listed(
-            session, ref=_filed(body.ref, who), lines=wanted, ship_to=ship_to
+            session, ref=_filed(body.ref, who), lines=wanted, ship_to=ship_to, expires_at=expires_at
         )
     held = [AllocationRead(sku=a.sku, warehouse=a.warehouse, qty=a.qty) for a in allocations]
     read = ReservationRead(ref=body.ref, allocations=held, replayed=replayed)

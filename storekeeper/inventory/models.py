@@ -83,6 +83,7 @@ class Reservation(Base):
     __table_args__ = (
         CheckConstraint("qty > 0", name="qty_positive"),
         Index("ix_inventory_reservation_ref", "ref"),
+        Index("ix_inventory_reservation_expiry", "status", "expires_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -93,3 +94,6 @@ class Reservation(Base):
     status: Mapped[str] = mapped_column(String(16), default="active")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # A reservation asked with a time-to-live (gRPC ``ttl_s``, HTTP ``ttl_s``) is released by
+    # the expiry sweeper after this if still held; None: held until released or fulfilled.
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)

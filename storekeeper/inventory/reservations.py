@@ -96,6 +96,7 @@ def reserve(
     lines: Mapping[str, int],
     ship_to: Point | None,
     warehouses: Collection[str] | None = None,
+    expires_at: datetime | None = None,
 ) -> list[Allocation]:
     """Set stock aside for ``ref`` from the nearest warehouses that can serve, or raise.
 
@@ -104,6 +105,7 @@ def reserve(
     unit. SQLite has no row locks; there the write transaction itself is exclusive. The
     statements are built once (at import): this is the hottest write path (bench W2).
     ``warehouses`` limits the choice to those warehouses (a clerk reserving over gRPC).
+    ``expires_at``: released by ``release_expired`` after then if still held.
     """
     if any(qty <= 0 for qty in lines.values()):
         raise InvalidRequest("reserved quantities must be positive", code="invalid_quantity")
@@ -145,6 +147,7 @@ def reserve(
                 "status": "active",
                 "created_at": now,
                 "updated_at": now,
+                "expires_at": expires_at,
             }
             for a in allocations
         ],
@@ -239,6 +242,7 @@ def reserve_once(
     lines: Mapping[str, int],
     ship_to: Point | None,
     warehouses: Collection[str] | None = None,
+    expires_at: datetime | None = None,
 ) -> tuple[list[Allocation], bool]:
     """``reserve``, idempotent by ``ref``: the same call again answers the same allocations.
 
@@ -249,7 +253,15 @@ def reserve_once(
     _lock_ref(session, ref)
     existing = reservations_of(session, ref=ref)
     if not existing:
-        return reserve(session, ref=ref, lines=lines, ship_to=ship_to, warehouses=warehouses), False
+        made = reserve(
+            session,
+            ref=ref,
+            lines=lines,
+            ship_to=ship_to,
+            warehouses=warehouses,
+            expires_at=expires_at,
+        )
+        return made, False
     held: dict[str, int] = {}
     for alloc, _ in existing:
         held[alloc.sku] = held.get(alloc.sku, 0) + alloc.qty
@@ -268,6 +280,7 @@ def reserve_listed(
     ship_to: Point | None,
     warehouses: Sequence[str] = (),
     within: Collection[str] | None = None,
+    expires_at: datetime | None = None,
 ) -> tuple[list[Allocation], bool]:
     """``reserve_once`` after checking every SKU is listed and every named warehouse exists.
 
@@ -279,7 +292,9 @@ def reserve_listed(
     for code in warehouses:
         require_warehouse(session, code=code)
     limit = frozenset(warehouses) or within
-    return reserve_once(session, ref=ref, lines=lines, ship_to=ship_to, warehouses=limit)
+    return reserve_once(
+        session, ref=ref, lines=lines, ship_to=ship_to, warehouses=limit, expires_at=expires_at
+    )
 
 
 def _lock_ref(session: Session, ref: str) -> None:
@@ -309,3 +324,20 @@ def stale_order_refs(session: Session, *, created_before: datetime, limit: int =
         .limit(limit)
     )
     return list(session.scalars(query))
+
+
+def release_expired(session: Session, *, now: datetime, limit: int = 100) -> list[str]:
+    """Release the reservations whose time-to-live ran out before ``now`` (at most ``limit``
+    references per call, oldest expiry first); returns their references."""
+    refs = list(
+        session.scalars(
+            select(Reservation.ref)
+            .where(Reservation.status == "active", Reservation.expires_at < now)
+            .group_by(Reservation.ref)
+            .order_by(func.min(Reservation.expires_at), Reservation.ref)
+            .limit(limit)
+        )
+    )
+    for ref in refs:
+        release(session, ref=ref)
+    return refs

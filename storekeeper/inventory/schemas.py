@@ -185,6 +185,10 @@ class Location(BaseModel):
     lon: float = Field(ge=-180, le=180)
 
 
+MAX_RESERVATION_TTL_S = 7 * 24 * 3600
+"""A week: a reservation asked to expire later than that is a hold, not a reservation."""
+
+
 class ReservationCreate(BaseModel):
     """Set stock aside under ``ref`` (an order, a cart, another service's id)."""
 
@@ -199,6 +203,13 @@ class ReservationCreate(BaseModel):
     ref: ReservationRef
     lines: list[LineCreate] = Field(min_length=1, max_length=100)
     ship_to: Location | None = None
+    ttl_s: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_RESERVATION_TTL_S,
+        description="released by itself this many seconds later if still held; unset: held "
+        "until released or fulfilled",
+    )
 
 
 class AllocationRead(BaseModel):

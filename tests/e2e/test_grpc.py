@@ -27,6 +27,7 @@ from storekeeper.grpc import server as grpc_server
 from storekeeper.grpc.client import InventoryClient, InventoryError, StockChange
 from storekeeper.grpc.gen import inventory_pb2 as pb
 from storekeeper.grpc.gen.inventory_pb2_grpc import InventoryStub
+from storekeeper.inventory import handlers as inventory_handlers
 from tests.conftest import Actor, Actors
 from tests.shop import BREMEN, add_product, add_warehouses, stock
 
@@ -334,3 +335,35 @@ def test_every_failure_maps_to_a_status_never_unknown() -> None:
     status, detail, code = interceptors._outcome(RuntimeError("secret internals"))
     assert (status, code) == (grpc.StatusCode.INTERNAL, "internal_error")
     assert "secret" not in detail  # no traceback text leaks to the client
+
+
+@pytest.mark.usefixtures("shop")
+def test_a_reservation_with_a_time_to_live_is_released_by_the_sweeper_once_it_runs_out(
+    inventory: InventoryClient, client: TestClient, manager: Actor, container: Container
+) -> None:
+    inventory.reserve("cart-ttl", {SKU: 2}, ttl_s=1)
+    inventory.reserve("cart-kept", {SKU: 3})
+    r = client.post(
+        "/api/v1/stock/reservations",
+        headers=manager.headers,
+        json={"ref": "http-ttl", "lines": [{"sku": SKU, "qty": 1}], "ttl_s": 1},
+    )
+    assert r.status_code == 201, r.text
+    with fails(grpc.StatusCode.INVALID_ARGUMENT, "invalid_argument"):
+        inventory.reserve("cart-forever", {SKU: 1}, ttl_s=8 * 24 * 3600)
+    r = client.post(
+        "/api/v1/stock/reservations",
+        headers=manager.headers,
+        json={"ref": "http-bad", "lines": [{"sku": SKU, "qty": 1}], "ttl_s": 0},
+    )
+    assert r.status_code == 422, r.text
+    assert stock(client, manager.headers, SKU)["total"]["reserved"] == 6
+
+    inventory_handlers.release_expired(db=container.db)  # not yet run out: nothing released
+    assert stock(client, manager.headers, SKU)["total"]["reserved"] == 6
+    time.sleep(1.2)
+    inventory_handlers.release_expired(db=container.db)
+
+    assert stock(client, manager.headers, SKU)["total"]["reserved"] == 3
+    assert inventory.release("cart-ttl") == 0  # released already: nothing left to give back
+    assert inventory.release("cart-kept") == 3

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(storekeeper/inventory/v1/inventory.proto\x12\x18storekeeper.inventory.v1\"\x1e\n\x0fGetStockRequest\x12\x0b\n\x03sku\x18\x01 \x01(\t\"P\n\x05Level\x12\x11\n\twarehouse\x18\x01 \x01(\t\x12\x0f\n\x07on_hand\x18\x02 \x01(\x03\x12\x10\n\x08reserved\x18\x03 \x01(\x03\x12\x11\n\tavailable\x18\x04 \x01(\x03\"\x7f\n\x05Stock\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x0f\n\x07on_hand\x18\x02 \x01(\x03\x12\x10\n\x08reserved\x18\x03 \x01(\x03\x12\x11\n\tavailable\x18\x04 \x01(\x03\x12\x33\n\nwarehouses\x18\x05 \x03(\x0b\x32\x1f.storekeeper.inventory.v1.Level\" \n\x04Line\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x0b\n\x03qty\x18\x02 \x01(\x03\"!\n\x05Point\x12\x0b\n\x03lat\x18\x01 \x01(\x01\x12\x0b\n\x03lon\x18\x02 \x01(\x01\"\x92\x01\n\x0eReserveRequest\x12\x0b\n\x03ref\x18\x01 \x01(\t\x12-\n\x05lines\x18\x02 \x03(\x0b\x32\x1e.storekeeper.inventory.v1.Line\x12\x30\n\x07ship_to\x18\x03 \x01(\x0b\x32\x1f.storekeeper.inventory.v1.Point\x12\x12\n\nwarehouses\x18\x04 \x03(\t\"9\n\nAllocation\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x11\n\twarehouse\x18\x02 \x01(\t\x12\x0b\n\x03qty\x18\x03 \x01(\x03\"k\n\x0fReserveResponse\x12\x0b\n\x03ref\x18\x01 \x01(\t\x12\x39\n\x0b\x61llocations\x18\x02 \x03(\x0b\x32$.storekeeper.inventory.v1.Allocation\x12\x10\n\x08replayed\x18\x03 \x01(\x08\"\x1d\n\x0eReleaseRequest\x12\x0b\n\x03ref\x18\x01 \x01(\t\"0\n\x0fReleaseResponse\x12\x0b\n\x03ref\x18\x01 \x01(\t\x12\x10\n\x08released\x18\x02 \x01(\x03\"4\n\x11WatchStockRequest\x12\x0c\n\x04skus\x18\x01 \x03(\t\x12\x11\n\twarehouse\x18\x02 \x01(\t\"\x93\x01\n\x0cStockChanged\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x11\n\twarehouse\x18\x02 \x01(\t\x12\x0f\n\x07on_hand\x18\x03 \x01(\x03\x12\x10\n\x08reserved\x18\x04 \x01(\x03\x12\x11\n\tavailable\x18\x05 \x01(\x03\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12\x0b\n\x03ref\x18\x07 \x01(\t\x12\x10\n\x08position\x18\x08 \x01(\x03\x32\x88\x03\n\tInventory\x12V\n\x08GetStock\x12).storekeeper.inventory.v1.GetStockRequest\x1a\x1f.storekeeper.inventory.v1.Stock\x12^\n\x07Reserve\x12(.storekeeper.inventory.v1.ReserveRequest\x1a).storekeeper.inventory.v1.ReserveResponse\x12^\n\x07Release\x12(.storekeeper.inventory.v1.ReleaseRequest\x1a).storekeeper.inventory.v1.ReleaseResponse\x12\x63\n\nWatchStock\x12+.storekeeper.inventory.v1.WatchStockRequest\x1a&.storekeeper.inventory.v1.StockChanged0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(storekeeper/inventory/v1/inventory.proto\x12\x18storekeeper.inventory.v1\"\x1e\n\x0fGetStockRequest\x12\x0b\n\x03sku\x18\x01 \x01(\t\"P\n\x05Level\x12\x11\n\twarehouse\x18\x01 \x01(\t\x12\x0f\n\x07on_hand\x18\x02 \x01(\x03\x12\x10\n\x08reserved\x18\x03 \x01(\x03\x12\x11\n\tavailable\x18\x04 \x01(\x03\"\x7f\n\x05Stock\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x0f\n\x07on_hand\x18\x02 \x01(\x03\x12\x10\n\x08reserved\x18\x03 \x01(\x03\x12\x11\n\tavailable\x18\x04 \x01(\x03\x12\x33\n\nwarehouses\x18\x05 \x03(\x0b\x32\x1f.storekeeper.inventory.v1.Level\" \n\x04Line\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x0b\n\x03qty\x18\x02 \x01(\x03\"!\n\x05Point\x12\x0b\n\x03lat\x18\x01 \x01(\x01\x12\x0b\n\x03lon\x18\x02 \x01(\x01\"\xa1\x01\n\x0eReserveRequest\x12\x0b\n\x03ref\x18\x01 \x01(\t\x12-\n\x05lines\x18\x02 \x03(\x0b\x32\x1e.storekeeper.inventory.v1.Line\x12\x30\n\x07ship_to\x18\x03 \x01(\x0b\x32\x1f.storekeeper.inventory.v1.Point\x12\x12\n\nwarehouses\x18\x04 \x03(\t\x12\r\n\x05ttl_s\x18\x05 \x01(\r\"9\n\nAllocation\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x11\n\twarehouse\x18\x02 \x01(\t\x12\x0b\n\x03qty\x18\x03 \x01(\x03\"k\n\x0fReserveResponse\x12\x0b\n\x03ref\x18\x01 \x01(\t\x12\x39\n\x0b\x61llocations\x18\x02 \x03(\x0b\x32$.storekeeper.inventory.v1.Allocation\x12\x10\n\x08replayed\x18\x03 \x01(\x08\"\x1d\n\x0eReleaseRequest\x12\x0b\n\x03ref\x18\x01 \x01(\t\"0\n\x0fReleaseResponse\x12\x0b\n\x03ref\x18\x01 \x01(\t\x12\x10\n\x08released\x18\x02 \x01(\x03\"4\n\x11WatchStockRequest\x12\x0c\n\x04skus\x18\x01 \x03(\t\x12\x11\n\twarehouse\x18\x02 \x01(\t\"\x93\x01\n\x0cStockChanged\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x11\n\twarehouse\x18\x02 \x01(\t\x12\x0f\n\x07on_hand\x18\x03 \x01(\x03\x12\x10\n\x08reserved\x18\x04 \x01(\x03\x12\x11\n\tavailable\x18\x05 \x01(\x03\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12\x0b\n\x03ref\x18\x07 \x01(\t\x12\x10\n\x08position\x18\x08 \x01(\x03\x32\x88\x03\n\tInventory\x12V\n\x08GetStock\x12).storekeeper.inventory.v1.GetStockRequest\x1a\x1f.storekeeper.inventory.v1.Stock\x12^\n\x07Reserve\x12(.storekeeper.inventory.v1.ReserveRequest\x1a).storekeeper.inventory.v1.ReserveResponse\x12^\n\x07Release\x12(.storekeeper.inventory.v1.ReleaseRequest\x1a).storekeeper.inventory.v1.ReleaseResponse\x12\x63\n\nWatchStock\x12+.storekeeper.inventory.v1.WatchStockRequest\x1a&.storekeeper.inventory.v1.StockChanged0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,19 +42,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_POINT']._serialized_start=347
   _globals['_POINT']._serialized_end=380
   _globals['_RESERVEREQUEST']._serialized_start=383
-  _globals['_RESERVEREQUEST']._serialized_end=529
-  _globals['_ALLOCATION']._serialized_start=531
-  _globals['_ALLOCATION']._serialized_end=588
-  _globals['_RESERVERESPONSE']._serialized_start=590
-  _globals['_RESERVERESPONSE']._serialized_end=697
-  _globals['_RELEASEREQUEST']._serialized_start=699
-  _globals['_RELEASEREQUEST']._serialized_end=728
-  _globals['_RELEASERESPONSE']._serialized_start=730
-  _globals['_RELEASERESPONSE']._serialized_end=778
-  _globals['_WATCHSTOCKREQUEST']._serialized_start=780
-  _globals['_WATCHSTOCKREQUEST']._serialized_end=832
-  _globals['_STOCKCHANGED']._serialized_start=835
-  _globals['_STOCKCHANGED']._serialized_end=982
-  _globals['_INVENTORY']._serialized_start=985
-  _globals['_INVENTORY']._serialized_end=1377
+  _globals['_RESERVEREQUEST']._serialized_end=544
+  _globals['_ALLOCATION']._serialized_start=546
+  _globals['_ALLOCATION']._serialized_end=603
+  _globals['_RESERVERESPONSE']._serialized_start=605
+  _globals['_RESERVERESPONSE']._serialized_end=712
+  _globals['_RELEASEREQUEST']._serialized_start=714
+  _globals['_RELEASEREQUEST']._serialized_end=743
+  _globals['_RELEASERESPONSE']._serialized_start=745
+  _globals['_RELEASERESPONSE']._serialized_end=793
+  _globals['_WATCHSTOCKREQUEST']._serialized_start=795
+  _globals['_WATCHSTOCKREQUEST']._serialized_end=847
+  _globals['_STOCKCHANGED']._serialized_start=850
+  _globals['_STOCKCHANGED']._serialized_end=997
+  _globals['_INVENTORY']._serialized_start=1000
+  _globals['_INVENTORY']._serialized_end=1392
 # @@protoc_insertion_point(module_scope)

@@ -154,8 +154,13 @@ class ReserveRequest(_message.Message):
     LINES_FIELD_NUMBER: _builtins.int
     SHIP_TO_FIELD_NUMBER: _builtins.int
     WAREHOUSES_FIELD_NUMBER: _builtins.int
+    TTL_S_FIELD_NUMBER: _builtins.int
     ref: _builtins.str
     """1-120 characters, chosen by the caller; one reference names one reservation for good."""
+    ttl_s: _builtins.int
+    """Released by itself this many seconds later if still held (1 to 604800); 0: held until
+    released. A replay keeps the first call's expiry.
+    """
     @_builtins.property
     def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___Line]:
         """1-100 lines; a SKU named twice is added up."""
@@ -175,10 +180,11 @@ class ReserveRequest(_message.Message):
         lines: _abc.Iterable[Global___Line] | None = ...,
         ship_to: Global___Point | None = ...,
         warehouses: _abc.Iterable[_builtins.str] | None = ...,
+        ttl_s: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["ship_to", b"ship_to"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["lines", b"lines", "ref", b"ref", "ship_to", b"ship_to", "warehouses", b"warehouses"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lines", b"lines", "ref", b"ref", "ship_to", b"ship_to", "ttl_s", b"ttl_s", "warehouses", b"warehouses"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
