@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from storekeeper import retention
 from storekeeper.accounts import keys
 from storekeeper.accounts.authentication import Authenticator
 from storekeeper.accounts.keys import Keyring
@@ -67,6 +68,7 @@ class Container:
             "telemetry_store": self.telemetry_store,
             "telemetry_ingest": self.ingest,
             "authenticator": self.authenticator,
+            "consumers": self.consumers,
         }
 
     @property
@@ -180,6 +182,7 @@ def bootstrap(
     ordering.register(registry, settings=settings)
     notifications.register(registry)
     telemetry.register(registry)
+    registry.every("retention.prune", settings.prune_every_s, retention.prune_periodically)
     return container
 
 

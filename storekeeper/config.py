@@ -96,6 +96,13 @@ class Settings(BaseSettings):
     refresh_token_ttl_s: int = Field(default=14 * 24 * 3600, ge=60)
     device_token_ttl_s: int = Field(default=365 * 24 * 3600, ge=60)
     password_reset_ttl_s: int = Field(default=30 * 60, ge=60, le=24 * 3600)
+    # Retention (docs/operations.md, "Retention"): how long delivered things are kept. Days may
+    # be fractions (a soak test keeps minutes).
+    sync_retention_days: float = Field(default=30.0, gt=0)
+    job_done_retention_days: float = Field(default=7.0, gt=0)
+    job_failed_retention_days: float = Field(default=30.0, gt=0)
+    idempotency_retention_hours: float = Field(default=48.0, gt=0)
+    prune_every_s: float = Field(default=3600.0, ge=1)
     # How long a process trusts its copy of the signing keys (docs/operations.md, "Rotating
     # the signing keys"): a rotation signs, and a retirement refuses, everywhere within this.
     keys_reload_s: float = Field(default=30.0, gt=0, le=3600)

@@ -52,3 +52,14 @@ class InboxRecord(Base):
     consumer: Mapped[str] = mapped_column(String(64), primary_key=True)
     event_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     processed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RetentionMark(Base):
+    """How far pruning has gone in an ordered log (``retention``): every row it deleted had an
+    order key below ``pruned_below``, so a reader whose position is older must start over."""
+
+    __tablename__ = "events_retention"
+
+    log: Mapped[str] = mapped_column(String(32), primary_key=True)
+    pruned_below: Mapped[int] = mapped_column(BigInteger)
+    pruned_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -100,6 +100,11 @@ class Snapshot:
         """Whether the row with order key ``key`` had committed when this snapshot was taken."""
         return key < self.xmax and key not in self.xip
 
+    def saw_all_below(self, key: int) -> bool:
+        """Whether every row with an order key below ``key`` had committed by this snapshot (a
+        reader there has had them all, so their pruning took nothing from it)."""
+        return key <= self.xmax and all(x >= key for x in self.xip)
+
 
 def snapshot(connection: Connection) -> Snapshot:
     """The outbox's commit state now, to read the feed up to (and later on from)."""
@@ -213,36 +218,3 @@ def read_between(
         if len(rows) < page:
             return
         after = (rows[-1].key, rows[-1].position)
-
-
-def events_of(
-    connection: Connection, *, aggregate_type: str, aggregate_id: str, limit: int = 200
-) -> list[FeedRow]:
-    """The first ``limit`` events of one aggregate, in the order they were recorded (for
-    showing an entity's history); ``ix_events_outbox_aggregate`` serves it."""
-    query = (
-        select(
-            _outbox.c.id.label("key"),
-            _outbox.c.id,
-            _outbox.c.type,
-            _outbox.c.aggregate_type,
-            _outbox.c.aggregate_id,
-            _outbox.c.payload,
-            _outbox.c.occurred_at,
-        )
-        .where(_outbox.c.aggregate_type == aggregate_type, _outbox.c.aggregate_id == aggregate_id)
-        .order_by(_outbox.c.id)
-        .limit(limit)
-    )
-    return [
-        FeedRow(
-            row.key,
-            row.id,
-            row.type,
-            row.aggregate_type,
-            row.aggregate_id,
-            row.payload,
-            as_aware(row.occurred_at),
-        )
-        for row in connection.execute(query)
-    ]

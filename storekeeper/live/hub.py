@@ -23,7 +23,7 @@ from storekeeper.accounts.domain import Principal, Role
 from storekeeper.config import Settings
 from storekeeper.db import Database
 from storekeeper.errors import NotAuthenticated, PermissionDenied
-from storekeeper.events import outbox
+from storekeeper.events import outbox, retention
 from storekeeper.events.outbox import Snapshot
 from storekeeper.events.rows import FeedRow
 from storekeeper.live import domain, feed, positions
@@ -163,6 +163,10 @@ class Hub:
         reset = None if resume is None or start is not None else "unknown position"
         if start is not None and not await self._reached(start.until):
             start, reset = None, "position ahead of the server"
+        if start is not None and not start.since.saw_all_below(
+            await self._db.read(retention.horizon)
+        ):
+            start, reset = None, "position older than the retention horizon"
         upto = self._position
         if self._stopping or upto is None:
             raise Unavailable("the server is shutting down")

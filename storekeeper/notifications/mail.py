@@ -24,6 +24,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import jinja2
 
 from storekeeper.config import Settings
+from storekeeper.events.retention import Pruned
 
 # ISO 4217 minor-unit exponents that differ from the usual 2.
 _EXPONENTS = {
@@ -143,6 +144,27 @@ class FileMailer:
             Path(temp).unlink(missing_ok=True)
             raise
         _fsync_directory(self._directory)
+
+
+def prune_mail_files(directory: Path, *, before: datetime, dry_run: bool = False) -> Pruned:
+    """Delete the ``.eml`` files of ``directory`` written before ``before``: a file there *is*
+    the delivered mail (no SMTP), so it is kept as long as the other delivered things."""
+    cutoff = before.timestamp()
+    pruned = 0
+    oldest: float | None = None
+    for path in directory.glob("*.eml") if directory.is_dir() else ():
+        try:
+            written = path.stat().st_mtime
+            if written < cutoff:
+                if not dry_run:
+                    path.unlink()
+                pruned += 1
+                continue
+        except FileNotFoundError:  # another process pruned it first
+            continue
+        oldest = written if oldest is None else min(oldest, written)
+    kept = datetime.fromtimestamp(oldest, UTC) if oldest is not None else None
+    return Pruned("mail files", pruned, kept)
 
 
 def mailer_from_settings(settings: Settings) -> Mailer:

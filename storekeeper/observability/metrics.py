@@ -39,6 +39,14 @@ SYNC_PULLS = Counter("storekeeper_sync_pulls_total", "Replica pull pages served.
 SYNC_EXCEPTIONS = Counter(
     "storekeeper_sync_exceptions_total", "Offline sales flagged as exceptions."
 )
+PRUNED_ROWS = Counter(
+    "storekeeper_pruned_rows_total", "Rows (or files) deleted by retention, by table.", ["table"]
+)
+OLDEST_RETAINED = Gauge(
+    "storekeeper_oldest_retained_age_seconds",
+    "Age of the oldest row kept in a pruned table, after the last pruning pass.",
+    ["table"],
+)
 OUTBOX_LAG = Gauge(
     "storekeeper_outbox_lag_events",
     "Outbox events written but not yet relayed.",

@@ -11,13 +11,15 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select
+from sqlalchemy import Table, bindparam, func, insert, select
 from sqlalchemy.orm import Session
 
-from storekeeper.db import utcnow
+from storekeeper.db import Database, as_aware, utcnow
 from storekeeper.errors import Conflict
+from storekeeper.events.retention import Pruned, delete_in_batches
 from storekeeper.ordering.models import IdempotencyRecord
 
 _records = cast(Table, IdempotencyRecord.__table__)
@@ -82,3 +84,18 @@ def remember(
             }
         ],
     )
+
+
+def prune(db: Database, *, before: datetime, dry_run: bool = False) -> Pruned:
+    """Forget keys stored before ``before`` (48 hours by default): a replay after that is a
+    new request, as the API documents."""
+    pruned = delete_in_batches(
+        db,
+        _records,
+        where=_records.c.created_at < before,
+        key=[_records.c.user_id, _records.c.key],
+        dry_run=dry_run,
+    )
+    with db.reading() as session:
+        oldest = session.connection().execute(select(func.min(_records.c.created_at))).scalar()
+    return Pruned("ordering_idempotency", pruned, as_aware(oldest))

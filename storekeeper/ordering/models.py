@@ -34,6 +34,10 @@ class Order(Base):
     cancel_reason: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # When it reached each later status (its history; the outbox's events are pruned).
+    confirmed_at: Mapped[datetime | None] = mapped_column(default=None)
+    cancelled_at: Mapped[datetime | None] = mapped_column(default=None)
+    shipped_at: Mapped[datetime | None] = mapped_column(default=None)
 
     lines: Mapped[list[OrderLine]] = relationship(
         back_populates="order",

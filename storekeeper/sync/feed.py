@@ -26,7 +26,7 @@ from storekeeper.accounts.domain import Principal
 from storekeeper.catalog import service as catalog_service
 from storekeeper.db import Database
 from storekeeper.errors import Conflict
-from storekeeper.events import outbox
+from storekeeper.events import outbox, retention
 from storekeeper.events.rows import FeedRow
 from storekeeper.inventory import feed as inventory_feed
 from storekeeper.inventory import warehouses as inventory_warehouses
@@ -40,7 +40,8 @@ FEED_TYPES = ("product.changed", "stock.changed", "sync.edit_lost")
 
 
 class ResyncRequired(Conflict):
-    """The cursor is ahead of the server (a database restored from a backup): start over."""
+    """The cursor is ahead of the server (a database restored from a backup), or older than
+    what the outbox still holds (pruned past the offline window): start over."""
 
     code = "resync_required"
 
@@ -64,6 +65,7 @@ def pull(db: Database, *, principal: Principal, scope: str, since: str | None, l
         else:
             position = cursors.decode(since, scope=scope, db=db.dialect)
             _ensure_not_ahead(position, now)
+            _ensure_not_pruned(position, retention.horizon(connection))
         changes, position, has_more = _page(connection, position, warehouse, now, limit)
     body = {"changes": changes, "cursor": cursors.encode(position), "has_more": has_more}
     metrics.SYNC_PULLS.inc()
@@ -80,6 +82,17 @@ def _ensure_not_ahead(position: Cursor, now: outbox.Snapshot) -> None:
                 "this cursor is ahead of the server (was the database restored?): pull again "
                 "without since"
             )
+
+
+def _ensure_not_pruned(position: Cursor, horizon: int) -> None:
+    # Rows below the horizon may be gone: a cursor whose snapshot had not seen them all could
+    # miss some. (Not ``xmin < horizon``: on PostgreSQL xmin trails behind any long transaction
+    # of the whole server, and up-to-date replicas would be sent back to the start.)
+    if not cursors.unsnap(position.since).saw_all_below(horizon):
+        raise ResyncRequired(
+            "this cursor is older than the server keeps changes for (offline longer than "
+            "STOREKEEPER_SYNC_RETENTION_DAYS): pull again without since"
+        )
 
 
 def _page(
