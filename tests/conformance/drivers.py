@@ -2,11 +2,11 @@
 
 ``ClientDriver`` is what a sync client of docs/sync.md must let a clerk do: sign in to a
 warehouse, sell, receive and count offline (and, for a manager, edit a product), sync, and show
-stock, products, the queue and the server's verdicts. ``PythonDriver`` is ``storekeeper_client.Replica`` on a SQLite file, reaching the
-server through a ``FlakyProxy`` (offline = the proxy refuses connections). ``PwaDriver`` is the
-clerk app at ``/app/`` in Chromium: signed in through its own form, then driven through its own
-``Replica`` module (``/app/replica.js``) on its real IndexedDB store; offline = the browser
-context's network cut.
+stock, products, the queue and the server's verdicts. ``PythonDriver`` is
+``storekeeper_client.Replica`` on a SQLite file, reaching the server through a ``FlakyProxy``
+(offline = the proxy refuses connections). ``PwaDriver`` is the clerk app at ``/app/`` in
+Chromium: signed in through its own form, then driven through its own ``Replica`` module
+(``/app/replica.js``) on its real IndexedDB store; offline = the browser context's network cut.
 
 Both record the raw status the server answered for every pushed mutation (``wire()``): a
 replica shows a ``duplicate`` as the verdict it repeats, so only the wire tells them apart.

@@ -336,9 +336,16 @@ async function showEditState(shown) {
   else if (last.status === "applied") note.textContent = `Your edit was applied: ${fieldsText(last.data.fields ?? {})}`;
   else {
     note.classList.add("lost");
-    const what = last.status === "conflict" ? "Your edit lost to a newer one" : "Your edit was refused";
-    note.textContent = `${what}: ${last.detail.message ?? last.status}`;
+    note.textContent = last.detail.code === "stale_edit" ? lostText(last.detail) : `Your edit was refused: ${last.detail.message ?? last.status}`;
   }
+}
+
+/** A `stale_edit` verdict in words: which fields lost to a later edit, which were applied. @param {import("./store.js").Detail} detail */
+function lostText(detail) {
+  /** @param {unknown} names */
+  const words = (names) => (Array.isArray(names) ? names : []).map((n) => (n === "price_cents" ? "price" : String(n))).join(" and ");
+  const applied = words(detail.applied_fields);
+  return `Your edit of ${words(detail.lost_fields)} lost to a newer one${applied ? `; your ${applied} was applied` : ""}.`;
 }
 
 /** @param {SubmitEvent} event */
