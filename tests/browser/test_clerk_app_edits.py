@@ -80,6 +80,7 @@ def test_a_product_edited_offline_is_shown_pending_and_a_later_edit_wins(
         "Your edit of name lost to a newer one; your price was applied."
     )
     expect(page.locator("#pending")).to_have_text("Nothing waiting.")
+    expect(page.get_by_label("Name", exact=True)).to_have_value("Tea (office)")  # the winner
     app.find("MATE-1")
     app.find("TEA-1")  # the lost edit stays visible on the product
     expect(page.locator("#chosen-edit")).to_contain_text("Your edit of name lost")

@@ -38,8 +38,10 @@ let replica;
 let catalog = [];
 /** @type {Product | null} */
 let chosen = null;
-/** The SKU whose values the edit form holds: a refresh must not overwrite what is typed. */
+/** The SKU whose values the edit form holds, and the values it was filled with: a refresh
+ * (after a sync) updates the form only where nothing was typed over them. */
 let editing = "";
+let filledWith = { name: "", price: "" };
 let syncError = "";
 let syncing = false;
 /** Milliseconds until the next try while the server cannot be reached (0: it can). */
@@ -299,10 +301,12 @@ async function choose(product, focus = false) {
   $("chosen-sku").textContent = shown.sku;
   $("chosen-price").textContent = `Price ${money(shown.price_cents, shown.currency)}`;
   await showEditState(shown);
-  if (editing !== shown.sku) {
+  const untouched = input("edit-name").value === filledWith.name && input("edit-price").value === filledWith.price;
+  if (editing !== shown.sku || untouched) {
     editing = shown.sku;
-    input("edit-name").value = shown.name;
-    input("edit-price").value = money(shown.price_cents);
+    filledWith = { name: shown.name, price: money(shown.price_cents) };
+    input("edit-name").value = filledWith.name;
+    input("edit-price").value = filledWith.price;
     $("edit-price-label").textContent = `Price (${shown.currency})`;
     $("edit-error").textContent = "";
   }
