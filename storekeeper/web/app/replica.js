@@ -35,7 +35,7 @@ const ADJUST_REASONS = ["damage", "correction"];
 /** The fields a replica may edit (docs/sync.md, `product.update`); the app edits name and price. */
 const EDITABLE_FIELDS = ["name", "price_cents", "attributes", "min_temp_c", "max_temp_c"];
 /** Roles the server takes product edits from, online or offline. */
-export const EDITORS = ["manager", "admin"];
+const EDITORS = ["manager", "admin"];
 
 /** The server cannot be reached: everything stays queued. */
 export class Offline extends Error {}
