@@ -39,6 +39,7 @@ SHELL = (
     "replica.js",
     "hlc.js",
     "scan.js",
+    "exceptions.js",
     "manifest.webmanifest",
     "icon.svg",
     "icon-192.png",

@@ -15,7 +15,8 @@ from tests.conftest import Actors, LiveServer
 
 pytestmark = pytest.mark.live
 
-MakeClient = Callable[[], ClientDriver]
+MakeClient = Callable[..., ClientDriver]
+"""``make_client(role=Role.CLERK)``: a new user of that role on BER, on a device of their own."""
 
 
 @pytest.fixture(params=["sqlite"])
@@ -28,14 +29,15 @@ def backend(request: pytest.FixtureRequest) -> str:
 def make_client(
     request: pytest.FixtureRequest, live_server: LiveServer, actors: Actors, tmp_path: Path
 ) -> Iterator[MakeClient]:
-    """Makes clients of this test's kind, each a new clerk of BER on its own device."""
+    """Makes clients of this test's kind, each a new user of BER (a clerk unless ``role``
+    says otherwise) on their own device."""
     made: list[ClientDriver] = []
     chromium: Browser | None = None
     if request.param == "pwa":
         chromium = request.getfixturevalue("browser")
 
-    def make() -> ClientDriver:
-        clerk = actors.make(Role.CLERK, warehouses=["BER"])
+    def make(role: Role = Role.CLERK) -> ClientDriver:
+        clerk = actors.make(role, warehouses=["BER"])
         driver: ClientDriver
         if chromium is None:
             driver = PythonDriver(live_server, clerk, tmp_path / f"replica-{len(made)}.db")

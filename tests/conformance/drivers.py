@@ -1,12 +1,12 @@
 """Two clients behind one interface, so one conformance suite runs against both.
 
 ``ClientDriver`` is what a sync client of docs/sync.md must let a clerk do: sign in to a
-warehouse, sell, receive and count offline, sync, and show stock, the queue and the server's
-verdicts. ``PythonDriver`` is ``storekeeper_client.Replica`` on a SQLite file, reaching the
-server through a ``FlakyProxy`` (offline = the proxy refuses connections). ``PwaDriver`` is the
-clerk app at ``/app/`` in Chromium: signed in through its own form, then driven through its own
-``Replica`` module (``/app/replica.js``) on its real IndexedDB store; offline = the browser
-context's network cut.
+warehouse, sell, receive and count offline (and, for a manager, edit a product), sync, and show
+stock, products, the queue and the server's verdicts. ``PythonDriver`` is
+``storekeeper_client.Replica`` on a SQLite file, reaching the server through a ``FlakyProxy``
+(offline = the proxy refuses connections). ``PwaDriver`` is the clerk app at ``/app/`` in
+Chromium: signed in through its own form, then driven through its own ``Replica`` module
+(``/app/replica.js``) on its real IndexedDB store; offline = the browser context's network cut.
 
 Both record the raw status the server answered for every pushed mutation (``wire()``): a
 replica shows a ``duplicate`` as the verdict it repeats, so only the wire tells them apart.
@@ -58,14 +58,23 @@ class ClientDriver(Protocol):
     def count(self, sku: str, counted: int) -> str:
         """Queue a count against the on-hand the client shows right now; returns the id."""
 
+    def edit_product(self, sku: str, **fields: Any) -> str:
+        """Queue a ``product.update`` of ``fields`` (last writer wins); returns the id."""
+
     def stock(self, sku: str) -> tuple[int, int]:
         """(on-hand as shown, pending changes applied; number of pending changes)."""
+
+    def product(self, sku: str) -> tuple[str, int]:
+        """(name, price in cents) as shown: the server copy with pending edits applied."""
 
     def pending(self) -> int:
         """Mutations queued and not yet answered."""
 
     def verdicts(self) -> dict[str, str]:
         """The stored verdict of every answered mutation: id -> status."""
+
+    def lost_fields(self, mutation_id: str) -> list[str]:
+        """The fields of an answered product edit that lost to a later edit (``[]`` if none)."""
 
     def wire(self) -> list[tuple[str, str]]:
         """(mutation id, raw status) of every push result received, in order."""
@@ -143,6 +152,14 @@ class PythonDriver:
     def count(self, sku: str, counted: int) -> str:
         return self.replica.count(sku, counted)
 
+    def edit_product(self, sku: str, **fields: Any) -> str:
+        return self.replica.update_product(sku, **fields)
+
+    def product(self, sku: str) -> tuple[str, int]:
+        shown = self.replica.product(sku)
+        assert shown is not None, f"the replica knows nothing of {sku}"
+        return str(shown["name"]), int(shown["price_cents"])
+
     def stock(self, sku: str) -> tuple[int, int]:
         shown = self.replica.stock(sku)
         assert shown is not None, f"the replica knows nothing of {sku}"
@@ -153,6 +170,10 @@ class PythonDriver:
 
     def verdicts(self) -> dict[str, str]:
         return {v.id: v.status for v in self.replica.results()}
+
+    def lost_fields(self, mutation_id: str) -> list[str]:
+        (verdict,) = [v for v in self.replica.results() if v.id == mutation_id]
+        return list(verdict.detail.get("lost_fields", []))
 
     def wire(self) -> list[tuple[str, str]]:
         return list(self._wire)
@@ -185,9 +206,16 @@ _IN_APP = """async ([op, args]) => {
       const seen = (await shown(args[0])).on_hand;
       return (await r.count(args[0], args[1], seen)).id;
     }
+    case "edit": return (await r.editProduct(args[0], args[1])).id;
+    case "product": { const p = await r.product(args[0]); return p && [p.name, p.price_cents]; }
     case "stock": { const s = await shown(args[0]); return [s.on_hand, s.pending]; }
     case "pending": return (await r.store.queued()).length;
     case "verdicts": return (await r.store.verdicts()).map((v) => [v.id, v.status]);
+    case "lost": {
+      const v = (await r.store.verdicts()).find((v) => v.id === args[0]);
+      if (!v) throw new Error(`no verdict for ${args[0]}`);
+      return v.detail.lost_fields ?? [];
+    }
   }
   throw new Error(`unknown op ${op}`);
 }"""
@@ -264,6 +292,14 @@ class PwaDriver:
     def count(self, sku: str, counted: int) -> str:
         return str(self._run("count", sku, counted))
 
+    def edit_product(self, sku: str, **fields: Any) -> str:
+        return str(self._run("edit", sku, fields))
+
+    def product(self, sku: str) -> tuple[str, int]:
+        shown = self._run("product", sku)
+        assert shown is not None, f"the app knows nothing of {sku}"
+        return str(shown[0]), int(shown[1])
+
     def stock(self, sku: str) -> tuple[int, int]:
         on_hand, pending = self._run("stock", sku)
         return int(on_hand), int(pending)
@@ -273,6 +309,9 @@ class PwaDriver:
 
     def verdicts(self) -> dict[str, str]:
         return {str(i): str(status) for i, status in self._run("verdicts")}
+
+    def lost_fields(self, mutation_id: str) -> list[str]:
+        return [str(name) for name in self._run("lost", mutation_id)]
 
     def wire(self) -> list[tuple[str, str]]:
         # The app syncs by itself too (a retry after a failed push, the timer), and a push answer

@@ -1,13 +1,11 @@
 """One conformance suite, two clients: every scenario runs against the Python replica
 (``storekeeper_client``) and the clerk app (``/app/``), and both must pass (docs/sync.md,
 "Conformance suite").
-
-Product edits (last writer wins) are not here: the clerk app has no product edit. They are
-covered for the Python replica by tests/e2e/test_replica.py.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import httpx
@@ -16,6 +14,7 @@ from sqlalchemy import func, select
 
 from storekeeper.accounts.domain import Role
 from storekeeper.bootstrap import Container
+from storekeeper.catalog import service as catalog
 from storekeeper.inventory import ledger
 from storekeeper.inventory.models import Movement
 from tests.conformance.conftest import MakeClient
@@ -153,3 +152,50 @@ def test_a_lost_push_answer_is_retried_as_a_duplicate_with_one_ledger_row(
     assert _ledger_rows(container, sold) == 1
     assert (on_hand(container, "TEA-1"), ledger_sum(container, "TEA-1")) == (9, 9)
     assert client.stock("TEA-1") == (9, 0)
+
+
+def test_a_product_edited_on_two_devices_offline_takes_the_later_edit_everywhere(
+    make_client: MakeClient, container: Container
+) -> None:
+    tea_shop(container, {"TEA-1": 10})
+    anna, ben = make_client(Role.MANAGER), make_client(Role.MANAGER)
+    for manager in (anna, ben):
+        manager.attach()
+        manager.go_offline()
+    earlier = anna.edit_product("TEA-1", name="Tea (Anna)", price_cents=480)
+    time.sleep(0.02)  # Ben's stamp is later: same machine clock, a later millisecond
+    later = ben.edit_product("TEA-1", name="Tea (Ben)")
+    assert anna.product("TEA-1") == ("Tea (Anna)", 480)  # the pending edit over the copy
+    assert ben.product("TEA-1") == ("Tea (Ben)", 450)
+
+    ben.go_online()
+    ben.sync()  # the later edit reaches the server first
+    anna.go_online()
+    anna.sync()  # the earlier one after it: its name loses, its price (nobody else's) wins
+    ben.sync()
+
+    assert ben.verdicts() == {later: "applied"}
+    assert anna.verdicts() == {earlier: "conflict"}
+    assert anna.lost_fields(earlier) == ["name"]
+    assert ben.lost_fields(later) == []
+    with container.db.reading() as session:
+        product = catalog.get_or_raise(session, sku="TEA-1")
+        assert (product.name, product.price_cents) == ("Tea (Ben)", 480)
+    assert anna.product("TEA-1") == ben.product("TEA-1") == ("Tea (Ben)", 480)
+    assert anna.pending() == ben.pending() == 0
+
+
+def test_a_clerks_product_edit_is_rejected_and_changes_nothing(
+    client: ClientDriver, container: Container
+) -> None:
+    tea_shop(container, {"TEA-1": 10})
+    client.attach()
+    edit = client.edit_product("TEA-1", name="Tea (clerk)")
+    assert client.product("TEA-1") == ("Tea (clerk)", 450)
+
+    client.sync()
+
+    assert client.verdicts() == {edit: "rejected"}
+    assert client.product("TEA-1") == ("Tea TEA-1", 450)
+    with container.db.reading() as session:
+        assert catalog.get_or_raise(session, sku="TEA-1").name == "Tea TEA-1"

@@ -1,11 +1,13 @@
 // @ts-check
 /**
  * The clerk app's screens: sign in, choose a warehouse, the first pull with its progress, then
- * product lookup, sell / receive, a count session, the pending queue, the server's verdicts,
- * and the banner (online or offline, last synced, session ended). Manual: docs/clerk-app.md.
+ * product lookup, sell / receive / adjust, product edits (managers), a count session, the
+ * pending queue, the server's verdicts, the open sync exceptions, and the banner (online or
+ * offline, last synced, session ended). Manual: docs/clerk-app.md.
  * @module
  */
-import { Offline, QueueOfAnother, Replica, SessionEnded } from "./replica.js";
+import * as exceptions from "./exceptions.js";
+import { Offline, QueueOfAnother, Replica, SessionEnded, edited } from "./replica.js";
 import { Scanner, cameraAvailable } from "./scan.js";
 import { delta } from "./store.js";
 
@@ -36,15 +38,19 @@ let replica;
 let catalog = [];
 /** @type {Product | null} */
 let chosen = null;
+/** The SKU whose values the edit form holds, and the values it was filled with: a refresh
+ * (after a sync) updates the form only where nothing was typed over them. */
+let editing = "";
+let filledWith = { name: "", price: "" };
 let syncError = "";
 let syncing = false;
 /** Milliseconds until the next try while the server cannot be reached (0: it can). */
 let retryMs = 0;
 let retryTimer = 0;
 
-/** @param {"signin" | "pick" | "pulling" | "work"} screen */
+/** @param {"signin" | "pick" | "pulling" | "work" | "exceptions"} screen */
 function show(screen) {
-  for (const id of ["signin", "pick", "pulling", "work"]) $(id).hidden = id !== screen;
+  for (const id of ["signin", "pick", "pulling", "work", "exceptions"]) $(id).hidden = id !== screen;
 }
 
 /** @param {number | undefined} ms */
@@ -73,8 +79,35 @@ function describe(m) {
   if (m.type === "stock.sell") return `Sell ${d.qty} of ${d.sku}`;
   if (m.type === "stock.receive") return `Receive ${d.qty} of ${d.sku}`;
   if (m.type === "stock.count") return `Count ${d.sku}: ${d.counted} (saw ${d.seen_on_hand}, ${signed(delta(/** @type {Mutation} */ (m)))})`;
-  if (m.type === "stock.adjust") return `Adjust ${d.sku} by ${d.delta}`;
+  if (m.type === "stock.adjust") return `Adjust ${d.sku} ${signed(d.delta ?? 0)} (${d.reason})`;
+  if (m.type === "product.update") return `Edit ${d.sku}: ${fieldsText(d.fields ?? {})}`;
   return `${m.type} ${d.sku}`;
+}
+
+/** @param {Record<string, any>} fields */
+function fieldsText(fields) {
+  const parts = [];
+  if (fields.name !== undefined) parts.push(`name “${fields.name}”`);
+  if (fields.price_cents !== undefined) parts.push(`price ${money(fields.price_cents)}`);
+  return parts.join(", ");
+}
+
+/** @param {number} cents @param {string} [currency] */
+function money(cents, currency = "") {
+  const text = `${Math.trunc(cents / 100)}.${String(cents % 100).padStart(2, "0")}`;
+  return currency ? `${text} ${currency}` : text;
+}
+
+/** "4.50", "4,5" or "4" as cents; null if it is no price. @param {string} text */
+function cents(text) {
+  const match = /^(\d{1,10})(?:[.,](\d{1,2}))?$/.exec(text.trim());
+  return match ? Number(match[1]) * 100 + Number((match[2] ?? "0").padEnd(2, "0")) : null;
+}
+
+/** @param {Verdict} v */
+function verdictLabel(v) {
+  const lost = v.type === "product.update" && v.status === "conflict" ? " (edit lost)" : "";
+  return `${v.status}${lost}${v.duplicate ? " (duplicate)" : ""}`;
 }
 
 /** @param {number} n */
@@ -107,15 +140,21 @@ async function refreshLists() {
   fill(
     $("verdicts"),
     verdicts.slice(0, 30).map((v) => {
-      const label = v.duplicate ? `${v.status} (duplicate)` : v.status;
-      return `${label}: ${describe(v)}${v.detail.message ? ` — ${v.detail.message}` : ""}`;
+      return `${verdictLabel(v)}: ${describe(v)}${v.detail.message ? ` — ${v.detail.message}` : ""}`;
     }),
     "Nothing synced yet.",
     (li, i) => li.classList.add(`status-${verdicts[i].status}`),
   );
   await showCountLines();
   if (chosen) await choose(chosen);
+  await showExceptions();
   await banner();
+}
+
+/** The catalog for lookups: the server copy with the pending edits applied. */
+async function loadCatalog() {
+  const queue = await replica.store.queued();
+  catalog = (await replica.store.products()).map((p) => edited(p, queue));
 }
 
 // --- sync --------------------------------------------------------------------------------------
@@ -130,7 +169,11 @@ async function sync(loud = false) {
     const summary = await replica.sync((pulled) => {
       if (loud) $("pull-count").textContent = `${pulled} rows`;
     });
-    catalog = await replica.store.products();
+    await loadCatalog();
+    if (await exceptions.due(replica, summary.pushed)) {
+      // Not part of the sync: a list that cannot be fetched now keeps its last copy.
+      await exceptions.fetchOpen(replica).catch(() => {});
+    }
     if (summary.pushed) $("banner").dataset.pushed = String(summary.pushed);
     retryMs = 0;
     window.clearTimeout(retryTimer);
@@ -199,7 +242,10 @@ async function pick() {
 async function work() {
   const user = await replica.user();
   const warehouse = await replica.warehouse();
-  catalog = await replica.store.products();
+  await loadCatalog();
+  const editor = await replica.mayEditProducts();
+  $("edit-refused").hidden = editor;
+  $("edit-fields").toggleAttribute("disabled", !editor);
   $("where").textContent = warehouse ? `Warehouse ${warehouse}` : "";
   $("account").textContent = user ? `${user.email} (${user.role})` : "";
   show("work");
@@ -246,12 +292,24 @@ function listMatches() {
 
 /** @param {Product} product @param {boolean} [focus] */
 async function choose(product, focus = false) {
-  chosen = product;
+  const shown = (await replica.product(product.sku)) ?? product;
+  chosen = shown;
   const warehouse = (await replica.warehouse()) ?? "";
   const stock = await replica.store.stock(product.sku, warehouse);
   $("chosen").hidden = false;
-  $("chosen-name").textContent = product.name;
-  $("chosen-sku").textContent = product.sku;
+  $("chosen-name").textContent = shown.name;
+  $("chosen-sku").textContent = shown.sku;
+  $("chosen-price").textContent = `Price ${money(shown.price_cents, shown.currency)}`;
+  await showEditState(shown);
+  const untouched = input("edit-name").value === filledWith.name && input("edit-price").value === filledWith.price;
+  if (editing !== shown.sku || untouched) {
+    editing = shown.sku;
+    filledWith = { name: shown.name, price: money(shown.price_cents) };
+    input("edit-name").value = filledWith.name;
+    input("edit-price").value = filledWith.price;
+    $("edit-price-label").textContent = `Price (${shown.currency})`;
+    $("edit-error").textContent = "";
+  }
   const server = stock.on_hand - (await pendingDelta(product.sku, warehouse));
   const pending = stock.pending ? ` (server ${server}, ${stock.pending} pending: ${signed(stock.on_hand - server)})` : "";
   $("chosen-stock").textContent = `On hand ${stock.on_hand}${pending} · available ${stock.available}`;
@@ -260,6 +318,136 @@ async function choose(product, focus = false) {
     input("qty").focus();
     input("qty").select();
   }
+}
+
+/**
+ * Under the product's name: its pending edit over the server copy, else what the server said
+ * to the last edit of it from this device (a lost edit stays visible until the next one).
+ * @param {Product} shown
+ */
+async function showEditState(shown) {
+  const note = $("chosen-edit");
+  note.classList.remove("lost");
+  const pending = (await replica.store.queued()).filter((m) => m.type === "product.update" && m.data.sku === shown.sku);
+  if (pending.length) {
+    const server = await replica.store.product(shown.sku);
+    const was = server ? ` (server: “${server.name}”, ${money(server.price_cents, server.currency)})` : "";
+    note.textContent = `Edit pending: ${pending.map((m) => fieldsText(m.data.fields ?? {})).join("; ")}${was}`;
+    return;
+  }
+  const last = (await replica.store.verdicts()).find((v) => v.type === "product.update" && v.data.sku === shown.sku);
+  if (!last) note.textContent = "";
+  else if (last.status === "applied") note.textContent = `Your edit was applied: ${fieldsText(last.data.fields ?? {})}`;
+  else {
+    note.classList.add("lost");
+    note.textContent = last.detail.code === "stale_edit" ? lostText(last.detail) : `Your edit was refused: ${last.detail.message ?? last.status}`;
+  }
+}
+
+/** A `stale_edit` verdict in words: which fields lost to a later edit, which were applied. @param {import("./store.js").Detail} detail */
+function lostText(detail) {
+  /** @param {unknown} names */
+  const words = (names) => (Array.isArray(names) ? names : []).map((n) => (n === "price_cents" ? "price" : String(n))).join(" and ");
+  const applied = words(detail.applied_fields);
+  return `Your edit of ${words(detail.lost_fields)} lost to a newer one${applied ? `; your ${applied} was applied` : ""}.`;
+}
+
+/** @param {SubmitEvent} event */
+async function saveEdit(event) {
+  event.preventDefault();
+  const error = $("edit-error");
+  error.textContent = "";
+  if (!chosen) return;
+  const product = chosen;
+  if (!(await replica.mayEditProducts())) {
+    error.textContent = $("edit-refused").textContent ?? "";
+    return;
+  }
+  /** @type {import("./replica.js").ProductEdit} */
+  const fields = {};
+  const name = input("edit-name").value.trim();
+  const price = cents(input("edit-price").value);
+  input("edit-name").toggleAttribute("aria-invalid", !name);
+  input("edit-price").toggleAttribute("aria-invalid", price === null);
+  if (!name) {
+    error.textContent = "Enter a name (1 to 200 characters).";
+    input("edit-name").focus();
+    return;
+  }
+  if (price === null) {
+    error.textContent = "Enter the price as a number like 4.50.";
+    input("edit-price").focus();
+    return;
+  }
+  if (name !== product.name) fields.name = name;
+  if (price !== product.price_cents) fields.price_cents = price;
+  try {
+    await replica.editProduct(product.sku, fields);
+  } catch (failure) {
+    error.textContent = failure instanceof Error ? failure.message : String(failure);
+    return;
+  }
+  editing = ""; // show the edited values from the queue
+  await loadCatalog();
+  await refreshLists();
+  if (navigator.onLine) void sync();
+}
+
+/** @param {SubmitEvent} event */
+async function recordAdjustment(event) {
+  event.preventDefault();
+  const error = $("adjust-error");
+  error.textContent = "";
+  if (!chosen) return;
+  const units = Number(input("adjust-qty").value);
+  if (input("adjust-qty").value === "" || !Number.isInteger(units) || units < 1) {
+    error.textContent = "Enter the units as a whole number, 1 or more.";
+    input("adjust-qty").setAttribute("aria-invalid", "true");
+    input("adjust-qty").focus();
+    return;
+  }
+  // The sign comes from the reason: a phone's numeric keypad often has no minus key.
+  const choice = /** @type {HTMLSelectElement} */ ($("adjust-reason")).value;
+  try {
+    await replica.adjust(chosen.sku, choice === "correction-up" ? units : -units, choice === "damage" ? "damage" : "correction");
+  } catch (failure) {
+    error.textContent = failure instanceof Error ? failure.message : String(failure);
+    return;
+  }
+  input("adjust-qty").removeAttribute("aria-invalid");
+  input("adjust-qty").value = "1";
+  await refreshLists();
+  if (navigator.onLine) void sync();
+}
+
+// --- sync exceptions (the last fetched list, readable offline) ---------------------------------
+
+async function showExceptions() {
+  const held = await exceptions.stored(replica);
+  const items = held?.items ?? [];
+  $("exceptions-open").textContent = held ? `Open sync exceptions (${items.length})` : "Open sync exceptions";
+  $("exceptions-warehouse").textContent = (await replica.warehouse()) ?? "";
+  $("exceptions-asof").textContent = held ? `As of ${when(held.fetched)}` : "Not fetched yet: sync once online.";
+  fill($("exceptions-list"), items.map(exceptions.describe), "No open exceptions from this device.");
+}
+
+async function openExceptions() {
+  show("exceptions");
+  $("exceptions-error").textContent = "";
+  await showExceptions();
+  $("exceptions-title").focus();
+  if (navigator.onLine) await refreshExceptions();
+}
+
+async function refreshExceptions() {
+  $("exceptions-error").textContent = "";
+  try {
+    await exceptions.fetchOpen(replica);
+  } catch (error) {
+    $("exceptions-error").textContent =
+      error instanceof Offline ? "Offline: this is the list of the last fetch." : `Not refreshed: ${error instanceof Error ? error.message : error}`;
+  }
+  await showExceptions();
 }
 
 /** @param {string} sku @param {string} warehouse */
@@ -442,6 +630,14 @@ async function main() {
   });
   wireScanner();
   $("move-form").addEventListener("submit", (e) => void move(/** @type {SubmitEvent} */ (e)));
+  $("adjust-form").addEventListener("submit", (e) => void recordAdjustment(/** @type {SubmitEvent} */ (e)));
+  $("edit-form").addEventListener("submit", (e) => void saveEdit(/** @type {SubmitEvent} */ (e)));
+  $("exceptions-open").addEventListener("click", () => void openExceptions());
+  $("exceptions-refresh").addEventListener("click", () => void refreshExceptions());
+  $("exceptions-back").addEventListener("click", () => {
+    show("work");
+    $("exceptions-open").focus();
+  });
   $("count-form").addEventListener("submit", (e) => void addCount(/** @type {SubmitEvent} */ (e)));
   input("count-sku").addEventListener("keydown", (e) => {
     if (e.key === "Enter" && input("count-sku").value.trim()) {

@@ -20,6 +20,8 @@ import { Store } from "./store.js";
 /** @typedef {import("./store.js").Mutation} Mutation */
 /** @typedef {import("./store.js").Verdict} Verdict */
 /** @typedef {import("./store.js").Change} Change */
+/** @typedef {import("./store.js").Product} Product */
+/** @typedef {{name?: string, price_cents?: number}} ProductEdit */
 /** @typedef {{access_token: string, refresh_token: string}} Tokens */
 /** @typedef {{email: string, role: string, warehouses: string[]}} User */
 /** @typedef {{code: string, name: string}} Warehouse */
@@ -29,6 +31,11 @@ export const API = "/api/v1";
 export const PUSH_BATCH = 100;
 export const PAGE_SIZE = 1000;
 const RESYNC_CODES = ["invalid_cursor", "resync_required"];
+const ADJUST_REASONS = ["damage", "correction"];
+/** The fields a replica may edit (docs/sync.md, `product.update`); the app edits name and price. */
+const EDITABLE_FIELDS = ["name", "price_cents", "attributes", "min_temp_c", "max_temp_c"];
+/** Roles the server takes product edits from, online or offline. */
+const EDITORS = ["manager", "admin"];
 
 /** The server cannot be reached: everything stays queued. */
 export class Offline extends Error {}
@@ -240,7 +247,7 @@ export class Replica {
   /**
    * @param {string} type
    * @param {string} sku
-   * @param {Record<string, number | string>} extra
+   * @param {Record<string, unknown>} extra
    */
   async queue(type, sku, extra) {
     const warehouse = await this.warehouse();
@@ -268,6 +275,51 @@ export class Replica {
       counted: checked("counted quantity", counted, 0),
       seen_on_hand: Math.max(0, seenOnHand),
     });
+  }
+
+  /**
+   * A write-off or correction of `delta` units (not 0): `reason` is `damage` or `correction`.
+   * @param {string} sku @param {number} delta @param {string} reason
+   */
+  adjust(sku, delta, reason) {
+    checked("change", Math.abs(delta), 1);
+    if (!ADJUST_REASONS.includes(reason)) throw new RangeError("reason must be damage or correction");
+    return this.queue("stock.adjust", sku, { delta, reason });
+  }
+
+  /**
+   * Edit product fields offline, as `Replica.update_product` in Python: last writer wins per
+   * field by the mutation's HLC stamp. The server takes it from managers and admins only
+   * (`rejected`, `forbidden`, for anyone else); an edit that loses to a later one answers
+   * `conflict`, `stale_edit`, and the next pull brings the winner.
+   * @param {string} sku @param {ProductEdit} fields
+   */
+  editProduct(sku, fields) {
+    const names = Object.keys(fields);
+    if (!names.length) throw new RangeError("change the name or the price first");
+    const unknown = names.filter((n) => !EDITABLE_FIELDS.includes(n));
+    if (unknown.length) throw new RangeError(`not editable offline: ${unknown.join(", ")}`);
+    if (fields.name !== undefined && (!fields.name.trim() || fields.name.length > 200)) {
+      throw new RangeError("the name must be 1 to 200 characters");
+    }
+    if (fields.price_cents !== undefined) checked("price in cents", fields.price_cents, 0, 1e12);
+    return this.queue("product.update", sku, { fields: { ...fields } });
+  }
+
+  /**
+   * The product as the user should see it: the server copy with the pending edits of its SKU
+   * applied in queue order (Python: `Replica.product`).
+   * @param {string} sku
+   * @returns {Promise<Product | undefined>}
+   */
+  async product(sku) {
+    const row = await this.store.product(sku);
+    return row && edited(row, await this.store.queued());
+  }
+
+  /** Whether the signed-in account may edit products (the server refuses anyone else). */
+  async mayEditProducts() {
+    return EDITORS.includes((await this.user())?.role ?? "");
   }
 
   // --- sync ------------------------------------------------------------------------------------
@@ -362,13 +414,28 @@ export class Replica {
 }
 
 /**
- * @param {string} name @param {number} value @param {number} low
+ * @param {string} name @param {number} value @param {number} low @param {number} [high]
  */
-function checked(name, value, low) {
-  if (!Number.isInteger(value) || value < low || value > 1e9) {
-    throw new RangeError(`${name} must be a whole number from ${low} to 1000000000`);
+function checked(name, value, low, high = 1e9) {
+  if (!Number.isInteger(value) || value < low || value > high) {
+    throw new RangeError(`${name} must be a whole number from ${low} to ${high}`);
   }
   return value;
+}
+
+/**
+ * A product with the pending `product.update` edits of its SKU applied in queue order.
+ * @param {Product} product @param {Mutation[]} queue
+ * @returns {Product}
+ */
+export function edited(product, queue) {
+  let shown = product;
+  for (const m of queue) {
+    if (m.type === "product.update" && m.data.sku === product.sku && m.data.fields) {
+      shown = { ...shown, ...m.data.fields };
+    }
+  }
+  return shown;
 }
 
 /** @param {any} tokens @returns {Tokens} */

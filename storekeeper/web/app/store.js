@@ -20,7 +20,7 @@ import * as hlc from "./hlc.js";
  * @typedef {{sku: string, warehouse: string, on_hand: number, reserved: number,
  *   available: number}} StockRow
  * @typedef {{warehouse: string, sku: string, qty?: number, delta?: number, reason?: string,
- *   counted?: number, seen_on_hand?: number}} MutationData
+ *   counted?: number, seen_on_hand?: number, fields?: Record<string, any>}} MutationData
  * @typedef {{seq?: number, id: string, type: string, data: MutationData, hlc: string,
  *   created: number}} Mutation
  * @typedef {{code?: string, message?: string, [key: string]: unknown}} Detail
