@@ -27,7 +27,7 @@ import { Store } from "./store.js";
 
 export const API = "/api/v1";
 export const PUSH_BATCH = 100;
-export const PAGE_SIZE = 1000;
+export const PAGE_SIZE = 5000;
 const RESYNC_CODES = ["invalid_cursor", "resync_required"];
 
 /** The server cannot be reached: everything stays queued. */
