@@ -6,8 +6,8 @@ stock row of each in BER, bulk-inserted as W3's, and a clerk of BER. Headless Ch
 ``/app/replica.js`` inside ``page.evaluate``, signs the clerk in through the app's own API calls
 (``Replica.signIn``: ``POST /auth/token``, ``GET /me``), chooses BER (``useWarehouse``) and runs
 the app's pull loop (``Replica.pull``) into the real IndexedDB store. Timed from the first pull
-request to the last page stored; rows = products + stock rows, counted in the app's store afterwards (``Store.products``,
-``Store.stockRows``).
+request to the last page stored; rows = products + stock rows, counted in the app's store
+afterwards (``Store.products``, ``Store.stockRows``).
 
 Floor in the same run, in turns with the app (A B B A, means): the same pages (same page size,
 same token) fetched by the page with ``fetch`` and JSON-parsed, following the cursor, not

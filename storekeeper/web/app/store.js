@@ -277,6 +277,8 @@ export class Store {
       product: new Table("product", "products", "product_chunks"),
       stock: new Table("stock", "stock", "stock_chunks"),
     };
+    /** Overlay rows of one entity beyond which a pulled page is followed by a compaction. */
+    this.compactAt = COMPACT_AT;
   }
 
   /** Open (or create, or upgrade) the app's database. */
@@ -489,7 +491,7 @@ export class Store {
       meta.put(clock, "clock");
       meta.put(cursor, "cursor");
     });
-    if (this.tables.product.shadowed.size > COMPACT_AT || this.tables.stock.shadowed.size > COMPACT_AT) {
+    if (this.tables.product.shadowed.size > this.compactAt || this.tables.stock.shadowed.size > this.compactAt) {
       await this.compact();
     }
   }
