@@ -66,6 +66,13 @@ const STOCK_TYPES = ["stock.receive", "stock.adjust", "stock.count", "stock.sell
 export const CHUNK_ROWS = 1000;
 /** Overlay rows of one entity beyond which they are folded into the chunks. */
 export const COMPACT_AT = 5000;
+/**
+ * Durability of a pulled page's and a compaction's transaction: committed without waiting for
+ * the disk (still all or nothing). A power cut may lose the last pages with their cursor,
+ * which are pulled again; the queue, verdicts and a copy's clearing keep the default.
+ * @type {IDBTransactionDurability}
+ */
+const RELAXED = "relaxed";
 
 /**
  * What a pending stock mutation does to on-hand, as the server would apply it in full.
@@ -198,7 +205,9 @@ class Table {
     const fresh = new Map();
     for (const change of changes) {
       const sku = change.key;
-      const row = change.op === "delete" || change.data === null ? null : { ...change.data, sku };
+      const data = change.op === "delete" ? null : change.data;
+      // The server's data carries the SKU: stored as it is (a copy only when it does not).
+      const row = data === null ? null : data.sku === sku ? /** @type {{sku: string}} */ (data) : { ...data, sku };
       if (this.index.has(sku) || this.shadowed.has(sku)) {
         overlay.put(row ?? { sku, gone: true });
         this.shadowed.add(sku);
@@ -337,9 +346,10 @@ export class Store {
    * A raw transaction over `stores` and `meta`, with the copy's version read in it.
    * @param {("products" | "stock" | "product_chunks" | "stock_chunks" | "queue")[]} stores
    * @param {IDBTransactionMode} mode
+   * @param {IDBTransactionDurability} [durability]
    */
-  async copyTransaction(stores, mode) {
-    const tx = unwrap(this.db.transaction([...stores, "meta"], mode));
+  async copyTransaction(stores, mode, durability = "default") {
+    const tx = unwrap(this.db.transaction([...stores, "meta"], mode, { durability }));
     const version = Number((await done(tx.objectStore("meta").get("copy_version"))) ?? 0);
     return { tx, version };
   }
@@ -434,9 +444,11 @@ export class Store {
    * Run `write` on the copy's stores in one read-write transaction with the indexes made
    * valid first and the copy's version bumped; an index is read again after a failure.
    * @param {(tx: IDBTransaction, meta: IDBObjectStore) => void | Promise<void>} write
+   * @param {IDBTransactionDurability} [durability]
    */
-  async changeCopy(write) {
-    const { tx, version } = await this.copyTransaction(["products", "stock", "product_chunks", "stock_chunks"], "readwrite");
+  async changeCopy(write, durability = "default") {
+    const stores = /** @type {const} */ (["products", "stock", "product_chunks", "stock_chunks"]);
+    const { tx, version } = await this.copyTransaction([...stores], "readwrite", durability);
     const tables = [this.tables.product, this.tables.stock];
     const settled = new Promise((resolve, reject) => {
       tx.oncomplete = () => resolve(undefined);
@@ -490,7 +502,7 @@ export class Store {
       this.tables.stock.write(tx, stock);
       meta.put(clock, "clock");
       meta.put(cursor, "cursor");
-    });
+    }, RELAXED);
     if (this.tables.product.shadowed.size > this.compactAt || this.tables.stock.shadowed.size > this.compactAt) {
       await this.compact();
     }
@@ -500,7 +512,7 @@ export class Store {
   async compact() {
     await this.changeCopy(async (tx) => {
       await Promise.all([this.tables.product.compact(tx), this.tables.stock.compact(tx)]);
-    });
+    }, RELAXED);
   }
 
   /** Forget the server copy and its cursor (the queue and verdicts stay). */
