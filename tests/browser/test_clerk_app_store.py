@@ -224,3 +224,25 @@ def test_a_version_1_database_keeps_its_copy_cursor_and_queue(blank: Page) -> No
     assert after["chunks"] >= 2
     assert after["queue"] == ["m-1"]
     assert after["p1"] == 10 - 2
+
+
+_TAIL = """async (texts) => {
+  const { tail } = await import("/app/replica.js");
+  return texts.map((text) => tail(text));
+}"""
+
+
+def test_the_next_cursor_is_read_from_the_end_of_a_page(blank: Page) -> None:
+    page = (
+        '{"changes":[{"entity":"product","key":"A","op":"upsert","version":1,'
+        '"data":{"sku":"A","attributes":{"cursor":"no","has_more":false}}}],'
+        '"cursor":"eyJ2IjoxfQ","has_more":true}'
+    )
+    inner_last = (  # a page whose last key "cursor" is inside a change: not the page's own
+        '{"cursor":"c","has_more":true,"changes":[{"data":{"cursor":"x","has_more":false}}]}'
+    )
+    spaced = '{"changes": [], "cursor": "c", "has_more": false}'
+
+    heads = blank.evaluate(_TAIL, [page, inner_last, spaced, "not json"])
+
+    assert heads == [{"cursor": "eyJ2IjoxfQ", "has_more": True}, None, None, None]
