@@ -9,7 +9,8 @@
  * rows/s; see docs/clerk-app.md, "How the server copy is stored"):
  * - `product_chunks` / `stock_chunks`: chunks `{n, rows}` of up to {@link CHUNK_ROWS} rows,
  *   each row in one chunk at most. A pulled page's rows that are new to the copy are written
- *   as new chunks.
+ *   as new chunks. `product_keys` / `stock_keys` hold each chunk's SKUs under the same number
+ *   (cheap to read: the index below is built from them).
  * - `products` / `stock`: the overlay, one record per row (keyed by SKU), that wins over the
  *   chunks: a later change to a row already in a chunk, or `{sku, gone: true}` for a deleted
  *   one. When it grows past {@link COMPACT_AT} rows it is folded into the chunks.
@@ -50,6 +51,8 @@ import * as hlc from "./hlc.js";
  *   stock: {key: string, value: StockRow | Gone},
  *   product_chunks: {key: number, value: Chunk},
  *   stock_chunks: {key: number, value: Chunk},
+ *   product_keys: {key: number, value: string[]},
+ *   stock_keys: {key: number, value: string[]},
  *   queue: {key: number, value: Mutation, indexes: {id: string}},
  *   verdicts: {key: string, value: Verdict, indexes: {at: number}},
  *   meta: {key: string, value: any}}} Schema
@@ -59,6 +62,9 @@ import * as hlc from "./hlc.js";
  */
 
 export const DB_NAME = "storekeeper-clerk";
+/** @typedef {"products" | "stock" | "product_chunks" | "stock_chunks" | "product_keys" | "stock_keys"} CopyStore */
+/** @type {CopyStore[]} the stores of the server copy */
+const COPY_STORES = ["products", "stock", "product_chunks", "stock_chunks", "product_keys", "stock_keys"];
 const DB_VERSION = 2;
 const KEPT_VERDICTS = 200;
 const STOCK_TYPES = ["stock.receive", "stock.adjust", "stock.count", "stock.sell"];
@@ -115,11 +121,15 @@ function isGone(row) {
  * and the in-memory index of which chunk holds each SKU.
  */
 class Table {
-  /** @param {"product" | "stock"} entity @param {"products" | "stock"} overlay @param {"product_chunks" | "stock_chunks"} chunks */
-  constructor(entity, overlay, chunks) {
-    this.entity = entity;
+  /**
+   * @param {"products" | "stock"} overlay
+   * @param {"product_chunks" | "stock_chunks"} chunks
+   * @param {"product_keys" | "stock_keys"} keys
+   */
+  constructor(overlay, chunks, keys) {
     this.overlay = overlay;
     this.chunks = chunks;
+    this.keys = keys;
     /** @type {Map<string, number>} SKU -> chunk number */
     this.index = new Map();
     /** @type {Set<string>} the SKUs in the overlay */
@@ -130,16 +140,17 @@ class Table {
   }
 
   /**
-   * Rebuild the index from the chunks and the overlay's keys.
-   * @param {Chunk[]} chunks @param {IDBValidKey[]} overlayKeys @param {number} version
+   * Rebuild the index from each chunk's SKUs and the overlay's keys.
+   * @param {number[]} numbers @param {string[][]} skus the SKUs of chunk `numbers[i]`
+   * @param {IDBValidKey[]} overlayKeys @param {number} version
    */
-  fill(chunks, overlayKeys, version) {
+  fill(numbers, skus, overlayKeys, version) {
     this.index = new Map();
     this.next = 1;
-    for (const chunk of chunks) {
-      for (const row of chunk.rows) this.index.set(row.sku, chunk.n);
-      if (chunk.n >= this.next) this.next = chunk.n + 1;
-    }
+    numbers.forEach((n, i) => {
+      for (const sku of skus[i]) this.index.set(sku, n);
+      if (n >= this.next) this.next = n + 1;
+    });
     this.shadowed = new Set(overlayKeys.map(String));
     this.version = version;
   }
@@ -150,11 +161,14 @@ class Table {
    */
   async sync(tx, version) {
     if (this.version === version) return;
-    const [chunks, keys] = await Promise.all([
-      done(tx.objectStore(this.chunks).getAll()),
+    const keys = tx.objectStore(this.keys);
+    /** @type {[IDBValidKey[], string[][], IDBValidKey[]]} */
+    const [numbers, skus, shadowed] = await Promise.all([
+      done(keys.getAllKeys()),
+      done(keys.getAll()),
       done(tx.objectStore(this.overlay).getAllKeys()),
     ]);
-    this.fill(chunks, keys, version);
+    this.fill(numbers.map(Number), skus, shadowed, version);
   }
 
   /**
@@ -168,15 +182,21 @@ class Table {
       done(tx.objectStore(this.chunks).getAll()),
       done(tx.objectStore(this.overlay).getAll()),
     ]);
-    this.fill(chunks, overlay.map((row) => row.sku), version);
-    /** @type {Map<string, {sku: string}>} */
-    const rows = new Map();
-    for (const chunk of chunks) for (const row of chunk.rows) rows.set(row.sku, row);
-    for (const row of overlay) {
-      if (isGone(row)) rows.delete(row.sku);
-      else rows.set(row.sku, row);
+    this.fill(
+      chunks.map((chunk) => chunk.n),
+      chunks.map((chunk) => chunk.rows.map((row) => row.sku)),
+      overlay.map((row) => row.sku),
+      version,
+    );
+    // A row is in one chunk at most, and its overlay record (if any) replaces it.
+    const shadowed = new Set(overlay.map((row) => row.sku));
+    /** @type {{sku: string}[]} */
+    const rows = [];
+    for (const chunk of chunks) {
+      for (const row of chunk.rows) if (!shadowed.has(row.sku)) rows.push(row);
     }
-    return [...rows.values()].sort(bySku);
+    for (const row of overlay) if (!isGone(row)) rows.push(row);
+    return rows.sort(bySku);
   }
 
   /**
@@ -225,13 +245,25 @@ class Table {
    * @param {IDBTransaction} tx @param {{sku: string}[]} rows
    */
   append(tx, rows) {
-    const chunks = tx.objectStore(this.chunks);
     for (let at = 0; at < rows.length; at += CHUNK_ROWS) {
-      const n = this.next++;
-      const part = rows.slice(at, at + CHUNK_ROWS);
-      chunks.put({ n, rows: part }, n);
-      for (const row of part) this.index.set(row.sku, n);
+      this.put(tx, this.next++, rows.slice(at, at + CHUNK_ROWS));
     }
+  }
+
+  /**
+   * Write chunk `n` (and its SKUs) in `tx`; an empty one is deleted.
+   * @param {IDBTransaction} tx @param {number} n @param {{sku: string}[]} rows
+   */
+  put(tx, n, rows) {
+    if (!rows.length) {
+      tx.objectStore(this.chunks).delete(n);
+      tx.objectStore(this.keys).delete(n);
+      return;
+    }
+    const skus = rows.map((row) => row.sku);
+    tx.objectStore(this.chunks).put({ n, rows }, n);
+    tx.objectStore(this.keys).put(skus, n);
+    for (const sku of skus) this.index.set(sku, n);
   }
 
   /**
@@ -269,8 +301,7 @@ class Table {
         if (isGone(shadow)) this.index.delete(row.sku);
         else kept.push(shadow);
       }
-      if (kept.length) chunks.put({ n: chunk.n, rows: kept }, chunk.n);
-      else chunks.delete(chunk.n);
+      this.put(tx, chunk.n, kept);
     }
     this.append(tx, loose);
     overlay.clear();
@@ -283,8 +314,8 @@ export class Store {
   constructor(db) {
     this.db = db;
     this.tables = {
-      product: new Table("product", "products", "product_chunks"),
-      stock: new Table("stock", "stock", "stock_chunks"),
+      product: new Table("products", "product_chunks", "product_keys"),
+      stock: new Table("stock", "stock_chunks", "stock_keys"),
     };
     /** Overlay rows of one entity beyond which a pulled page is followed by a compaction. */
     this.compactAt = COMPACT_AT;
@@ -309,6 +340,8 @@ export class Store {
           // rows stay valid (they win over the empty chunks) and are folded into chunks later.
           database.createObjectStore("product_chunks");
           database.createObjectStore("stock_chunks");
+          database.createObjectStore("product_keys");
+          database.createObjectStore("stock_keys");
         }
       },
     });
@@ -344,7 +377,7 @@ export class Store {
 
   /**
    * A raw transaction over `stores` and `meta`, with the copy's version read in it.
-   * @param {("products" | "stock" | "product_chunks" | "stock_chunks" | "queue")[]} stores
+   * @param {(CopyStore | "queue")[]} stores
    * @param {IDBTransactionMode} mode
    * @param {IDBTransactionDurability} [durability]
    */
@@ -359,7 +392,7 @@ export class Store {
    * @returns {Promise<Product[]>}
    */
   async products() {
-    const { tx, version } = await this.copyTransaction(["products", "product_chunks"], "readonly");
+    const { tx, version } = await this.copyTransaction(["products", "product_chunks", "product_keys"], "readonly");
     return /** @type {Product[]} */ (await this.tables.product.all(tx, version));
   }
 
@@ -368,7 +401,7 @@ export class Store {
    * @returns {Promise<Product | undefined>}
    */
   async product(sku) {
-    const { tx, version } = await this.copyTransaction(["products", "product_chunks"], "readonly");
+    const { tx, version } = await this.copyTransaction(["products", "product_chunks", "product_keys"], "readonly");
     return /** @type {Product | undefined} */ (await this.tables.product.get(tx, version, sku));
   }
 
@@ -377,7 +410,7 @@ export class Store {
    * @returns {Promise<StockRow[]>}
    */
   async stockRows() {
-    const { tx, version } = await this.copyTransaction(["stock", "stock_chunks"], "readonly");
+    const { tx, version } = await this.copyTransaction(["stock", "stock_chunks", "stock_keys"], "readonly");
     return /** @type {StockRow[]} */ (await this.tables.stock.all(tx, version));
   }
 
@@ -398,7 +431,7 @@ export class Store {
    * @returns {Promise<StockView>}
    */
   async stock(sku, warehouse) {
-    const { tx, version } = await this.copyTransaction(["stock", "stock_chunks", "queue"], "readonly");
+    const { tx, version } = await this.copyTransaction(["stock", "stock_chunks", "stock_keys", "queue"], "readonly");
     /** @type {[{sku: string} | undefined, Mutation[]]} */
     const [row, queue] = await Promise.all([this.tables.stock.get(tx, version, sku), done(tx.objectStore("queue").getAll())]);
     return view(sku, /** @type {StockRow | undefined} */ (row), queue, warehouse);
@@ -447,8 +480,7 @@ export class Store {
    * @param {IDBTransactionDurability} [durability]
    */
   async changeCopy(write, durability = "default") {
-    const stores = /** @type {const} */ (["products", "stock", "product_chunks", "stock_chunks"]);
-    const { tx, version } = await this.copyTransaction([...stores], "readwrite", durability);
+    const { tx, version } = await this.copyTransaction(COPY_STORES, "readwrite", durability);
     const tables = [this.tables.product, this.tables.stock];
     const settled = new Promise((resolve, reject) => {
       tx.oncomplete = () => resolve(undefined);
@@ -518,9 +550,9 @@ export class Store {
   /** Forget the server copy and its cursor (the queue and verdicts stay). */
   async clearCopy() {
     await this.changeCopy((tx, meta) => {
-      for (const name of ["products", "stock", "product_chunks", "stock_chunks"]) tx.objectStore(name).clear();
+      for (const name of COPY_STORES) tx.objectStore(name).clear();
       meta.delete("cursor");
-      for (const table of Object.values(this.tables)) table.fill([], [], -1);
+      for (const table of Object.values(this.tables)) table.fill([], [], [], -1);
     });
   }
 }
