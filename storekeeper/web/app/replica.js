@@ -4,9 +4,10 @@
  * storekeeper/client/replica.py does it for Python devices, over the IndexedDB store.
  *
  * - Mutations get a UUID and an HLC stamp when made, in the transaction that queues them.
- * - `sync()` pushes what was queued when it began (batches of 100), then pulls pages until
- *   `has_more` is false, each page stored with its cursor in one transaction (the next page
- *   is downloaded while one is stored).
+ * - `sync()` pushes what was queued when it began (batches of 100), then pulls pages of 5000
+ *   (the server's maximum) until `has_more` is false, each page stored with its cursor in one
+ *   transaction (the next page is asked for as soon as a page's cursor is read from the end of
+ *   its text, so the server makes it while this one is parsed and stored).
  * - A mutation leaves the queue only in the transaction that stores its verdict; a
  *   `duplicate` is stored as the first verdict it carries.
  * - `invalid_cursor` / `resync_required`: the server copy is cleared (the queue kept) and the
