@@ -171,14 +171,14 @@ def test_chunks_and_overlay_answer_like_one_record_per_row(
     blank: Page, steps: list[tuple[str, str, list[tuple[str, str, str, int]]]]
 ) -> None:
     model: dict[str, dict[str, dict[str, Any]]] = {"product": {}, "stock": {}}
-    script_steps = []
+    script_steps: list[dict[str, Any]] = []
     pages = 0
     for kind, by, changes in steps:
         if kind == "compact":
             script_steps.append({"kind": kind, "by": by})
             continue
         pages += 1
-        page_changes = []
+        page_changes: list[dict[str, Any]] = []
         for entity, key, op, value in changes:
             data = _data(entity, key, value) if op == "upsert" else None
             page_changes.append(
