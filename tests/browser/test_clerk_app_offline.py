@@ -218,7 +218,7 @@ _LOCAL_COPY = """async () => {
   const store = await Store.open();
   return {
     products: await store.products(),
-    stock: await store.db.getAll("stock"),
+    stock: await store.stockRows(),
     cursor: (await store.getMeta("cursor")) ?? null,
   };
 }"""

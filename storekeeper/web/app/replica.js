@@ -4,9 +4,10 @@
  * storekeeper/client/replica.py does it for Python devices, over the IndexedDB store.
  *
  * - Mutations get a UUID and an HLC stamp when made, in the transaction that queues them.
- * - `sync()` pushes what was queued when it began (batches of 100), then pulls pages until
- *   `has_more` is false, each page stored with its cursor in one transaction (the next page
- *   is downloaded while one is stored).
+ * - `sync()` pushes what was queued when it began (batches of 100), then pulls pages of 5000
+ *   (the server's maximum) until `has_more` is false, each page stored with its cursor in one
+ *   transaction (the next page is asked for as soon as a page's cursor is read from the end of
+ *   its text, so the server makes it while this one is parsed and stored).
  * - A mutation leaves the queue only in the transaction that stores its verdict; a
  *   `duplicate` is stored as the first verdict it carries.
  * - `invalid_cursor` / `resync_required`: the server copy is cleared (the queue kept) and the
@@ -29,7 +30,7 @@ import { Store } from "./store.js";
 
 export const API = "/api/v1";
 export const PUSH_BATCH = 100;
-export const PAGE_SIZE = 1000;
+export const PAGE_SIZE = 5000;
 const RESYNC_CODES = ["invalid_cursor", "resync_required"];
 const ADJUST_REASONS = ["damage", "correction"];
 /** The fields a replica may edit (docs/sync.md, `product.update`); the app edits name and price. */
@@ -201,6 +202,17 @@ export class Replica {
    * @returns {Promise<any>}
    */
   async request(method, path, json) {
+    return (await this.respond(method, path, json)).json();
+  }
+
+  /**
+   * {@link request}'s response, unread: 2xx only (a refusal is thrown as `SyncError`).
+   * @param {string} method
+   * @param {string} path under /api/v1
+   * @param {unknown} [json]
+   * @returns {Promise<Response>}
+   */
+  async respond(method, path, json) {
     const attempt = async () => {
       const auth = await this.store.getMeta("auth");
       if (!auth) throw new SessionEnded("signed out: sign in again");
@@ -216,7 +228,7 @@ export class Replica {
       ({ response } = await attempt());
     }
     if (!response.ok) throw await refusal(response, `${method} ${path}`);
-    return response.json();
+    return response;
   }
 
   /**
@@ -379,20 +391,20 @@ export class Replica {
   async pull(summary, onProgress) {
     const scope = await this.store.getMeta("scope");
     if (!scope) return;
-    /** @param {string | undefined} since @returns {Promise<{changes: Change[], cursor: string, has_more: boolean}>} */
+    /** @param {string | undefined} since @returns {Promise<string>} the page's JSON text */
     const ask = (since) => {
       const params = new URLSearchParams({ scope, limit: String(PAGE_SIZE) });
       if (since) params.set("since", since);
-      const answer = this.request("GET", `/sync/pull?${params}`);
+      const answer = this.respond("GET", `/sync/pull?${params}`).then((response) => response.text());
       answer.catch(() => {}); // handled where it is awaited, maybe after a page is stored
       return answer;
     };
     let next = ask(await this.store.getMeta("cursor"));
     for (;;) {
-      /** @type {{changes: Change[], cursor: string, has_more: boolean}} */
-      let page;
+      /** @type {string} */
+      let text;
       try {
-        page = await next;
+        text = await next;
       } catch (error) {
         if (error instanceof SyncError && RESYNC_CODES.includes(error.code ?? "") && !summary.resynced) {
           await this.store.clearCopy();
@@ -402,15 +414,43 @@ export class Replica {
         }
         throw error;
       }
-      // The next page is asked for (its cursor is known) while this one is stored: download
-      // and storing overlap. A page is stored only after the one before it, with its cursor.
-      if (page.has_more) next = ask(page.cursor);
+      // The next page is asked for as soon as this one's cursor is known: read from the end of
+      // the text before the whole page is parsed, so the server makes the next page while this
+      // one is parsed and stored. A page is stored only after the one before it, with its cursor.
+      const head = tail(text);
+      if (head?.has_more) next = ask(head.cursor);
+      /** @type {{changes: Change[], cursor: string, has_more: boolean}} */
+      const page = JSON.parse(text);
+      if (head && (head.cursor !== page.cursor || head.has_more !== page.has_more)) {
+        throw new SyncError("a pull page's end was misread", 200, null);
+      }
+      if (!head && page.has_more) next = ask(page.cursor);
       await this.store.applyPage(page.changes, page.cursor);
       summary.pulled += page.changes.length;
       onProgress?.(summary.pulled);
       if (!page.has_more) return;
     }
   }
+}
+
+/**
+ * The `cursor` and `has_more` of a pull page's JSON text, read from its end (the server writes
+ * them after `changes`), without parsing the changes; null when the text does not end so.
+ * A key "cursor" inside the changes cannot be mistaken for it: the text after it would not be
+ * one whole JSON object.
+ * @param {string} text
+ * @returns {{cursor: string, has_more: boolean} | null}
+ */
+export function tail(text) {
+  const at = text.lastIndexOf('"cursor":');
+  if (at < 1 || text[at - 1] !== ",") return null;
+  try {
+    const head = JSON.parse(`{${text.slice(at)}`);
+    if (typeof head?.cursor === "string" && typeof head.has_more === "boolean" && Object.keys(head).length === 2) return head;
+  } catch {
+    // not the page's last fields: parse the whole page first
+  }
+  return null;
 }
 
 /**
