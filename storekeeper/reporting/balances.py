@@ -11,16 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Subquery, Table, delete, func, insert, select, union_all
+from sqlalchemy import Select, Subquery, Table, delete, func, insert, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from storekeeper.db import utcnow
 from storekeeper.reporting.domain import Book, Move, Position, Series
-from storekeeper.reporting.models import LedgerRow, Period, SnapshotRow
+from storekeeper.reporting.models import LedgerRow, LevelRow, Period, SnapshotRow
 
 _ledger = cast(Table, LedgerRow.__table__)
+_level = cast(Table, LevelRow.__table__)
 _period = cast(Table, Period.__table__)
 _snapshot = cast(Table, SnapshotRow.__table__)
 
@@ -46,25 +47,33 @@ def snapshot_before(session: Session, *, until: datetime) -> date | None:
     return cast(date | None, found)
 
 
-def balance_rows(session: Session, *, until: datetime, sku: str | None = None) -> Subquery:
+def balance_rows(
+    session: Session, *, until: datetime, sku: str | None = None, every_series: bool = False
+) -> Subquery:
     """Rows (sku, warehouse, units) whose sum per series is its on-hand before ``until``: the
     latest snapshot's rows UNION ALL the movements after it. Every stock report groups these
-    (low stock with HAVING, dead stock with an anti-join, history for its opening balance)."""
+    (low stock with HAVING, dead stock with an anti-join, history for its opening balance).
+
+    ``every_series`` adds a row of 0 units for every series the levels know, so that one
+    emptied before the snapshot (which leaves empty series out) still has a sum: 0."""
     ends_on = snapshot_before(session, until=until)
     moves = select(_ledger.c.sku, _ledger.c.warehouse, _ledger.c.delta.label("units")).where(
         _ledger.c.moved_at < until
     )
     if sku is not None:
         moves = moves.where(_ledger.c.sku == sku)
+    parts: list[Select[Any]] = [moves]
+    if every_series:
+        parts.append(select(_level.c.sku, _level.c.warehouse, literal(0).label("units")))
     if ends_on is None:
-        return moves.subquery("balance_rows")
+        return union_all(*parts).subquery("balance_rows")
     snapshot = select(
         _snapshot.c.sku, _snapshot.c.warehouse, _snapshot.c.on_hand.label("units")
     ).where(_snapshot.c.ends_on == ends_on)
     if sku is not None:
         snapshot = snapshot.where(_snapshot.c.sku == sku)
-    moves = moves.where(_ledger.c.moved_at >= midnight(ends_on))
-    return union_all(snapshot, moves).subquery("balance_rows")
+    parts[0] = moves.where(_ledger.c.moved_at >= midnight(ends_on))
+    return union_all(snapshot, *parts).subquery("balance_rows")
 
 
 def on_hand(session: Session, *, until: datetime, sku: str | None = None) -> dict[Series, int]:
@@ -97,7 +106,7 @@ def _moves(
         query = query.where(_ledger.c.moved_at >= since)
     if sku is not None:
         query = query.where(_ledger.c.sku == sku)
-    for row in session.execute(query.execution_options(yield_per=5000)):
+    for row in session.execute(query):
         yield Move(row.sku, row.warehouse, row.delta, row.reason, row.ref, row.unit_cost_cents)
 
 

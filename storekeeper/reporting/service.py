@@ -154,7 +154,7 @@ def low_stock(
 ) -> list[LowStockRow]:
     """Series whose available units (on hand from the ledger less reserved) are below the
     reorder point, lowest first."""
-    rows = balances.balance_rows(session, until=datetime.now(UTC))
+    rows = balances.balance_rows(session, until=datetime.now(UTC), every_series=True)
     on_hand = func.sum(rows.c.units)
     reserved = func.coalesce(_level.c.reserved, 0)
     # Per-series reorder points (issue 16's forecast) join here: LEFT JOIN reporting_reorder_point
