@@ -121,15 +121,19 @@ def set_level(session: Session, *, sku: str, warehouse: str, on_hand: int, reser
 
 
 def rebuild(db: Database, *, progress: Callable[[int], None] | None = None) -> int:
-    """Rebuild the read models from the inventory service; returns the movements copied.
+    """Copy the movements the read model lacks from the inventory service, refresh the levels
+    and close the periods anew; returns how many movements were copied.
 
-    One transaction per page of movements, so the write lock is never held for the whole
-    ledger; events delivered meanwhile are copied once (the movement id is the key).
+    Movements already copied keep the value they were priced at when they were sold (a
+    rebuild can only price a missing sale at today's catalog price). One transaction per page
+    of movements, so the write lock is never held for the whole ledger; events delivered
+    meanwhile are copied once (the movement id is the key).
     """
     with db.transaction() as session:
-        for table in (_snapshot, _period, _ledger, _level):
+        for table in (_snapshot, _period):
             session.execute(delete(table))
-    after, copied = 0, 0
+        had = session.execute(select(func.count()).select_from(_ledger)).scalar_one()
+    after = 0
     while True:
         with db.transaction() as session:
             page = inventory_history.list_movements_after(
@@ -153,7 +157,7 @@ def rebuild(db: Database, *, progress: Callable[[int], None] | None = None) -> i
             )
         if not page:
             break
-        after, copied = page[-1].id, copied + len(page)
+        after = page[-1].id
         if progress is not None:
             progress(len(page))
     with db.transaction() as session:
@@ -177,4 +181,5 @@ def rebuild(db: Database, *, progress: Callable[[int], None] | None = None) -> i
                 if cursor is None:
                     break
         balances.close_periods(session)
-    return copied
+        has = session.execute(select(func.count()).select_from(_ledger)).scalar_one()
+    return int(has - had)

@@ -63,7 +63,15 @@ def _ledger(raw: list[tuple[str, str, str, int, int | None, int]]) -> list[readm
         if at >= NOW:
             break
 
-        def add(wh: str, delta: int, reason: str, ref: str | None, cost: int | None) -> None:
+        def add(
+            wh: str,
+            delta: int,
+            reason: str,
+            ref: str | None,
+            cost: int | None,
+            sku: str = sku,
+            at: datetime = at,
+        ) -> None:
             on_hand[sku, wh] += delta
             facts.append(readmodel.Fact(len(facts) + 1, sku, wh, delta, reason, ref, cost, at))
 
