@@ -59,6 +59,8 @@ def from_row(row: FeedRow) -> LiveEvent | None:
     payload = dict(row.payload)
     if row.type == STOCK_CHANGED:
         payload["available"] = payload.get("on_hand", 0) - payload.get("reserved", 0)
+        # What a unit cost is for managers' valuation report, not for every clerk's screen.
+        payload.pop("unit_cost_cents", None)
         return LiveEvent(STOCK_CHANGED, row.position, payload, row.occurred_at)
     if row.type in _ORDER_TYPES:
         payload["event"] = row.type

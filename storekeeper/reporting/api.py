@@ -5,13 +5,10 @@ Managers and admins only. Dates are UTC days; a period is ``since``..``until`` i
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
-from fastapi.responses import Response
 
 from storekeeper.accounts.domain import STAFF, Principal
 from storekeeper.api.deps import DatabaseDep, SettingsDep, require
@@ -27,7 +24,7 @@ from storekeeper.reporting.schemas import (
     StockHistoryReport,
     ValuationReport,
 )
-from storekeeper.web.templating import csv_response
+from storekeeper.web.templating import rows_csv
 
 router = APIRouter(prefix="/reports", tags=["reports"])
 Manager = Annotated[Principal, Depends(require(STAFF))]
@@ -37,28 +34,6 @@ FormatQuery = Annotated[
     Literal["json", "csv"], Query(alias="format", description="`csv` downloads the rows")
 ]
 ERRORS = responses(401, 403, 422)
-DEFAULT_DAYS = 30
-
-
-def _today() -> date:
-    return datetime.now(UTC).date()
-
-
-def _period(since: date | None, until: date | None) -> tuple[date, date]:
-    until = until or _today()
-    return since or until - timedelta(days=DEFAULT_DAYS - 1), until
-
-
-def _csv(name: str, rows: Sequence[Any], columns: Sequence[str]) -> Response:
-    return csv_response(
-        f"{name}.csv",
-        columns,
-        ([getattr(row, column) for column in columns] for row in rows),
-    )
-
-
-def _columns(row_type: type[Any]) -> list[str]:
-    return [field.name for field in dataclasses.fields(row_type)]
 
 
 @router.get("/sales", response_model=SalesReport, responses=ERRORS)
@@ -73,11 +48,11 @@ def sales(
 ) -> Any:
     """Units and value sold per product or warehouse over a period (default the last 30 days),
     the ``top`` first by value."""
-    since, until = _period(since, until)
+    since, until = service.period(since, until)
     with db.reading() as session:
         rows = service.sales(session, since=since, until=until, by=by, top=top)
     if format_ == "csv":
-        return _csv(f"sales-{since}-{until}", rows, _columns(service.SalesRow))
+        return rows_csv(f"sales-{since}-{until}.csv", service.SalesRow, rows)
     return {"since": since, "until": until, "by": by, "top": top, "rows": rows}
 
 
@@ -92,7 +67,7 @@ def dead_stock(
     with db.reading() as session:
         rows = service.dead_stock(session, days=days)
     if format_ == "csv":
-        return _csv("dead-stock", rows, _columns(service.DeadStockRow))
+        return rows_csv("dead-stock.csv", service.DeadStockRow, rows)
     return {"days": days, "rows": rows}
 
 
@@ -109,7 +84,7 @@ def low_stock(
     with db.reading() as session:
         rows = service.low_stock(session, threshold=settings.low_stock_units, warehouse=warehouse)
     if format_ == "csv":
-        return _csv("low-stock", rows, _columns(service.LowStockRow))
+        return rows_csv("low-stock.csv", service.LowStockRow, rows)
     return {"rows": rows}
 
 
@@ -126,11 +101,11 @@ def stock_history(
 ) -> Any:
     """A SKU's movements over a period with each warehouse's running on-hand, and its on-hand
     per warehouse before ``since`` and at the end of ``until`` (on-hand as of any date)."""
-    since, until = _period(since, until)
+    since, until = service.period(since, until)
     with db.reading() as session:
         opening, rows, closing = stock.stock_history(session, sku=sku, since=since, until=until)
     if format_ == "csv":
-        return _csv(f"stock-history-{sku}", rows, _columns(stock.HistoryRow))
+        return rows_csv(f"stock-history-{sku}.csv", stock.HistoryRow, rows)
     return {
         "sku": sku,
         "since": since,
@@ -150,11 +125,11 @@ def valuation(
 ) -> Any:
     """Units and value of every series at the end of ``at`` (default today), by moving
     average cost (docs/reports.md)."""
-    at = at or _today()
+    at = at or service.today()
     with db.reading() as session:
         rows = stock.valuation(session, at=at)
     if format_ == "csv":
-        return _csv(f"valuation-{at}", rows, _columns(stock.ValuationRow))
+        return rows_csv(f"valuation-{at}.csv", stock.ValuationRow, rows)
     return {"at": at, "total_value_cents": sum(r.value_cents for r in rows), "rows": rows}
 
 
@@ -168,9 +143,9 @@ def abc(
 ) -> Any:
     """Products by sales value over a period (default the last 30 days): A the first 80% of
     the value, B the next 15%, C the rest."""
-    since, until = _period(since, until)
+    since, until = service.period(since, until)
     with db.reading() as session:
         rows = service.abc(session, since=since, until=until)
     if format_ == "csv":
-        return _csv(f"abc-{since}-{until}", rows, _columns(service.AbcRow))
+        return rows_csv(f"abc-{since}-{until}.csv", service.AbcRow, rows)
     return {"since": since, "until": until, "rows": rows}

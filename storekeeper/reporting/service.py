@@ -76,6 +76,21 @@ class AbcRow:
     abc_class: str
 
 
+DEFAULT_DAYS = 30
+"""A report's period when none is given: the last 30 days, today included."""
+
+
+def today() -> date:
+    """Today in UTC, the reports' time zone."""
+    return datetime.now(UTC).date()
+
+
+def period(since: date | None, until: date | None) -> tuple[date, date]:
+    """The period asked for, its missing ends filled in: until today, since 30 days."""
+    until = until or today()
+    return since or until - timedelta(days=DEFAULT_DAYS - 1), until
+
+
 def window(since: date, until: date) -> tuple[datetime, datetime]:
     if since > until:
         raise InvalidRequest("since must not be after until", code="invalid_period")
