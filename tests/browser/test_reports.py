@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 
 import httpx
 from playwright.sync_api import expect
@@ -75,6 +76,6 @@ def test_a_manager_reads_and_exports_the_reports(console: Console, actors: Actor
     link = console.page.get_by_role("link", name="Download CSV")
     with console.page.expect_download() as download:
         link.click()
-    text = open(download.value.path(), encoding="utf-8").read()
+    text = Path(download.value.path()).read_text(encoding="utf-8")
     assert text.splitlines()[0] == "sku,warehouse,on_hand,last_sold_at"
     assert "MUG,HAM,3," in text
