@@ -407,8 +407,8 @@ BACKGROUND_TABLES = frozenset(
     }
 )
 """Tables the app's background threads change on their own (job runs, leases, the in-process
-consumers' inbox and the reporting consumer's read models): left out of the fingerprint. ``events_outbox`` is counted, not hashed (the
-relay marks rows published)."""
+consumers' inbox and the reporting consumer's read models): left out of the fingerprint.
+``events_outbox`` is counted, not hashed (the relay marks rows published)."""
 
 
 def fingerprint(db: Database) -> dict[str, str]:
