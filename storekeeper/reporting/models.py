@@ -21,7 +21,8 @@ class LedgerRow(Base):
 
     __tablename__ = "reporting_movement"
     __table_args__ = (
-        Index("ix_reporting_movement_series", "sku", "warehouse", "moved_at"),
+        # A series' movements of one reason in time: dead stock's "no sale since" per series.
+        Index("ix_reporting_movement_series", "sku", "warehouse", "reason", "moved_at"),
         Index("ix_reporting_movement_moved_at", "moved_at"),
         Index("ix_reporting_movement_reason", "reason", "moved_at"),
         Index("ix_reporting_movement_ref", "ref"),

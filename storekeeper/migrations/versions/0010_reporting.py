@@ -39,7 +39,9 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("reporting_movement", schema=None) as batch_op:
         batch_op.create_index(
-            "ix_reporting_movement_series", ["sku", "warehouse", "moved_at"], unique=False
+            "ix_reporting_movement_series",
+            ["sku", "warehouse", "reason", "moved_at"],
+            unique=False,
         )
         batch_op.create_index("ix_reporting_movement_moved_at", ["moved_at"], unique=False)
         batch_op.create_index("ix_reporting_movement_reason", ["reason", "moved_at"], unique=False)
