@@ -1,4 +1,5 @@
-"""Run the benchmarks of DESIGN.md section 9 (W1, W2, W2-card, EV, W3, W4, W5, W6, W7, console).
+"""Run the benchmarks of DESIGN.md section 9 (W1, W2, W2-card, EV, W3, W4, W5, W6, W7, W9,
+console).
 
 Results go to bench/results.
 """
@@ -32,6 +33,7 @@ from bench import (
     w5_mqtt,
     w6,
     w7,
+    w9,
 )
 from bench.options import Options, environment
 
@@ -47,6 +49,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "W5-mqtt": w5_mqtt.run,
     "W6": w6.run,
     "W7": w7.run,
+    "W9": w9.run,
     "GRPC": grpc_bench.run,
     "console": console.run,
 }
@@ -84,7 +87,10 @@ _EPILOG = """benchmarks (--only; see bench/README.md):
   W7       sync-initial in the browser: the clerk PWA (/app/replica.js + IndexedDB) in
            headless Chromium pulls --w7-products products + BER stock; rows/s (goal
            >= 50k) next to W3's Python replica (same run) and PowerSync's published
-           figures; floor: the same pages by fetch + JSON.parse, not stored"""
+           figures; floor: the same pages by fetch + JSON.parse, not stored
+  W9       reports over 1M ledger rows (reporting's read model, months closed into
+           snapshots): each report's time as a multiple of one full scan of the same
+           rows (goal <= 3; reads as of a date <= 1)"""
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -30,6 +30,7 @@ from storekeeper.notifications.mail import Mailer, mailer_from_settings
 from storekeeper.ordering import handlers as ordering
 from storekeeper.ordering.stock import InventoryPort, LocalInventory, RemoteInventory
 from storekeeper.payments.gateway import ManualGateway, PaymentGateway
+from storekeeper.reporting import handlers as reporting
 from storekeeper.tasks.background import Background, Periodic
 from storekeeper.tasks.queue import JobRegistry
 from storekeeper.tasks.registry import Registry
@@ -182,6 +183,7 @@ def bootstrap(
     ordering.register(registry, settings=settings)
     notifications.register(registry)
     telemetry.register(registry)
+    reporting.register(registry)
     registry.every("retention.prune", settings.prune_every_s, retention.prune_periodically)
     return container
 

@@ -30,7 +30,7 @@ _NOT_SETTINGS = ("STOREKEEPER_TEST_", "STOREKEEPER_BENCH_", "STOREKEEPER_CLUSTER
 """Prefixes of variables that tests, benchmarks and scripts read: not settings, not typos."""
 _warned: set[str] = set()
 log = logging.getLogger(__name__)
-Context = Literal["accounts", "catalog", "inventory", "ordering", "sync", "telemetry"]
+Context = Literal["accounts", "catalog", "inventory", "ordering", "reporting", "sync", "telemetry"]
 """A bounded context with HTTP routes, which ``serve --only`` may serve on its own."""
 
 

@@ -91,6 +91,7 @@ def record_movement(body: MovementCreate, who: StockHandler, db: DatabaseDep) ->
             reason=body.reason,
             ref=body.ref,
             actor_id=str(who.user_id),
+            unit_cost_cents=body.unit_cost_cents,
         )
     return _level(level)
 

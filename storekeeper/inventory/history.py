@@ -27,6 +27,22 @@ class MovementView:
     actor_id: str | None
     replica_id: str | None
     created_at: datetime
+    unit_cost_cents: int | None = None
+
+
+def _view(row: Movement) -> MovementView:
+    return MovementView(
+        id=row.id,
+        sku=row.sku,
+        warehouse=row.warehouse_code,
+        delta=row.delta,
+        reason=row.reason,
+        ref=row.ref,
+        actor_id=row.actor_id,
+        replica_id=row.replica_id,
+        created_at=row.created_at,
+        unit_cost_cents=row.unit_cost_cents,
+    )
 
 
 def list_movements(
@@ -52,20 +68,7 @@ def list_movements(
     if before_id is not None:
         query = query.where(Movement.id < before_id)
     rows = session.scalars(query).all()
-    views = [
-        MovementView(
-            id=row.id,
-            sku=row.sku,
-            warehouse=row.warehouse_code,
-            delta=row.delta,
-            reason=row.reason,
-            ref=row.ref,
-            actor_id=row.actor_id,
-            replica_id=row.replica_id,
-            created_at=row.created_at,
-        )
-        for row in rows[:limit]
-    ]
+    views = [_view(row) for row in rows[:limit]]
     return views, (views[-1].id if len(rows) > limit else None)
 
 
@@ -74,14 +77,11 @@ def get_movement(session: Session, *, movement_id: int) -> MovementView | None:
     row = session.get(Movement, movement_id)
     if row is None:
         return None
-    return MovementView(
-        id=row.id,
-        sku=row.sku,
-        warehouse=row.warehouse_code,
-        delta=row.delta,
-        reason=row.reason,
-        ref=row.ref,
-        actor_id=row.actor_id,
-        replica_id=row.replica_id,
-        created_at=row.created_at,
-    )
+    return _view(row)
+
+
+def list_movements_after(session: Session, *, after_id: int, limit: int) -> list[MovementView]:
+    """Movements oldest first from the one after ``after_id``: the whole ledger, page by page,
+    for a reader that rebuilds what it derives from it (``storekeeper reports rebuild``)."""
+    query = select(Movement).where(Movement.id > after_id).order_by(Movement.id).limit(limit)
+    return [_view(row) for row in session.scalars(query)]

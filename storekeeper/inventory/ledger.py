@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import NamedTuple, cast
 
 from sqlalchemy import Table, select, update
@@ -14,8 +15,8 @@ from sqlalchemy.orm import Session
 from storekeeper.db import utcnow
 from storekeeper.errors import Conflict, InvalidRequest
 from storekeeper.events import outbox
+from storekeeper.inventory import movements
 from storekeeper.inventory.domain import InsufficientStock
-from storekeeper.inventory.events import StockChanged
 from storekeeper.inventory.levels import (
     MAX_LEVELS_PAGE,
     Level,
@@ -25,10 +26,8 @@ from storekeeper.inventory.levels import (
     require_sku,
     where_row,
 )
-from storekeeper.inventory.models import Movement, StockLevel
+from storekeeper.inventory.models import StockLevel
 from storekeeper.inventory.warehouses import require_warehouse
-from storekeeper.observability import metrics
-from storekeeper.observability.counting import count_on_commit
 
 # Every change of on-hand goes through ``_apply_delta``: one conditional UPDATE of the running
 # total (which refuses to take available stock below zero, atomically, on SQLite and PostgreSQL
@@ -114,6 +113,8 @@ def _apply_delta(
     actor_id: str | None,
     replica_id: str | None = None,
     mutation_id: uuid.UUID | None = None,
+    unit_cost_cents: int | None = None,
+    at: datetime | None = None,
 ) -> Level:
     """Add ``delta`` to on-hand and to the ledger, unless available stock would drop below 0.
 
@@ -132,28 +133,31 @@ def _apply_delta(
     if row is None:
         current = level(session, sku=sku, warehouse=warehouse)
         raise InsufficientStock(sku, requested=-delta, available=current.available)
-    session.add(
-        Movement(
-            sku=sku,
-            warehouse_code=warehouse,
-            delta=delta,
-            reason=reason,
-            ref=ref,
-            actor_id=actor_id,
-            replica_id=replica_id,
-            mutation_id=mutation_id,
-        )
+    written = movements.write(
+        session,
+        sku=sku,
+        warehouse=warehouse,
+        delta=delta,
+        reason=reason,
+        ref=ref,
+        actor_id=actor_id,
+        replica_id=replica_id,
+        mutation_id=mutation_id,
+        unit_cost_cents=unit_cost_cents,
+        at=at,
     )
-    count_on_commit(session, metrics.STOCK_MOVEMENTS.labels(reason))
     outbox.record(
         session,
-        StockChanged(
+        movements.changed(
             sku=sku,
             warehouse=warehouse,
             on_hand=row.on_hand,
             reserved=row.reserved,
             reason=reason,
             ref=ref,
+            movement=written,
+            delta=delta,
+            unit_cost_cents=unit_cost_cents,
         ),
     )
     return Level(warehouse, row.on_hand, row.reserved)
@@ -170,8 +174,17 @@ def record_movement(
     actor_id: str | None = None,
     replica_id: str | None = None,
     mutation_id: uuid.UUID | None = None,
+    unit_cost_cents: int | None = None,
 ) -> Level:
-    """Receive, write off or correct stock; refused (409) if it would oversell what is there."""
+    """Receive, write off or correct stock; refused (409) if it would oversell what is there.
+
+    ``unit_cost_cents`` is what one received unit cost: only a receipt (a positive one) may say.
+    """
+    if unit_cost_cents is not None and (reason != "receipt" or delta <= 0):
+        raise InvalidRequest(
+            "unit_cost_cents is given with a receipt of a positive delta only",
+            code="invalid_unit_cost",
+        )
     if reason not in MANUAL_REASONS:
         raise InvalidRequest(
             f"reason must be one of {sorted(MANUAL_REASONS)}; counts and transfers have "
@@ -191,6 +204,7 @@ def record_movement(
         actor_id=actor_id,
         replica_id=replica_id,
         mutation_id=mutation_id,
+        unit_cost_cents=unit_cost_cents,
     )
 
 
@@ -296,6 +310,9 @@ def transfer(
         .with_for_update()
     ).all()
     ref = f"transfer:{uuid.uuid4()}"
+    # Both rows of the pair get one time: a reader that cuts the ledger by time (reporting's
+    # period snapshots) never finds one half without the other.
+    now = utcnow()
     out = _apply_delta(
         session,
         sku=sku,
@@ -304,9 +321,17 @@ def transfer(
         reason="transfer",
         ref=ref,
         actor_id=actor_id,
+        at=now,
     )
     into = _apply_delta(
-        session, sku=sku, warehouse=target, delta=qty, reason="transfer", ref=ref, actor_id=actor_id
+        session,
+        sku=sku,
+        warehouse=target,
+        delta=qty,
+        reason="transfer",
+        ref=ref,
+        actor_id=actor_id,
+        at=now,
     )
     return out, into
 

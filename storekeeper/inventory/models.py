@@ -73,6 +73,8 @@ class Movement(Base):
     # The offline replica and its mutation that caused the movement (storekeeper.sync), if any.
     replica_id: Mapped[str | None] = mapped_column(String(64), default=None)
     mutation_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    # What one unit cost, on a receipt that says so (docs/reports.md: moving average cost).
+    unit_cost_cents: Mapped[int | None] = mapped_column(BigInteger, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -21,11 +21,11 @@ from storekeeper.catalog import service as catalog_service
 from storekeeper.db import utcnow
 from storekeeper.errors import Conflict, InvalidRequest, NotFound
 from storekeeper.events import outbox
-from storekeeper.inventory import domain
+from storekeeper.inventory import domain, movements
 from storekeeper.inventory.domain import Allocation, Point
 from storekeeper.inventory.events import StockChanged
 from storekeeper.inventory.levels import where_row
-from storekeeper.inventory.models import Movement, Reservation, StockLevel, Warehouse
+from storekeeper.inventory.models import Reservation, StockLevel, Warehouse
 from storekeeper.inventory.warehouses import require_warehouse
 from storekeeper.observability import metrics
 from storekeeper.observability.counting import count_on_commit
@@ -206,19 +206,18 @@ def _settle(session: Session, *, ref: str, consume: bool, actor_id: str | None) 
             .values(change)
             .returning(_stock.c.on_hand, _stock.c.reserved)
         ).one()
+        written = None
         if consume:
-            session.add(
-                Movement(
-                    sku=res.sku,
-                    warehouse_code=res.warehouse_code,
-                    delta=-res.qty,
-                    reason="sale",
-                    ref=ref,
-                    actor_id=actor_id,
-                    created_at=now,
-                )
+            written = movements.write(
+                session,
+                sku=res.sku,
+                warehouse=res.warehouse_code,
+                delta=-res.qty,
+                reason="sale",
+                ref=ref,
+                actor_id=actor_id,
+                at=now,
             )
-            count_on_commit(session, metrics.STOCK_MOVEMENTS.labels("sale"))
         res.status, res.updated_at = ("consumed" if consume else "released"), now
         settled += res.qty
         outbox.record(
@@ -230,6 +229,17 @@ def _settle(session: Session, *, ref: str, consume: bool, actor_id: str | None) 
                 reserved=row.reserved,
                 reason=reason,
                 ref=ref,
+            )
+            if written is None
+            else movements.changed(
+                sku=res.sku,
+                warehouse=res.warehouse_code,
+                on_hand=row.on_hand,
+                reserved=row.reserved,
+                reason=reason,
+                ref=ref,
+                movement=written,
+                delta=-res.qty,
             ),
         )
     return settled

@@ -52,6 +52,13 @@ class MovementCreate(BaseModel):
     delta: int = Field(ge=-1_000_000_000, le=1_000_000_000)
     reason: Literal["receipt", "damage", "correction", "sale"]
     ref: Ref | None = None
+    unit_cost_cents: int | None = Field(
+        default=None,
+        ge=0,
+        le=1_000_000_000_000,
+        description="what one unit cost, on a receipt (a positive delta) only: it feeds the "
+        "moving average cost of the valuation report (docs/reports.md)",
+    )
 
 
 class CountCreate(BaseModel):

@@ -54,11 +54,19 @@ class LiveEvent:
         }
 
 
+LEDGER_FIELDS = ("delta", "movement_id", "unit_cost_cents", "moved_at")
+"""Fields of ``stock.changed`` that live clients are not sent."""
+
+
 def from_row(row: FeedRow) -> LiveEvent | None:
     """The public event of an outbox row, or None for rows live clients never get."""
     payload = dict(row.payload)
     if row.type == STOCK_CHANGED:
         payload["available"] = payload.get("on_hand", 0) - payload.get("reserved", 0)
+        # The movement's facts are for reporting's read model (a unit cost is for managers'
+        # valuation, not every clerk's screen): live clients keep the documented levels.
+        for name in LEDGER_FIELDS:
+            payload.pop(name, None)
         return LiveEvent(STOCK_CHANGED, row.position, payload, row.occurred_at)
     if row.type in _ORDER_TYPES:
         payload["event"] = row.type

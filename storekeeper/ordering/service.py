@@ -415,3 +415,27 @@ def count_by_status(connection: Connection) -> dict[str, int]:
     """How many orders are in each status (for the metrics gauge)."""
     rows = connection.execute(select(_order.c.status, func.count()).group_by(_order.c.status))
     return {status: count for status, count in rows.all()}
+
+
+def line_prices(session: Session, *, ref: str) -> dict[tuple[str, str], tuple[int, str]]:
+    """``{(sku, warehouse): (unit_price_cents, currency)}`` of the order whose reservation
+    reference is ``ref`` (``order:<id>``), or ``{}`` for a reference that names no order: what
+    the customer paid per unit, for a reader of the ledger's sales (the reporting context)."""
+    prefix = reservation_ref(uuid.UUID(int=0)).split(":", 1)[0] + ":"
+    try:
+        order_id = uuid.UUID(ref.removeprefix(prefix)) if ref.startswith(prefix) else None
+    except ValueError:
+        order_id = None
+    if order_id is None:
+        return {}
+    rows = session.execute(
+        select(
+            _order_line.c.sku,
+            _order_line.c.warehouse,
+            _order_line.c.unit_price_cents,
+            _order.c.currency,
+        )
+        .join(_order, _order.c.id == _order_line.c.order_id)
+        .where(_order_line.c.order_id == order_id)
+    )
+    return {(row.sku, row.warehouse): (row.unit_price_cents, row.currency) for row in rows}

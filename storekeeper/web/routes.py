@@ -25,6 +25,7 @@ from storekeeper.web import (
     live,
     orders,
     products,
+    reports,
     stock,
     sync_exceptions,
 )
@@ -41,6 +42,7 @@ ROUTERS = (
     orders.router,
     sync_exceptions.router,
     cold_chain.router,
+    reports.router,
     admin.router,
 )
 

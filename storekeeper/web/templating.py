@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
@@ -81,6 +82,8 @@ def nav_for(principal: Principal | None) -> list[tuple[str, str]]:
         ("/sync-exceptions", "Sync exceptions"),
         ("/cold-chain", "Cold chain"),
     ]
+    if principal.has_role(STAFF):
+        items.append(("/reports", "Reports"))
     if principal.has_role(ADMINS):
         items.append(("/admin/users", "Admin"))
     items.append(("/account", "Account"))
@@ -131,6 +134,12 @@ def csv_response(filename: str, header: Sequence[str], rows: Iterable[Sequence[A
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
+
+
+def rows_csv(filename: str, row_type: type[Any], rows: Iterable[Any]) -> Response:
+    """:func:`csv_response` of dataclass rows (a report's): one column per field, by name."""
+    columns = [field.name for field in dataclasses.fields(row_type)]
+    return csv_response(filename, columns, ([getattr(r, c) for c in columns] for r in rows))
 
 
 def _cells(row: Sequence[Any]) -> list[Any]:

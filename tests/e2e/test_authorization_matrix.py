@@ -178,6 +178,12 @@ MATRIX: dict[str, tuple[Call, dict[str, int]]] = {
         STAFF_ONLY,
     ),
     "GET /warehouses": (_get("/warehouses"), SIGNED_IN),
+    "GET /reports/sales": (_get("/reports/sales"), STAFF_ONLY),
+    "GET /reports/dead-stock": (_get("/reports/dead-stock?format=csv"), STAFF_ONLY),
+    "GET /reports/low-stock": (_get("/reports/low-stock"), STAFF_ONLY),
+    "GET /reports/valuation": (_get("/reports/valuation"), STAFF_ONLY),
+    "GET /reports/abc": (_get("/reports/abc"), STAFF_ONLY),
+    "GET /reports/stock-history/{sku}": (_get("/reports/stock-history/MILK"), STAFF_ONLY),
     "POST /stock/movements at BER": (
         _post(
             "/stock/movements", {"sku": "MILK", "warehouse": "BER", "delta": 1, "reason": "receipt"}

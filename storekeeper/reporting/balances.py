@@ -1,0 +1,171 @@
+"""Balances as of a moment: the latest period snapshot before it plus the movements after it.
+
+A period is a calendar month (UTC); its snapshot holds every series' closing units and value.
+"As of" reads never scan the ledger from its start once periods are closed: one snapshot, then
+at most a month (and the days since) of movements. A movement that arrives late, inside a closed
+period, reopens that period and every later one (:func:`reopen_from`); the next
+:func:`close_periods` closes them again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, cast
+
+from sqlalchemy import Select, Subquery, Table, delete, func, insert, literal, select, union_all
+from sqlalchemy.orm import Session
+
+from storekeeper.db import utcnow
+from storekeeper.reporting.domain import Book, Move, Position, Series
+from storekeeper.reporting.models import LedgerRow, LevelRow, Period, SnapshotRow
+
+_ledger = cast(Table, LedgerRow.__table__)
+_level = cast(Table, LevelRow.__table__)
+_period = cast(Table, Period.__table__)
+_snapshot = cast(Table, SnapshotRow.__table__)
+
+CLOSE_AFTER = timedelta(hours=1)
+"""How long after a month ends it is closed: events still in the outbox by then reopen it."""
+
+
+def midnight(day: date) -> datetime:
+    """The start of ``day`` in UTC."""
+    return datetime.combine(day, time(), tzinfo=UTC)
+
+
+def next_month(day: date) -> date:
+    """The first day of the month after ``day``'s."""
+    return date(day.year + day.month // 12, day.month % 12 + 1, 1)
+
+
+def snapshot_before(session: Session, *, until: datetime) -> date | None:
+    """The end of the latest closed period that ends at or before ``until``, if any."""
+    found = session.execute(
+        select(func.max(_period.c.ends_on)).where(_period.c.ends_on <= until.date())
+    ).scalar_one()
+    return cast(date | None, found)
+
+
+def balance_rows(
+    session: Session, *, until: datetime, sku: str | None = None, every_series: bool = False
+) -> Subquery:
+    """Rows (sku, warehouse, units) whose sum per series is its on-hand before ``until``: the
+    latest snapshot's rows UNION ALL the movements after it. Every stock report groups these
+    (low stock with HAVING, dead stock with an anti-join, history for its opening balance).
+
+    ``every_series`` adds a row of 0 units for every series the levels know, so that one
+    emptied before the snapshot (which leaves empty series out) still has a sum: 0."""
+    ends_on = snapshot_before(session, until=until)
+    moves = select(_ledger.c.sku, _ledger.c.warehouse, _ledger.c.delta.label("units")).where(
+        _ledger.c.moved_at < until
+    )
+    if sku is not None:
+        moves = moves.where(_ledger.c.sku == sku)
+    parts: list[Select[Any]] = [moves]
+    if every_series:
+        parts.append(select(_level.c.sku, _level.c.warehouse, literal(0).label("units")))
+    if ends_on is None:
+        return union_all(*parts).subquery("balance_rows")
+    snapshot = select(
+        _snapshot.c.sku, _snapshot.c.warehouse, _snapshot.c.on_hand.label("units")
+    ).where(_snapshot.c.ends_on == ends_on)
+    if sku is not None:
+        snapshot = snapshot.where(_snapshot.c.sku == sku)
+    parts[0] = moves.where(_ledger.c.moved_at >= midnight(ends_on))
+    return union_all(snapshot, *parts).subquery("balance_rows")
+
+
+def on_hand(session: Session, *, until: datetime, sku: str | None = None) -> dict[Series, int]:
+    """Units of every series before ``until`` (series that held none left out)."""
+    rows = balance_rows(session, until=until, sku=sku)
+    query = (
+        select(rows.c.sku, rows.c.warehouse, func.sum(rows.c.units))
+        .group_by(rows.c.sku, rows.c.warehouse)
+        .having(func.sum(rows.c.units) != 0)
+    )
+    return {(sku_, wh): int(units) for sku_, wh, units in session.execute(query)}
+
+
+def _moves(
+    session: Session, *, since: datetime | None, until: datetime, sku: str | None
+) -> Iterator[Move]:
+    query = select(
+        _ledger.c.movement_id,
+        _ledger.c.sku,
+        _ledger.c.warehouse,
+        _ledger.c.delta,
+        _ledger.c.reason,
+        _ledger.c.ref,
+        _ledger.c.unit_cost_cents,
+    ).where(_ledger.c.moved_at < until)
+    if since is not None:
+        query = query.where(_ledger.c.moved_at >= since)
+    if sku is not None:
+        query = query.where(_ledger.c.sku == sku)
+    # Sorted here, not by ORDER BY movement_id: that tempts the planner to walk the whole
+    # table in key order instead of the time index over the window. (Not streamed: readers
+    # run in autocommit on PostgreSQL, where a server-side cursor needs a transaction.)
+    rows = sorted(session.execute(query), key=lambda row: row.movement_id)
+    for row in rows:
+        yield Move(row.sku, row.warehouse, row.delta, row.reason, row.ref, row.unit_cost_cents)
+
+
+def positions_as_of(
+    session: Session, *, until: datetime, sku: str | None = None
+) -> dict[Series, Position]:
+    """Units and value (moving average cost) of every series before ``until``."""
+    ends_on = snapshot_before(session, until=until)
+    positions: dict[Series, Position] = {}
+    if ends_on is not None:
+        query = select(_snapshot).where(_snapshot.c.ends_on == ends_on)
+        if sku is not None:
+            query = query.where(_snapshot.c.sku == sku)
+        for row in session.execute(query):
+            positions[(row.sku, row.warehouse)] = Position(row.on_hand, row.value_cents)
+    since = midnight(ends_on) if ends_on is not None else None
+    book = Book(positions).apply_all(_moves(session, since=since, until=until, sku=sku))
+    return book.positions
+
+
+def reopen_from(session: Session, *, moved_at: datetime) -> None:
+    """Drop the closed periods a movement at ``moved_at`` falls in or before."""
+    day = moved_at.astimezone(UTC).date()
+    session.execute(delete(_snapshot).where(_snapshot.c.ends_on > day))
+    session.execute(delete(_period).where(_period.c.ends_on > day))
+
+
+def close_periods(session: Session, *, now: datetime | None = None) -> int:
+    """Close every month that ended (``CLOSE_AFTER`` ago) and is not closed yet; returns how many.
+
+    Each closing replays only the month's movements onto the previous month's snapshot.
+    """
+    now = now or utcnow()
+    last = session.execute(select(func.max(_period.c.ends_on))).scalar_one()
+    if last is None:
+        first = session.execute(select(func.min(_ledger.c.moved_at))).scalar_one()
+        if first is None:
+            return 0
+        ends_on = next_month(first.date())
+    else:
+        ends_on = next_month(last)
+    closed = 0
+    while midnight(ends_on) + CLOSE_AFTER <= now:
+        positions = positions_as_of(session, until=midnight(ends_on))
+        session.execute(insert(_period).values(ends_on=ends_on, closed_at=utcnow()))
+        rows = [
+            {
+                "ends_on": ends_on,
+                "sku": sku,
+                "warehouse": warehouse,
+                "on_hand": position.on_hand,
+                "value_cents": position.value_cents,
+            }
+            for (sku, warehouse), position in positions.items()
+            if position.on_hand or position.value_cents
+        ]
+        if rows:
+            session.execute(insert(_snapshot), rows)
+        closed += 1
+        ends_on = next_month(ends_on)
+    return closed

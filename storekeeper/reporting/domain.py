@@ -1,0 +1,90 @@
+"""Moving average cost: the pure rules the valuation report and the period snapshots replay.
+
+A series (SKU, warehouse) holds ``on_hand`` units worth ``value_cents``; its average unit cost
+is ``value_cents / on_hand``. Movements of one SKU are replayed in ledger order:
+
+- a receipt with ``unit_cost_cents`` adds ``delta * unit_cost_cents``;
+- a transfer in adds exactly the value its transfer out took from the source (the source's
+  average cost travels with the units);
+- any other increase (a receipt without cost, a count or correction up, a returned sale) comes
+  in at the series' current average, so it leaves the average unchanged (0 into an empty series);
+- every decrease (sale, damage, count or correction down, transfer out) takes
+  ``floor(value * units / on_hand)``, so the average stays what it was; the last unit takes the
+  rest, and an empty series is worth 0.
+
+Integer cents throughout: the same ledger always values the same, on every database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+Series = tuple[str, str]
+"""(SKU, warehouse)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    """What the rules need of one ledger movement."""
+
+    sku: str
+    warehouse: str
+    delta: int
+    reason: str
+    ref: str | None
+    unit_cost_cents: int | None
+
+
+@dataclass(slots=True)
+class Position:
+    """Units of a series and what they are worth."""
+
+    on_hand: int = 0
+    value_cents: int = 0
+
+    @property
+    def average_cents(self) -> int:
+        """The average unit cost, rounded half up to a cent (0 for an empty series)."""
+        if self.on_hand <= 0:
+            return 0
+        return (2 * self.value_cents + self.on_hand) // (2 * self.on_hand)
+
+
+class Book:
+    """Positions of many series, replaying movements in ledger order."""
+
+    def __init__(self, positions: dict[Series, Position] | None = None) -> None:
+        self.positions: dict[Series, Position] = positions or {}
+        # Value taken by each transfer out, waiting for its transfer in: (ref, SKU) → cents.
+        self._in_transit: dict[tuple[str | None, str], int] = {}
+
+    def apply(self, move: Move) -> None:
+        """Apply one movement by the rules above."""
+        position = self.positions.setdefault((move.sku, move.warehouse), Position())
+        if move.delta < 0:
+            units = -move.delta
+            if position.on_hand <= units:
+                taken = position.value_cents
+            else:
+                taken = position.value_cents * units // position.on_hand
+            position.value_cents -= taken
+            if move.reason == "transfer":
+                self._in_transit[(move.ref, move.sku)] = taken
+        elif move.delta > 0:
+            carried = self._in_transit.pop((move.ref, move.sku), None)
+            if move.reason == "receipt" and move.unit_cost_cents is not None:
+                position.value_cents += move.delta * move.unit_cost_cents
+            elif move.reason == "transfer" and carried is not None:
+                position.value_cents += carried
+            elif position.on_hand > 0:
+                position.value_cents += position.value_cents * move.delta // position.on_hand
+        position.on_hand += move.delta
+        if position.on_hand <= 0:
+            position.value_cents = 0
+
+    def apply_all(self, moves: Iterable[Move]) -> Book:
+        """Apply movements in order; returns itself."""
+        for move in moves:
+            self.apply(move)
+        return self

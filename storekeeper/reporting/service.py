@@ -1,0 +1,293 @@
+"""The reports: SQL over reporting's own read models, on SQLite and PostgreSQL alike.
+
+Each report names its technique (docs/reports.md): sales aggregate with GROUP BY and top-N,
+dead stock is an anti-join (NOT EXISTS), low stock a HAVING, stock history a window function,
+ABC a running total over a window; valuation replays moving average cost (``domain``) from the
+latest period snapshot. Periods are inclusive UTC dates ``since``..``until``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Literal, cast
+
+from sqlalchemy import ColumnElement, Table, and_, case, exists, func, literal, select
+from sqlalchemy.orm import Session
+
+from storekeeper.catalog import service as catalog_service
+from storekeeper.errors import InvalidRequest
+from storekeeper.inventory import warehouses as inventory_warehouses
+from storekeeper.reporting import balances
+from storekeeper.reporting.balances import midnight
+from storekeeper.reporting.models import LedgerRow, LevelRow
+
+_ledger = cast(Table, LedgerRow.__table__)
+_level = cast(Table, LevelRow.__table__)
+
+ABC_A_SHARE = 80
+"""Percent of sales value the A items make up (top first); B the next 15, C the rest."""
+ABC_B_SHARE = 95
+
+
+@dataclass(frozen=True, slots=True)
+class SalesRow:
+    """Units and value sold of one product (or warehouse), in one currency."""
+
+    key: str
+    name: str
+    currency: str
+    units: int
+    value_cents: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeadStockRow:
+    """A series with stock and no sale since the cut-off (``last_sold_at`` None: never sold)."""
+
+    sku: str
+    warehouse: str
+    on_hand: int
+    last_sold_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class LowStockRow:
+    """A series whose available units are below its reorder point."""
+
+    sku: str
+    warehouse: str
+    on_hand: int
+    reserved: int
+    available: int
+    reorder_point: int
+
+
+@dataclass(frozen=True, slots=True)
+class AbcRow:
+    """A product's sales value, its share and running share (percent) and its class."""
+
+    sku: str
+    currency: str
+    units: int
+    value_cents: int
+    share_pct: float
+    cumulative_pct: float
+    abc_class: str
+
+
+DEFAULT_DAYS = 30
+"""A report's period when none is given: the last 30 days, today included."""
+
+
+def today() -> date:
+    """Today in UTC, the reports' time zone."""
+    return datetime.now(UTC).date()
+
+
+def period(since: date | None, until: date | None) -> tuple[date, date]:
+    """The period asked for, its missing ends filled in: until today, since 30 days."""
+    until = until or today()
+    return since or until - timedelta(days=DEFAULT_DAYS - 1), until
+
+
+def window(since: date, until: date) -> tuple[datetime, datetime]:
+    if since > until:
+        raise InvalidRequest("since must not be after until", code="invalid_period")
+    return midnight(since), midnight(until + timedelta(days=1))
+
+
+def _sales_in(start: datetime, end: datetime) -> ColumnElement[bool]:
+    return and_(_ledger.c.reason == "sale", _ledger.c.moved_at >= start, _ledger.c.moved_at < end)
+
+
+def sales(
+    session: Session,
+    *,
+    since: date,
+    until: date,
+    by: Literal["product", "warehouse"] = "product",
+    top: int = 20,
+) -> list[SalesRow]:
+    """The ``top`` products (or warehouses) by sales value over the period, per currency."""
+    start, end = window(since, until)
+    key = _ledger.c.sku if by == "product" else _ledger.c.warehouse
+    currency = func.coalesce(_ledger.c.currency, "")
+    value = func.coalesce(func.sum(_ledger.c.sale_value_cents), 0)
+    units = func.sum(-_ledger.c.delta)
+    query = (
+        select(key.label("key"), currency.label("currency"), units, value)
+        .where(_sales_in(start, end))
+        .group_by(key, currency)
+        .order_by(value.desc(), units.desc(), key, currency)
+        .limit(top)
+    )
+    rows = session.execute(query).all()
+    keys = {row[0] for row in rows}
+    if by == "product":
+        names = catalog_service.names(session, skus=keys)
+    else:
+        names = {w.code: w.name for w in inventory_warehouses.list_warehouses(session)}
+    return [SalesRow(k, names.get(k, ""), cur, int(u), int(v)) for k, cur, u, v in rows]
+
+
+def dead_stock(
+    session: Session, *, days: int | None = None, now: datetime | None = None
+) -> list[DeadStockRow]:
+    """Series with units on hand and no sale in the last ``days`` days (or ever, when None)."""
+    now = now or datetime.now(UTC)
+    rows = balances.balance_rows(session, until=now)
+    balance = (
+        select(rows.c.sku, rows.c.warehouse, func.sum(rows.c.units).label("on_hand"))
+        .group_by(rows.c.sku, rows.c.warehouse)
+        .having(func.sum(rows.c.units) > 0)
+        .subquery("balance")
+    )
+    same_series = and_(
+        _ledger.c.sku == balance.c.sku,
+        _ledger.c.warehouse == balance.c.warehouse,
+        _ledger.c.reason == "sale",
+        _ledger.c.moved_at < now,
+    )
+    recent = same_series
+    if days is not None:
+        recent = and_(same_series, _ledger.c.moved_at >= now - timedelta(days=days))
+    last_sold = select(func.max(_ledger.c.moved_at)).where(same_series).scalar_subquery()
+    query = (
+        select(balance.c.sku, balance.c.warehouse, balance.c.on_hand, last_sold.label("last"))
+        .where(~exists().where(recent))  # the anti-join
+        .order_by(balance.c.on_hand.desc(), balance.c.sku, balance.c.warehouse)
+    )
+    return [
+        DeadStockRow(sku, wh, int(units), _aware(last))
+        for sku, wh, units, last in session.execute(query)
+    ]
+
+
+def low_stock(
+    session: Session, *, threshold: int, warehouse: str | None = None
+) -> list[LowStockRow]:
+    """Series whose available units (on hand from the ledger less reserved) are below the
+    reorder point, lowest first."""
+    rows = balances.balance_rows(session, until=datetime.now(UTC), every_series=True)
+    on_hand = func.sum(rows.c.units)
+    reserved = func.coalesce(_level.c.reserved, 0)
+    # Per-series reorder points (issue 16's forecast) join here: LEFT JOIN reporting_reorder_point
+    # rp ON (sku, warehouse), and the point becomes COALESCE(rp.reorder_point, threshold).
+    reorder_point = literal(threshold)
+    query = (
+        select(rows.c.sku, rows.c.warehouse, on_hand, reserved, reorder_point)
+        .select_from(rows)
+        .outerjoin(_level, and_(_level.c.sku == rows.c.sku, _level.c.warehouse == rows.c.warehouse))
+        .group_by(rows.c.sku, rows.c.warehouse, _level.c.reserved)
+        .having(on_hand - reserved < reorder_point)
+        .order_by(on_hand - reserved, rows.c.sku, rows.c.warehouse)
+    )
+    if warehouse is not None:
+        query = query.where(rows.c.warehouse == warehouse)
+    return [
+        LowStockRow(sku, wh, int(units), int(res), int(units) - int(res), int(point))
+        for sku, wh, units, res, point in session.execute(query)
+    ]
+
+
+def abc(session: Session, *, since: date, until: date) -> list[AbcRow]:
+    """Products ranked by sales value over the period, per currency, classed A/B/C: A while
+    the value ranked above a product is under 80% of the total, B under 95%, C the rest."""
+    start, end = window(since, until)
+    currency = func.coalesce(_ledger.c.currency, "")
+    value = func.coalesce(func.sum(_ledger.c.sale_value_cents), 0)
+    per = (
+        select(
+            _ledger.c.sku,
+            currency.label("currency"),
+            func.sum(-_ledger.c.delta).label("units"),
+            value.label("value"),
+        )
+        .where(_sales_in(start, end))
+        .group_by(_ledger.c.sku, currency)
+        .having(value > 0)
+        .subquery("per")
+    )
+    rank = (per.c.value.desc(), per.c.sku)
+    ranked = select(
+        per,
+        func.coalesce(
+            func.sum(per.c.value).over(partition_by=per.c.currency, order_by=rank, rows=(None, -1)),
+            0,
+        ).label("before"),
+        func.sum(per.c.value).over(partition_by=per.c.currency).label("total"),
+    ).subquery("ranked")
+    klass = case(
+        (ranked.c.before * 100 < ranked.c.total * ABC_A_SHARE, "A"),
+        (ranked.c.before * 100 < ranked.c.total * ABC_B_SHARE, "B"),
+        else_="C",
+    )
+    query = select(ranked, klass.label("abc_class")).order_by(
+        ranked.c.currency, ranked.c.value.desc(), ranked.c.sku
+    )
+    result = []
+    for row in session.execute(query):
+        total = int(row.total)
+        result.append(
+            AbcRow(
+                row.sku,
+                row.currency,
+                int(row.units),
+                int(row.value),
+                round(100 * int(row.value) / total, 2),
+                round(100 * (int(row.before) + int(row.value)) / total, 2),
+                row.abc_class,
+            )
+        )
+    return result
+
+
+def _aware(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return cast(datetime, moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+
+
+def _day_of(session: Session) -> Any:
+    if session.get_bind().dialect.name == "postgresql":
+        return func.date(func.timezone("UTC", _ledger.c.moved_at))
+    return func.date(_ledger.c.moved_at)
+
+
+def daily_demand(
+    session: Session, *, since: date, until: date
+) -> list[tuple[str, str, date, int, int]]:
+    """(sku, warehouse, day, units sold that day, on-hand at the end of that day) for every
+    day ``since``..``until`` (inclusive, UTC) of every series that had a movement in the
+    period or units on hand at its start; sorted by series, then day.
+
+    Units sold are the units of ``sale`` movements (a returned sale, a positive one, counts
+    against its day); on-hand is what was on hand, whatever the reason of the change. A day at
+    zero on-hand with no sale is a stock-out, not a day of no demand: the forecast tells them
+    apart with the last figure.
+    """
+    start, end = window(since, until)
+    opening = balances.on_hand(session, until=start)
+    day = _day_of(session)
+    sold = func.sum(case((_ledger.c.reason == "sale", -_ledger.c.delta), else_=0))
+    query = (
+        select(_ledger.c.sku, _ledger.c.warehouse, day, sold, func.sum(_ledger.c.delta))
+        .where(_ledger.c.moved_at >= start, _ledger.c.moved_at < end)
+        .group_by(_ledger.c.sku, _ledger.c.warehouse, day)
+    )
+    per_day: dict[tuple[str, str], dict[date, tuple[int, int]]] = {}
+    for sku, wh, moved_on, units, net in session.execute(query):
+        on = moved_on if isinstance(moved_on, date) else date.fromisoformat(str(moved_on))
+        per_day.setdefault((sku, wh), {})[on] = (int(units), int(net))
+    days = [since + timedelta(days=n) for n in range((until - since).days + 1)]
+    result: list[tuple[str, str, date, int, int]] = []
+    for series in sorted(per_day.keys() | opening.keys()):
+        level = opening.get(series, 0)
+        moves = per_day.get(series, {})
+        for on in days:
+            units, net = moves.get(on, (0, 0))
+            level += net
+            result.append((series[0], series[1], on, units, level))
+    return result
