@@ -26,6 +26,7 @@ from storekeeper.notifications.mail import Mailer, mailer_from_settings
 from storekeeper.ordering import handlers as ordering
 from storekeeper.ordering.stock import InventoryPort, LocalInventory, RemoteInventory
 from storekeeper.payments.gateway import ManualGateway, PaymentGateway
+from storekeeper.reporting.forecast import handlers as forecast
 from storekeeper.tasks.background import Background, Periodic
 from storekeeper.tasks.queue import JobRegistry
 from storekeeper.tasks.registry import Registry
@@ -174,6 +175,7 @@ def bootstrap(
     ordering.register(registry, settings=settings)
     notifications.register(registry)
     telemetry.register(registry)
+    forecast.register(registry, settings=settings)
     return container
 
 

@@ -8,6 +8,7 @@ from storekeeper.db import Base
 from storekeeper.events import models as events_models
 from storekeeper.inventory import models as inventory_models
 from storekeeper.ordering import models as ordering_models
+from storekeeper.reporting.forecast import models as forecast_models
 from storekeeper.sync import models as sync_models
 from storekeeper.tasks import models as tasks_models
 from storekeeper.telemetry import models as telemetry_models
@@ -18,6 +19,7 @@ CONTEXT_MODELS = (
     events_models,
     inventory_models,
     ordering_models,
+    forecast_models,
     sync_models,
     tasks_models,
     telemetry_models,

@@ -27,6 +27,7 @@ from storekeeper.live.hub import Hub
 from storekeeper.observability import api as observability_api
 from storekeeper.observability.middleware import RequestObservability
 from storekeeper.ordering.api import router as ordering_router
+from storekeeper.reporting.forecast.api import router as forecast_router
 from storekeeper.sync.api import router as sync_router
 from storekeeper.telemetry.api import router as telemetry_router
 from storekeeper.web import routes as web_routes
@@ -40,6 +41,7 @@ CONTEXT_ROUTERS: dict[Context, APIRouter] = {
     "catalog": catalog_router,
     "inventory": inventory_router,
     "ordering": ordering_router,
+    "reporting": forecast_router,
     "sync": sync_router,
     "telemetry": telemetry_router,
 }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
-from storekeeper.cli import ops, replica, server
+from storekeeper.cli import forecast, ops, replica, server
 
 app = typer.Typer(help="Storekeeper: inventory and orders.", no_args_is_help=True)
 # Registration order is the order `storekeeper --help` lists the commands in.
@@ -19,6 +19,7 @@ app.command("config")(ops.show_config)
 app.add_typer(ops.users_app, name="users")
 app.add_typer(ops.events_app, name="events")
 app.add_typer(ops.jobs_app, name="jobs")
+app.add_typer(forecast.forecast_app, name="forecast")
 # The device's commands: `storekeeper-client sync ...` from the storekeeper-client distribution.
 app.command("sync", context_settings=replica.PASS_THROUGH, add_help_option=False)(replica.sync)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -85,3 +85,27 @@ def get_movement(session: Session, *, movement_id: int) -> MovementView | None:
         replica_id=row.replica_id,
         created_at=row.created_at,
     )
+
+
+def movements_since(
+    session: Session, *, since: datetime
+) -> Iterator[tuple[str, str, int, str, datetime]]:
+    """(SKU, warehouse, delta, reason, created_at) of every movement at or after ``since``, in
+    ledger order: what a reader rebuilds daily figures from (the demand forecast's extract).
+
+    Plain Core tuples, streamed in batches: a year of a chain's ledger is millions of rows.
+    """
+    query = (
+        select(
+            Movement.sku,
+            Movement.warehouse_code,
+            Movement.delta,
+            Movement.reason,
+            Movement.created_at,
+        )
+        .where(Movement.created_at >= since)
+        .order_by(Movement.id)
+        .execution_options(yield_per=5000)
+    )
+    for sku, warehouse, delta, reason, created_at in session.execute(query):
+        yield sku, warehouse, int(delta), reason, created_at
