@@ -107,7 +107,7 @@ class DaskEngine:
 
         futures = [self._client.submit(fit_block, block, backtest, pure=False) for block in blocks]
         order = {future.key: index for index, future in enumerate(futures)}
-        for future in as_completed(futures):
+        for future in as_completed(futures, loop=self._client.loop):
             done(blocks[order[future.key]].series)
         fits: list[Fit] = self._client.gather(futures)
         return fits

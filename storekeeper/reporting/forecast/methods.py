@@ -96,11 +96,14 @@ def fit(sold: npt.ArrayLike, censored_mask: npt.ArrayLike, backtest: Backtest = 
     ahead = np.empty((len(CANDIDATES), rows, days))
     final = np.empty((len(CANDIDATES), rows))
     for index, method in enumerate(CANDIDATES):
-        final[index] = _run(method, y, observed, ahead[index])
+        final[index] = run_method(method, y, observed, ahead[index])
     scale = _naive_scale(y[:, :holdout_start], observed[:, :holdout_start])
-    mae = _backtest_mae(y, observed, ahead, holdout_start, backtest.step_days)
-    # The lowest backtest MAE wins; a row without any scored day keeps the first candidate.
-    scored = np.where(np.isnan(mae), np.inf, mae)
+    mae, mse = _backtest(y, observed, ahead, holdout_start, backtest.step_days)
+    # The lowest backtest *squared* error wins: MAE is least for the median, and the median
+    # day of a product that sells on fewer than half the days is 0 — an MAE-chosen method
+    # would forecast next to nothing and never reorder. Squared error is least for the mean.
+    # A row without any scored day keeps the first candidate.
+    scored = np.where(np.isnan(mse), np.inf, mse)
     chosen = np.argmin(scored, axis=0)
     pick = np.arange(rows)
     best_mae = mae[chosen, pick]
@@ -118,7 +121,7 @@ def fit(sold: npt.ArrayLike, censored_mask: npt.ArrayLike, backtest: Backtest = 
     )
 
 
-def _run(method: Method, y: Floats, observed: Bools, ahead: Floats) -> Floats:
+def run_method(method: Method, y: Floats, observed: Bools, ahead: Floats) -> Floats:
     """Run ``method`` over the days; fill ``ahead`` with each day's one-step forecast and return
     the forecast after the last day. Before a series' first observation it forecasts 0."""
     rows, days = y.shape
@@ -189,27 +192,36 @@ def _naive_scale(y: Floats, observed: Bools) -> Floats:
         return np.where(count > 0, total / count, np.nan)
 
 
-def _backtest_mae(y: Floats, observed: Bools, ahead: Floats, start: int, step: int) -> Floats:
-    """Rolling-origin MAE of every candidate (candidates by rows).
+def _backtest(
+    y: Floats, observed: Bools, ahead: Floats, start: int, step: int
+) -> tuple[Floats, Floats]:
+    """Rolling-origin mean absolute and mean squared error of every candidate (candidates by
+    rows).
 
     At each origin ``o`` (``start``, ``start + step`` …) the method knows the days before ``o``
     and forecasts a flat rate — its one-step forecast for day ``o`` — for days ``o`` to
     ``o + step - 1``. With fixed smoothing constants this equals refitting at every origin.
     """
     candidates, rows, days = ahead.shape
-    total = np.zeros((candidates, rows))
+    absolute = np.zeros((candidates, rows))
+    squared = np.zeros((candidates, rows))
     count = np.zeros(rows)
     for origin in range(start, days, step):
         window = slice(origin, min(origin + step, days))
         seen = observed[:, window]
-        errors = np.abs(y[None, :, window] - ahead[:, :, origin, None])
+        errors = y[None, :, window] - ahead[:, :, origin, None]
         # Added day by day, not summed over the window: the order of additions is then the
         # same for every row, however the block was cut.
         for offset in range(seen.shape[1]):
-            total += np.where(seen[None, :, offset], errors[:, :, offset], 0.0)
+            error = np.where(seen[None, :, offset], errors[:, :, offset], 0.0)
+            absolute += np.abs(error)
+            squared += error * error
         count += seen.sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(count > 0, total / count, np.nan)
+        return (
+            np.where(count > 0, absolute / count, np.nan),
+            np.where(count > 0, squared / count, np.nan),
+        )
 
 
 def _sigma(y: Floats, observed: Bools, ahead: Floats, rate: Floats, backtest: Backtest) -> Floats:
