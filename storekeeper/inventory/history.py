@@ -88,24 +88,31 @@ def get_movement(session: Session, *, movement_id: int) -> MovementView | None:
 
 
 def movements_since(
-    session: Session, *, since: datetime
+    session: Session, *, since: datetime, batch: int = 5000
 ) -> Iterator[tuple[str, str, int, str, datetime]]:
     """(SKU, warehouse, delta, reason, created_at) of every movement at or after ``since``, in
     ledger order: what a reader rebuilds daily figures from (the demand forecast's extract).
 
-    Plain Core tuples, streamed in batches: a year of a chain's ledger is millions of rows.
+    Plain Core tuples read in keyset batches by id (a year of a chain's ledger is millions of
+    rows; a server-side cursor would need a transaction, and ``reading`` may have none).
     """
-    query = (
-        select(
-            Movement.sku,
-            Movement.warehouse_code,
-            Movement.delta,
-            Movement.reason,
-            Movement.created_at,
-        )
-        .where(Movement.created_at >= since)
-        .order_by(Movement.id)
-        .execution_options(yield_per=5000)
-    )
-    for sku, warehouse, delta, reason, created_at in session.execute(query):
-        yield sku, warehouse, int(delta), reason, created_at
+    after = 0
+    while True:
+        rows = session.execute(
+            select(
+                Movement.id,
+                Movement.sku,
+                Movement.warehouse_code,
+                Movement.delta,
+                Movement.reason,
+                Movement.created_at,
+            )
+            .where(Movement.created_at >= since, Movement.id > after)
+            .order_by(Movement.id)
+            .limit(batch)
+        ).all()
+        for _, sku, warehouse, delta, reason, created_at in rows:
+            yield sku, warehouse, int(delta), reason, created_at
+        if len(rows) < batch:
+            return
+        after = rows[-1][0]
