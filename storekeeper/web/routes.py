@@ -25,6 +25,7 @@ from storekeeper.web import (
     live,
     orders,
     products,
+    purchase_suggestions,
     stock,
     sync_exceptions,
 )
@@ -41,6 +42,7 @@ ROUTERS = (
     orders.router,
     sync_exceptions.router,
     cold_chain.router,
+    purchase_suggestions.router,
     admin.router,
 )
 
