@@ -1,4 +1,5 @@
-"""Run the benchmarks of DESIGN.md section 9 (W1, W2, W2-card, EV, W3, W4, W5, W6, W7, console).
+"""Run the benchmarks of DESIGN.md section 9 (W1, W2, W2-card, EV, W3, W4, W5, W6, W7, W10,
+console).
 
 Results go to bench/results.
 """
@@ -32,6 +33,7 @@ from bench import (
     w5_mqtt,
     w6,
     w7,
+    w10,
 )
 from bench.options import Options, environment
 
@@ -47,6 +49,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "W5-mqtt": w5_mqtt.run,
     "W6": w6.run,
     "W7": w7.run,
+    "W10": w10.run,
     "GRPC": grpc_bench.run,
     "console": console.run,
 }
@@ -84,7 +87,11 @@ _EPILOG = """benchmarks (--only; see bench/README.md):
   W7       sync-initial in the browser: the clerk PWA (/app/replica.js + IndexedDB) in
            headless Chromium pulls --w7-products products + BER stock; rows/s (goal
            >= 50k) next to W3's Python replica (same run) and PowerSync's published
-           figures; floor: the same pages by fetch + JSON.parse, not stored"""
+           figures; floor: the same pages by fetch + JSON.parse, not stored
+  W10      forecast: 10k synthetic series x 730 days fitted by the local engine, a
+           local pool of 2 processes and a Dask cluster of 2 workers (started for the
+           run); series/s, speed-up over local, identical results yes/no (no ceiling;
+           the database is not involved)"""
 
 
 def _parser() -> argparse.ArgumentParser:
