@@ -32,6 +32,7 @@ from tests.compute_cluster import Cluster, dask_cluster
 from tests.conftest import Actor, Actors
 from tests.console_support import sign_in
 from tests.e2e.api_support import API, assert_error
+from tests.processes import free_port
 from tests.shop import add_product, add_warehouses
 
 TODAY = date(2026, 6, 1)
@@ -330,3 +331,12 @@ def test_clerks_do_not_see_purchase_suggestions(filled: TestClient, actors: Acto
 def test_purchase_suggestions_before_any_run_say_so(shop: TestClient, manager: Actor) -> None:
     page = sign_in(shop.app, manager).get("/purchase-suggestions")  # type: ignore[arg-type]
     assert page.status_code == 200 and "No forecast has run yet" in page.text
+
+
+def test_forecast_run_says_when_the_cluster_cannot_be_reached(tmp_path: Path) -> None:
+    env = {"STOREKEEPER_DATA_DIR": str(tmp_path / "data")}
+    nowhere = f"tcp://127.0.0.1:{free_port()}"
+    result = _command("forecast", "run", "--compute-url", nowhere, env=env)
+    assert result.returncode == 1
+    assert f"cannot reach the compute cluster at {nowhere}" in result.stderr
+    assert "Traceback" not in result.stderr
