@@ -12,19 +12,17 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from storekeeper.accounts.domain import Role
 from storekeeper.api.app import create_app
 from storekeeper.bootstrap import Container, bootstrap
 from storekeeper.config import Settings
-from storekeeper.inventory import ledger
-from storekeeper.inventory.models import Movement
 from storekeeper.reporting.forecast import service
 from storekeeper.reporting.forecast.handlers import run_forecast
 from storekeeper.reporting.forecast.models import ReorderPoint
@@ -32,48 +30,9 @@ from tests.compute_cluster import Cluster, dask_cluster
 from tests.conftest import Actor, Actors
 from tests.console_support import sign_in
 from tests.e2e.api_support import API, assert_error
+from tests.forecast_shop import DAYS, SINCE, TODAY, build_ledger
 from tests.processes import free_port
 from tests.shop import add_product, add_warehouses
-
-TODAY = date(2026, 6, 1)
-DAYS = 90
-SINCE = TODAY - timedelta(days=DAYS)
-
-
-def _move(
-    container: Container, day: int, sku: str, warehouse: str, delta: int, reason: str
-) -> None:
-    """One movement through the inventory service, dated ``day`` days after ``SINCE`` (noon UTC).
-
-    The service stamps movements with the current time; a test of history moves that stamp
-    back afterwards, which is the only write here that bypasses the service.
-    """
-    when = datetime.combine(SINCE + timedelta(days=day), time(12), tzinfo=UTC)
-    with container.db.transaction() as session:
-        ledger.record_movement(
-            session,
-            sku=sku,
-            warehouse=warehouse,
-            delta=delta,
-            reason=reason,
-            ref=None,
-            actor_id=None,
-        )
-        last = session.scalar(select(func.max(Movement.id)))
-        session.execute(update(Movement).where(Movement.id == last).values(created_at=when))
-
-
-def build_ledger(container: Container) -> None:
-    """TEA at BER sells 3 a day but is sold out on days 10 to 19; MUG at HAM sells 2 on every
-    fifth day and is down to 1 unit at the end (below its reorder point)."""
-    for day in range(DAYS):
-        if day in (0, 20, 40):
-            _move(container, day, "TEA", "BER", {0: 30, 20: 60, 40: 200}[day], "receipt")
-        if not 10 <= day < 20:
-            _move(container, day, "TEA", "BER", -3, "sale")
-    _move(container, 0, "MUG", "HAM", 37, "receipt")
-    for day in range(0, DAYS, 5):
-        _move(container, day, "MUG", "HAM", -2, "sale")
 
 
 @pytest.fixture
