@@ -31,24 +31,35 @@ RUN_FORECAST = "reporting.forecast"
 def register(registry: Registry, *, settings: Settings) -> None:
     """Add the forecast job and the leader's schedule for it."""
     registry.job(RUN_FORECAST, forecast_job)
-    # Checked often; each slot of ``forecast_every_s`` queues one job (keyed), at its start.
-    registry.every("reporting.schedule_forecast", min(60.0, settings.forecast_every_s), schedule)
+    # Checked every minute; each period of ``forecast_every_s`` queues one job (keyed).
+    registry.every("reporting.schedule_forecast", min(60.0, settings.forecast_every_s), Schedule())
 
 
-def schedule(*, db: Database, settings: Settings) -> None:
-    """Queue the forecast job for the start of the next slot, once per slot."""
-    every = settings.forecast_every_s
-    now = time.time()
-    slot = int(now // every) + 1
-    with db.transaction() as session:
-        queue.enqueue(
-            session,
-            RUN_FORECAST,
-            {},
-            key=f"{RUN_FORECAST}:{int(every)}:{slot}",
-            max_attempts=settings.job_max_attempts,
-            delay_s=slot * every - now,
-        )
+class Schedule:
+    """The leader's periodic check: queue the forecast job for the start of the next period,
+    once per period. The job's key makes that true across restarts and leaders; remembering
+    the period queued here spares the database a write transaction on every check."""
+
+    def __init__(self) -> None:
+        self._queued: int | None = None
+
+    def __call__(self, *, db: Database, settings: Settings) -> None:
+        """Queue the next period's job unless this process already did."""
+        every = settings.forecast_every_s
+        now = time.time()
+        period = int(now // every) + 1
+        if period == self._queued:
+            return
+        with db.transaction() as session:
+            queue.enqueue(
+                session,
+                RUN_FORECAST,
+                {},
+                key=f"{RUN_FORECAST}:{int(every)}:{period}",
+                max_attempts=settings.job_max_attempts,
+                delay_s=period * every - now,
+            )
+        self._queued = period
 
 
 def forecast_job(args: dict[str, Any], *, db: Database, settings: Settings) -> None:
