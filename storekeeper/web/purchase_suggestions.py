@@ -1,7 +1,7 @@
 """Console page: purchase suggestions — series whose available stock is below the reorder point
 the demand forecast set, with how many units to order (managers and admins).
 
-The rule lives in ``reporting.forecast.service.purchase_suggestions``; this page pages and
+The rule lives in ``reporting.forecast.suggestions.purchase_suggestions``; this page pages and
 renders it, and downloads it as CSV.
 """
 
@@ -18,6 +18,7 @@ from storekeeper.api.deps import DatabaseDep, SettingsDep
 from storekeeper.inventory import warehouses as inventory_warehouses
 from storekeeper.inventory.schemas import WarehouseCode
 from storekeeper.reporting.forecast import service as forecast_service
+from storekeeper.reporting.forecast import suggestions
 from storekeeper.web.forms import Blank
 from storekeeper.web.session import allowed
 from storekeeper.web.templating import csv_response, render
@@ -54,7 +55,7 @@ def index(
     """Series below their reorder point, largest shortfall first, a page at a time."""
     cover = settings.forecast_cover_days
     with db.reading() as session:
-        found = forecast_service.purchase_suggestions(
+        found = suggestions.purchase_suggestions(
             session, cover_days=cover, warehouses=None if warehouse is None else [warehouse]
         )
         computed_at = forecast_service.last_computed_at(session)

@@ -23,7 +23,7 @@ from storekeeper.accounts.domain import Role
 from storekeeper.api.app import create_app
 from storekeeper.bootstrap import Container, bootstrap
 from storekeeper.config import Settings
-from storekeeper.reporting.forecast import service
+from storekeeper.reporting.forecast import service, suggestions
 from storekeeper.reporting.forecast.handlers import run_forecast
 from storekeeper.reporting.forecast.models import ReorderPoint
 from tests.compute_cluster import Cluster, dask_cluster
@@ -87,7 +87,7 @@ def test_purchase_suggestions_list_series_below_their_reorder_point(
 ) -> None:
     run_forecast(container.db, settings=_settings(container), today=TODAY)
     with container.db.reading() as session:
-        found = service.purchase_suggestions(session, cover_days=14)
+        found = suggestions.purchase_suggestions(session, cover_days=14)
     assert [(s.point.sku, s.point.warehouse) for s in found] == [("MUG", "HAM")]
     mug = found[0]
     assert mug.available == 1 and mug.name == "Product MUG"
