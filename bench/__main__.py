@@ -1,4 +1,4 @@
-"""Run the benchmarks of DESIGN.md section 9 (W1, W2, W2-card, EV, W3, W4, W5, W6, W7, W9,
+"""Run the benchmarks of DESIGN.md section 9 (W1, W2, W2-card, EV, W3, W4, W5, W6, W7, W9, W10,
 console).
 
 Results go to bench/results.
@@ -34,6 +34,7 @@ from bench import (
     w6,
     w7,
     w9,
+    w10,
 )
 from bench.options import Options, environment
 
@@ -50,6 +51,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "W6": w6.run,
     "W7": w7.run,
     "W9": w9.run,
+    "W10": w10.run,
     "GRPC": grpc_bench.run,
     "console": console.run,
 }
@@ -90,7 +92,11 @@ _EPILOG = """benchmarks (--only; see bench/README.md):
            figures; floor: the same pages by fetch + JSON.parse, not stored
   W9       reports over 1M ledger rows (reporting's read model, months closed into
            snapshots): each report's time as a multiple of one full scan of the same
-           rows (goal <= 3; reads as of a date <= 1)"""
+           rows (goal <= 3; reads as of a date <= 1)
+  W10      forecast: 10k synthetic series x 730 days fitted by the local engine, a
+           local pool of 2 processes and a Dask cluster of 2 workers (started for the
+           run); series/s, speed-up over local, identical results yes/no (no ceiling;
+           the database is not involved)"""
 
 
 def _parser() -> argparse.ArgumentParser:

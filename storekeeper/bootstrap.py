@@ -31,6 +31,7 @@ from storekeeper.ordering import handlers as ordering
 from storekeeper.ordering.stock import InventoryPort, LocalInventory, RemoteInventory
 from storekeeper.payments.gateway import ManualGateway, PaymentGateway
 from storekeeper.reporting import handlers as reporting
+from storekeeper.reporting.forecast import handlers as forecast
 from storekeeper.tasks.background import Background, Periodic
 from storekeeper.tasks.queue import JobRegistry
 from storekeeper.tasks.registry import Registry
@@ -185,6 +186,7 @@ def bootstrap(
     telemetry.register(registry)
     reporting.register(registry)
     registry.every("retention.prune", settings.prune_every_s, retention.prune_periodically)
+    forecast.register(registry, settings=settings)
     return container
 
 

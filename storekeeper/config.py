@@ -7,9 +7,9 @@ import logging
 import os
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import (
@@ -29,6 +29,7 @@ _PLACEHOLDER = re.compile(
 _NOT_SETTINGS = ("STOREKEEPER_TEST_", "STOREKEEPER_BENCH_", "STOREKEEPER_CLUSTER_")
 """Prefixes of variables that tests, benchmarks and scripts read: not settings, not typos."""
 _warned: set[str] = set()
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 Context = Literal["accounts", "catalog", "inventory", "ordering", "reporting", "sync", "telemetry"]
 """A bounded context with HTTP routes, which ``serve --only`` may serve on its own."""
@@ -91,6 +92,53 @@ class Settings(BaseSettings):
     # Telemetry retention (docs/telemetry.md): raw readings, then per-minute aggregates.
     telemetry_raw_retention_days: int = Field(default=7, ge=1)
     telemetry_minute_retention_days: int = Field(default=400, ge=1)
+
+    # Demand forecast and reorder points (docs/forecast.md). The compute URL names a Dask
+    # scheduler (tcp://HOST:PORT) that the per-series work fans out to; unset = this process.
+    compute_url: str = ""
+    forecast_every_s: float = Field(default=24 * 3600.0, ge=60)
+    forecast_history_days: int = Field(default=365, ge=14, le=3660)
+    forecast_service_level: float = Field(default=0.95, ge=0.5, lt=1.0)
+    forecast_lead_time_days: int = Field(default=7, ge=0, le=365)
+    # Per-warehouse overrides of the two above: "BER=0.99,HAM=0.9" and "BER=5,HAM=3".
+    forecast_service_levels: str = ""
+    forecast_lead_times: str = ""
+    # A purchase suggestion orders up to the reorder point plus this many days of forecast.
+    forecast_cover_days: int = Field(default=14, ge=0, le=365)
+    forecast_block_series: int = Field(default=500, ge=1, le=100_000)
+    forecast_processes: int = Field(default=1, ge=1, le=64)
+
+    @field_validator("compute_url")
+    @classmethod
+    def _check_compute_url(cls, url: str) -> str:
+        if url and not re.fullmatch(r"(tcp|tls)://[^\s/:]+(:[0-9]{1,5})?", url):
+            raise ValueError(
+                f"STOREKEEPER_COMPUTE_URL: {url!r} is not a Dask scheduler address; "
+                "write tcp://HOST:PORT"
+            )
+        return url
+
+    @field_validator("forecast_service_levels")
+    @classmethod
+    def _check_service_levels(cls, text: str) -> str:
+        levels = per_warehouse(text, float, setting="STOREKEEPER_FORECAST_SERVICE_LEVELS")
+        for code, level in levels.items():
+            if not 0.5 <= level < 1.0:
+                raise ValueError(
+                    f"STOREKEEPER_FORECAST_SERVICE_LEVELS: {code}={level:g} is not in [0.5, 1)"
+                )
+        return text
+
+    @field_validator("forecast_lead_times")
+    @classmethod
+    def _check_lead_times(cls, text: str) -> str:
+        days = per_warehouse(text, int, setting="STOREKEEPER_FORECAST_LEAD_TIMES")
+        for code, value in days.items():
+            if not 0 <= value <= 365:
+                raise ValueError(
+                    f"STOREKEEPER_FORECAST_LEAD_TIMES: {code}={value} is not 0 to 365 days"
+                )
+        return text
 
     access_token_ttl_s: int = Field(default=900, ge=30)
     refresh_token_ttl_s: int = Field(default=14 * 24 * 3600, ge=60)
@@ -326,6 +374,26 @@ class Settings(BaseSettings):
                 shown[name] = str(value) if isinstance(value, Path) else value
         shown["effective_database_url"] = _mask_url_password(self.effective_database_url)
         return shown
+
+
+def per_warehouse(text: str, convert: Callable[[str], T], *, setting: str) -> dict[str, T]:
+    """``"BER=5,HAM=3"`` as ``{"BER": 5, "HAM": 3}`` (values through ``convert``).
+
+    A setting that overrides a default per warehouse; blank means no overrides.
+    """
+    found: dict[str, T] = {}
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        code, sep, value = part.partition("=")
+        code = code.strip()
+        if not sep or not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", code):
+            raise ValueError(f"{setting}: {part.strip()!r} is not CODE=VALUE (e.g. BER=5,HAM=3)")
+        try:
+            found[code] = convert(value.strip())
+        except ValueError:
+            raise ValueError(f"{setting}: {value.strip()!r} for {code} is not a number") from None
+    return found
 
 
 def warn_unknown_environment(environ: Mapping[str, str] | None = None) -> list[str]:

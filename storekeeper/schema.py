@@ -9,6 +9,7 @@ from storekeeper.events import models as events_models
 from storekeeper.inventory import models as inventory_models
 from storekeeper.ordering import models as ordering_models
 from storekeeper.reporting import models as reporting_models
+from storekeeper.reporting.forecast import models as forecast_models
 from storekeeper.sync import models as sync_models
 from storekeeper.tasks import models as tasks_models
 from storekeeper.telemetry import models as telemetry_models
@@ -20,6 +21,7 @@ CONTEXT_MODELS = (
     inventory_models,
     ordering_models,
     reporting_models,
+    forecast_models,
     sync_models,
     tasks_models,
     telemetry_models,

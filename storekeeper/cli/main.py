@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
-from storekeeper.cli import keys, ops, prune, replica, reports, server
+from storekeeper.cli import forecast, keys, ops, prune, replica, reports, server
 
 app = typer.Typer(help="Storekeeper: inventory and orders.", no_args_is_help=True)
 # Registration order is the order `storekeeper --help` lists the commands in.
@@ -22,6 +22,7 @@ app.add_typer(ops.jobs_app, name="jobs")
 app.add_typer(keys.keys_app, name="keys")
 app.command("prune")(prune.prune)
 app.add_typer(reports.reports_app, name="reports")
+app.add_typer(forecast.forecast_app, name="forecast")
 # The device's commands: `storekeeper-client sync ...` from the storekeeper-client distribution.
 app.command("sync", context_settings=replica.PASS_THROUGH, add_help_option=False)(replica.sync)
 

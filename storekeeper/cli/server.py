@@ -115,7 +115,7 @@ def serve(
         str | None,
         typer.Option(
             help="Serve only these contexts, comma-separated (accounts, catalog, inventory, "
-            "ordering, sync, telemetry); see docs/scaling.md [STOREKEEPER_ONLY]",
+            "ordering, reporting, sync, telemetry); see docs/scaling.md [STOREKEEPER_ONLY]",
         ),
     ] = None,
 ) -> None:

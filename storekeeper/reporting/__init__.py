@@ -1,0 +1,1 @@
+"""Reporting: reports, exports and the demand forecast, over read models of the other contexts."""

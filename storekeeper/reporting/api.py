@@ -16,6 +16,7 @@ from storekeeper.api.errors import responses
 from storekeeper.catalog.schemas import Sku
 from storekeeper.inventory.schemas import WarehouseCode
 from storekeeper.reporting import service, stock
+from storekeeper.reporting.forecast.api import router as forecast_router
 from storekeeper.reporting.schemas import (
     AbcReport,
     DeadStockReport,
@@ -149,3 +150,7 @@ def abc(
     if format_ == "csv":
         return rows_csv(f"abc-{since}-{until}.csv", service.AbcRow, rows)
     return {"since": since, "until": until, "rows": rows}
+
+
+# The forecast's reorder points are a report too: /reports/reorder-points.
+router.include_router(forecast_router)

@@ -20,10 +20,12 @@ from storekeeper.errors import InvalidRequest
 from storekeeper.inventory import warehouses as inventory_warehouses
 from storekeeper.reporting import balances
 from storekeeper.reporting.balances import midnight
+from storekeeper.reporting.forecast.models import ReorderPoint
 from storekeeper.reporting.models import LedgerRow, LevelRow
 
 _ledger = cast(Table, LedgerRow.__table__)
 _level = cast(Table, LevelRow.__table__)
+_point = cast(Table, ReorderPoint.__table__)
 
 ABC_A_SHARE = 80
 """Percent of sales value the A items make up (top first); B the next 15, C the rest."""
@@ -168,18 +170,18 @@ def low_stock(
     session: Session, *, threshold: int, warehouse: str | None = None
 ) -> list[LowStockRow]:
     """Series whose available units (on hand from the ledger less reserved) are below the
-    reorder point, lowest first."""
+    reorder point — the demand forecast's for the series, else ``threshold`` — lowest first."""
     rows = balances.balance_rows(session, until=datetime.now(UTC), every_series=True)
     on_hand = func.sum(rows.c.units)
     reserved = func.coalesce(_level.c.reserved, 0)
-    # Per-series reorder points (issue 16's forecast) join here: LEFT JOIN reporting_reorder_point
-    # rp ON (sku, warehouse), and the point becomes COALESCE(rp.reorder_point, threshold).
-    reorder_point = literal(threshold)
+    # The forecast's reorder point of the series where it has one, else the flat threshold.
+    reorder_point = func.coalesce(_point.c.reorder_point, literal(threshold))
     query = (
         select(rows.c.sku, rows.c.warehouse, on_hand, reserved, reorder_point)
         .select_from(rows)
         .outerjoin(_level, and_(_level.c.sku == rows.c.sku, _level.c.warehouse == rows.c.warehouse))
-        .group_by(rows.c.sku, rows.c.warehouse, _level.c.reserved)
+        .outerjoin(_point, and_(_point.c.sku == rows.c.sku, _point.c.warehouse == rows.c.warehouse))
+        .group_by(rows.c.sku, rows.c.warehouse, _level.c.reserved, _point.c.reorder_point)
         .having(on_hand - reserved < reorder_point)
         .order_by(on_hand - reserved, rows.c.sku, rows.c.warehouse)
     )

@@ -25,6 +25,7 @@ from storekeeper.web import (
     live,
     orders,
     products,
+    purchase_suggestions,
     reports,
     stock,
     sync_exceptions,
@@ -43,6 +44,7 @@ ROUTERS = (
     sync_exceptions.router,
     cold_chain.router,
     reports.router,
+    purchase_suggestions.router,
     admin.router,
 )
 

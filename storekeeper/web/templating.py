@@ -84,6 +84,7 @@ def nav_for(principal: Principal | None) -> list[tuple[str, str]]:
     ]
     if principal.has_role(STAFF):
         items.append(("/reports", "Reports"))
+        items.append(("/purchase-suggestions", "Purchase suggestions"))
     if principal.has_role(ADMINS):
         items.append(("/admin/users", "Admin"))
     items.append(("/account", "Account"))
