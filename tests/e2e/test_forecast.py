@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from storekeeper.accounts.domain import Role
 from storekeeper.api.app import create_app
@@ -78,8 +78,12 @@ def test_a_second_run_replaces_the_first(shop: TestClient, container: Container)
     settings = _settings(container)
     run_forecast(container.db, settings=settings, today=TODAY)
     run_forecast(container.db, settings=settings, today=TODAY + timedelta(days=400))
+    # A window with no sale at all: the series are still there (stock on hand), and their
+    # forecast says nothing sells any more.
     with container.db.reading() as session:
-        assert session.scalar(select(func.count()).select_from(ReorderPoint)) == 0
+        points = list(session.scalars(select(ReorderPoint)))
+    assert {(p.sku, p.warehouse) for p in points} == {("TEA", "BER"), ("MUG", "HAM")}
+    assert all(p.forecast_daily == 0 and p.reorder_point == 0 for p in points)
 
 
 def test_purchase_suggestions_list_series_below_their_reorder_point(
