@@ -21,6 +21,7 @@ from storekeeper.accounts.authentication import Authenticator
 from storekeeper.config import Settings
 from storekeeper.db import Database
 from storekeeper.events.relay import Consumers
+from storekeeper.imports import handlers as imports
 from storekeeper.notifications import handlers as notifications
 from storekeeper.notifications.mail import Mailer, mailer_from_settings
 from storekeeper.ordering import handlers as ordering
@@ -174,6 +175,7 @@ def bootstrap(
     ordering.register(registry, settings=settings)
     notifications.register(registry)
     telemetry.register(registry)
+    imports.register(registry)
     return container
 
 

@@ -44,6 +44,7 @@ MAX_PROBLEMS = 10_000
 
 _FORMULA_SIGNS = ("=", "+", "-", "@")
 _sku = TypeAdapter(Sku)
+_EMPTY = "the file is empty: it needs a header line naming the columns (sku,name,price_cents…)"
 
 
 class UnreadableFile(InvalidRequest):
@@ -108,7 +109,10 @@ def is_xlsx(content: bytes) -> bool:
 
 def read_header(content: bytes) -> list[str]:
     """The checked column names of a file (``UnknownColumns``, ``UnreadableFile``)."""
-    return _check_header(next(_table(content), (1, []))[1])
+    first = next(_table(content), None)
+    if first is None:
+        raise UnreadableFile(_EMPTY)
+    return _check_header(first[1])
 
 
 def parse(content: bytes) -> Parsed:
@@ -116,7 +120,7 @@ def parse(content: bytes) -> Parsed:
     table = _table(content)
     first = next(table, None)
     if first is None:
-        raise UnreadableFile("the file is empty: it needs a header line (sku,name,price_cents…)")
+        raise UnreadableFile(_EMPTY)
     columns = _check_header(first[1])
     parsed = Parsed(columns=columns)
     first_line: dict[str, int] = {}
