@@ -20,8 +20,8 @@ from storekeeper.api.limits import BodySizeLimit
 from storekeeper.api.ratelimit import RateLimit
 from storekeeper.bootstrap import Container, background, bootstrap, sensor_listeners
 from storekeeper.catalog.api import router as catalog_router
-from storekeeper.imports.api import router as imports_router
 from storekeeper.config import Context, Settings
+from storekeeper.imports.api import router as imports_router
 from storekeeper.inventory.api import router as inventory_router
 from storekeeper.live.api import router as live_router
 from storekeeper.live.hub import Hub
@@ -150,9 +150,7 @@ def create_app(
         api_prefix=API_PREFIX,
     )
     uploads = {f"{API_PREFIX}/products/import": container.settings.import_max_bytes}
-    app.add_middleware(
-        BodySizeLimit, max_bytes=container.settings.max_body_bytes, larger=uploads
-    )
+    app.add_middleware(BodySizeLimit, max_bytes=container.settings.max_body_bytes, larger=uploads)
     app.add_middleware(SecurityHeaders, hsts=container.settings.env == "production")
     app.add_middleware(Cors, origins=container.settings.cors_origins)
     # Outermost: request id, metrics and access log cover every answer, 429 and 413 included.

@@ -8,7 +8,7 @@ batches, so a killed command run again with the same file goes on where it stopp
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,7 +23,7 @@ SHOWN = 50
 """New, changed and stock rows listed by a dry run (every bad row is always listed)."""
 
 
-class StockOption(str, Enum):
+class StockOption(StrEnum):
     """What the quantity column means."""
 
     set = "set"
@@ -36,8 +36,10 @@ def import_file(
     ],
     dry_run: Annotated[
         bool,
-        typer.Option("--dry-run", help="Show what would change (new, changed, unchanged, "
-        "invalid) and write nothing"),
+        typer.Option(
+            "--dry-run",
+            help="Show what would change (new, changed, unchanged, invalid) and write nothing",
+        ),
     ] = False,
     stock: Annotated[
         StockOption | None,
@@ -72,8 +74,12 @@ def import_file(
         db = container.db
         try:
             with db.transaction() as session:
-                run_id = None if dry_run else service.unfinished(
-                    session, content=content, stock_mode=mode, warehouse=warehouse
+                run_id = (
+                    None
+                    if dry_run
+                    else service.unfinished(
+                        session, content=content, stock_mode=mode, warehouse=warehouse
+                    )
                 )
                 resumed = run_id is not None
                 if run_id is None:
@@ -128,13 +134,20 @@ def _report(view: Any) -> None:
     if view.dry_run:
         _listed("new", rows.get("new", []), counts.get("new", 0), lambda r: "")
         _listed(
-            "changed", rows.get("changed", []), counts.get("changed", 0),
+            "changed",
+            rows.get("changed", []),
+            counts.get("changed", 0),
             lambda r: ", ".join(r["fields"]),
         )
         _listed(
-            "stock", rows.get("stock", []), counts.get("stock_changed", 0),
-            lambda r: f"{r['on_hand']} → {r['quantity']}" if r["on_hand"] is not None
-            else f"+{r['quantity']}",
+            "stock",
+            rows.get("stock", []),
+            counts.get("stock_changed", 0),
+            lambda r: (
+                f"{r['on_hand']} → {r['quantity']}"
+                if r["on_hand"] is not None
+                else f"+{r['quantity']}"
+            ),
         )
     invalid = rows.get("invalid", [])
     if invalid:

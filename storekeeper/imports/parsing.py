@@ -141,7 +141,9 @@ def parse(content: bytes) -> Parsed:
     return parsed
 
 
-def parse_row(line: int, columns: Sequence[str], cells: Sequence[str]) -> tuple[Row | None, list[str]]:
+def parse_row(
+    line: int, columns: Sequence[str], cells: Sequence[str]
+) -> tuple[Row | None, list[str]]:
     """One data row: the row, or None and every reason it is bad."""
     if len(cells) > len(columns):
         extra = cells[len(columns) :]
@@ -279,7 +281,9 @@ def _check_header(cells: Sequence[str]) -> list[str]:
         raise UnknownColumns(unknown)
     repeated = sorted({c for c in columns if columns.count(c) > 1})
     if repeated:
-        raise InvalidRequest(f"column(s) named twice: {', '.join(repeated)}", code="repeated_columns")
+        raise InvalidRequest(
+            f"column(s) named twice: {', '.join(repeated)}", code="repeated_columns"
+        )
     if "sku" not in columns:
         raise InvalidRequest("the file needs a sku column", code="missing_columns")
     return columns
@@ -342,8 +346,7 @@ def _xlsx_rows(content: bytes) -> Iterator[tuple[int, list[str]]]:
             for cell in cells:
                 if len(cell) > MAX_FIELD:
                     raise UnreadableFile(
-                        f"line {number}: a cell of {len(cell):,} characters (at most "
-                        f"{MAX_FIELD:,})"
+                        f"line {number}: a cell of {len(cell):,} characters (at most {MAX_FIELD:,})"
                     )
             yield number, cells
     finally:

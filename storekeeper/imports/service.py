@@ -94,9 +94,7 @@ class _Tally:
     def merge(self, stored: dict[str, Any]) -> dict[str, Any]:
         """The stored result with this tally added to it."""
         counts = {k: stored.get("counts", {}).get(k, 0) + v for k, v in self.counts.items()}
-        rows = {
-            k: (stored.get("rows", {}).get(k, []) + v)[:LISTED] for k, v in self.rows.items()
-        }
+        rows = {k: (stored.get("rows", {}).get(k, []) + v)[:LISTED] for k, v in self.rows.items()}
         return {**stored, "counts": counts, "rows": rows}
 
 
@@ -171,7 +169,9 @@ def submit(
     return run.id
 
 
-def unfinished(session: Session, *, content: bytes, stock_mode: str | None, warehouse: str | None) -> int | None:
+def unfinished(
+    session: Session, *, content: bytes, stock_mode: str | None, warehouse: str | None
+) -> int | None:
     """The latest import (not a dry run) of this file with these options that did not finish
     (its process was killed, say), to go on with; or None."""
     key = run_key(content, stock_mode=stock_mode, warehouse=warehouse)
@@ -293,7 +293,9 @@ def _check(
         if on_progress is not None:
             on_progress("checking", min(start + BATCH_ROWS, len(parsed.rows)), len(parsed.rows))
     problems.sort(key=lambda p: p.line)
-    tally.counts["invalid"] = len(invalid_lines) + max(0, parsed.problem_count - len(parsed.problems))
+    tally.counts["invalid"] = len(invalid_lines) + max(
+        0, parsed.problem_count - len(parsed.problems)
+    )
     tally.rows["invalid"] = [
         {"line": p.line, "sku": p.sku, "reason": p.reason} for p in problems[: parsing.MAX_PROBLEMS]
     ]
@@ -430,8 +432,9 @@ def _apply_batch(
             update(_run)
             .where(_run.c.id == run_id, _run.c.processed == start)
             .values(processed=end)
-        ).rowcount
-        if claimed != 1:
+            .returning(_run.c.id)
+        ).first()
+        if claimed is None:
             return False
         tally = _Tally()
         found = _compare(session, batch, mode=mode, warehouse=warehouse, seen={})

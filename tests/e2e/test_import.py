@@ -73,12 +73,23 @@ def movements(db: Database) -> int:
         return int(session.scalar(select(func.count()).select_from(Movement)) or 0)
 
 
-def test_dry_run_shows_the_diff_and_writes_nothing(shop: Database, client: TestClient, manager: Actor) -> None:
-    client.post("/api/v1/products", json={"sku": "TEA-2", "name": "Black tea", "price_cents": 350}, headers=manager.headers)
+def test_dry_run_shows_the_diff_and_writes_nothing(
+    shop: Database, client: TestClient, manager: Actor
+) -> None:
+    client.post(
+        "/api/v1/products",
+        json={"sku": "TEA-2", "name": "Black tea", "price_cents": 350},
+        headers=manager.headers,
+    )
     view = run_file(shop, GOOD, stock="set", warehouse="BER", dry_run=True)
     assert view.status == "done"
     counts = view.result["counts"]
-    assert (counts["new"], counts["changed"], counts["unchanged"], counts["invalid"]) == (2, 1, 0, 0)
+    assert (counts["new"], counts["changed"], counts["unchanged"], counts["invalid"]) == (
+        2,
+        1,
+        0,
+        0,
+    )
     assert view.result["rows"]["changed"] == [
         {"line": 3, "sku": "TEA-2", "fields": ["price_cents", "min_temp_c", "max_temp_c"]}
     ]
@@ -112,7 +123,15 @@ def test_set_counts_and_add_receives(shop: Database) -> None:
         ledger.record_movement(session, sku="TEA-1", warehouse="BER", delta=7, reason="receipt")
     assert stock(shop, "TEA-1") == 17
     # set: on-hand becomes the quantity, recorded as a count movement of the difference
-    run_file(shop, HEADER.split(",quantity")[0].replace("name,price_cents,currency,attributes,min_temp_c,max_temp_c,barcodes", "quantity") + "\nTEA-1,4\n", stock="set", warehouse="BER")
+    run_file(
+        shop,
+        HEADER.split(",quantity")[0].replace(
+            "name,price_cents,currency,attributes,min_temp_c,max_temp_c,barcodes", "quantity"
+        )
+        + "\nTEA-1,4\n",
+        stock="set",
+        warehouse="BER",
+    )
     assert stock(shop, "TEA-1") == 4
     with shop.reading() as session:
         last = session.scalars(select(Movement).order_by(Movement.id.desc()).limit(1)).one()
@@ -153,8 +172,14 @@ def test_every_invalid_row_is_reported_at_once_and_nothing_is_written(shop: Data
         assert levels.known_skus(session, skus={"TEA-1"}) == set()
 
 
-def test_rows_invalid_against_the_catalog(shop: Database, client: TestClient, manager: Actor) -> None:
-    client.post("/api/v1/products", json={"sku": "HELD", "name": "x", "price_cents": 1, "barcodes": ["4006381333931"]}, headers=manager.headers)
+def test_rows_invalid_against_the_catalog(
+    shop: Database, client: TestClient, manager: Actor
+) -> None:
+    client.post(
+        "/api/v1/products",
+        json={"sku": "HELD", "name": "x", "price_cents": 1, "barcodes": ["4006381333931"]},
+        headers=manager.headers,
+    )
     view = run_file(shop, "sku,barcodes\nNEW-1,\nNEW-2,4006381333931\n")
     assert view.status == "invalid"
     reasons = {p["line"]: p["reason"] for p in view.result["rows"]["invalid"]}
@@ -193,11 +218,20 @@ def test_a_file_broken_further_down_fails_with_its_line(shop: Database, content:
     assert view.status == "failed" and "line 3" in (view.error or ""), view.error
 
 
-def test_stock_mode_needs_a_warehouse_that_exists(shop: Database, client: TestClient, manager: Actor) -> None:
+def test_stock_mode_needs_a_warehouse_that_exists(
+    shop: Database, client: TestClient, manager: Actor
+) -> None:
     files = {"file": ("s.csv", b"sku,quantity\nA,1\n")}
-    answer = client.post("/api/v1/products/import", files=files, data={"stock": "set"}, headers=manager.headers)
+    answer = client.post(
+        "/api/v1/products/import", files=files, data={"stock": "set"}, headers=manager.headers
+    )
     assert (answer.status_code, answer.json()["code"]) == (422, "warehouse_required")
-    answer = client.post("/api/v1/products/import", files=files, data={"stock": "set", "warehouse": "NOPE"}, headers=manager.headers)
+    answer = client.post(
+        "/api/v1/products/import",
+        files=files,
+        data={"stock": "set", "warehouse": "NOPE"},
+        headers=manager.headers,
+    )
     assert answer.status_code == 404
 
 
@@ -210,7 +244,9 @@ def wait_finished(client: TestClient, url: str, headers: dict[str, str]) -> dict
         time.sleep(0.05)
 
 
-def test_upload_is_a_job_with_progress_then_confirm(shop: Database, client: TestClient, manager: Actor) -> None:
+def test_upload_is_a_job_with_progress_then_confirm(
+    shop: Database, client: TestClient, manager: Actor
+) -> None:
     answer = client.post(
         "/api/v1/products/import",
         files={"file": ("tea.csv", GOOD.encode())},
@@ -226,23 +262,31 @@ def test_upload_is_a_job_with_progress_then_confirm(shop: Database, client: Test
     assert client.get("/api/v1/products/TEA-1").status_code == 404
     confirmed = client.post(f"/api/v1/products/import/{run['id']}/confirm", headers=manager.headers)
     assert confirmed.status_code == 202
-    final = wait_finished(client, f"/api/v1/products/import/{confirmed.json()['id']}", manager.headers)
+    final = wait_finished(
+        client, f"/api/v1/products/import/{confirmed.json()['id']}", manager.headers
+    )
     assert final["status"] == "done" and final["processed"] == final["total"] == 3
     assert final["result"]["counts"]["new"] == 3
     assert client.get("/api/v1/products/TEA-1").status_code == 200
     assert stock(shop, "TEA-1") == 10
 
 
-def test_only_managers_and_admins_import_and_export(shop: Database, client: TestClient, actors: Actors) -> None:
+def test_only_managers_and_admins_import_and_export(
+    shop: Database, client: TestClient, actors: Actors
+) -> None:
     for role in (Role.CLERK, Role.CUSTOMER):
         headers = actors.make(role).headers
         files = {"file": ("t.csv", GOOD.encode())}
-        assert client.post("/api/v1/products/import", files=files, headers=headers).status_code == 403
+        assert (
+            client.post("/api/v1/products/import", files=files, headers=headers).status_code == 403
+        )
         assert client.get("/api/v1/products/export", headers=headers).status_code == 403
         assert client.get("/api/v1/products/import/1", headers=headers).status_code == 403
     assert client.get("/api/v1/products/export").status_code == 401
     admin = actors.make(Role.ADMIN).headers
-    assert client.get("/api/v1/products/import/999", headers=admin).json()["code"] == "unknown_import"
+    assert (
+        client.get("/api/v1/products/import/999", headers=admin).json()["code"] == "unknown_import"
+    )
 
 
 def test_xlsx_imports_like_csv(shop: Database, client: TestClient) -> None:
@@ -296,14 +340,24 @@ def test_export_imports_back_into_a_fresh_database(
             with fresh.db.transaction() as session:
                 create_warehouse(session, code="BER", name="Berlin", lat=52.5, lon=13.4)
             assert run_file(fresh.db, exported.content).result["counts"]["new"] == 2
-            assert run_file(fresh.db, stock_csv.content, stock="set", warehouse="BER").status == "done"
+            assert (
+                run_file(fresh.db, stock_csv.content, stock="set", warehouse="BER").status == "done"
+            )
             assert stock(fresh.db, "A-1") == 4
             from storekeeper.catalog import service as catalog
 
             with fresh.db.reading() as session:
                 after = [catalog.get_or_raise(session, sku=s) for s in ("A-1", "A-2")]
             for old, new in zip(before, after, strict=True):
-                for field in ("name", "price_cents", "currency", "attributes", "min_temp_c", "max_temp_c", "barcodes"):
+                for field in (
+                    "name",
+                    "price_cents",
+                    "currency",
+                    "attributes",
+                    "min_temp_c",
+                    "max_temp_c",
+                    "barcodes",
+                ):
                     assert old[field] == getattr(new, field), field
         finally:
             fresh.close()
