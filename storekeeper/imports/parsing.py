@@ -259,8 +259,8 @@ def _whole(text: str) -> int:
 
 def _unescape(text: str) -> str:
     """A cell without the ``'`` an export puts before a leading = + - @ (so that a spreadsheet
-    does not run it as a formula): exports re-import as they were."""
-    if text[:1] == "'" and text[1:2] in _FORMULA_SIGNS:
+    does not run it as a formula; before ``'=`` too): exports re-import as they were."""
+    if text[:1] == "'" and text.lstrip("'")[:1] in _FORMULA_SIGNS:
         return text[1:]
     return text
 
