@@ -18,7 +18,6 @@ from storekeeper.catalog import service as catalog
 from storekeeper.db import Database
 from storekeeper.imports import parsing, service
 from storekeeper.inventory import levels, warehouses
-from storekeeper.tasks import queue
 from storekeeper.web.templating import csv_stream
 
 router = APIRouter(tags=["import"])
@@ -72,6 +71,7 @@ async def upload(
             warehouse=warehouse or None,
             dry_run=dry_run,
             actor_id=str(principal.user_id),
+            as_job=True,
         ),
     )
 
@@ -95,10 +95,7 @@ async def _start(db: Database, submit: Any) -> ImportRead:
 
     def work() -> ImportRead:
         with db.transaction() as session:
-            run_id = submit(session)
-            view = service.get(session, run_id=run_id)
-            if view.status == "queued":
-                queue.enqueue(session, service.RUN_IMPORT, {"run": run_id}, key=f"import:{run_id}")
+            view = service.get(session, run_id=submit(session))
         return ImportRead.model_validate(view, from_attributes=True)
 
     return await run_in_threadpool(work)

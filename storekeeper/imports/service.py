@@ -27,6 +27,7 @@ from storekeeper.errors import DomainError, InvalidRequest, NotFound
 from storekeeper.imports import parsing
 from storekeeper.imports.models import ImportRun
 from storekeeper.inventory import ledger, levels, warehouses
+from storekeeper.tasks import queue
 
 StockMode = Literal["set", "add"]
 Progress = Callable[[str, int, int], None]
@@ -136,9 +137,11 @@ def submit(
     warehouse: str | None,
     dry_run: bool,
     actor_id: str | None,
+    as_job: bool = False,
 ) -> int:
     """Record an import (or dry run) of ``content`` after checking its header and options;
-    its id. Refuses a file that cannot be read or has unknown columns at once.
+    its id. Refuses a file that cannot be read or has unknown columns at once. With
+    ``as_job``, the job that runs it is queued in the same transaction.
 
     A stock ``add`` import of a file already received into the warehouse answers that
     earlier run, so the same file is never received twice."""
@@ -166,6 +169,8 @@ def submit(
     )
     session.add(run)
     session.flush()
+    if as_job:
+        queue.enqueue(session, RUN_IMPORT, {"run": run.id}, key=f"import:{run.id}")
     return run.id
 
 
@@ -185,7 +190,7 @@ def unfinished(
 
 
 def confirm(session: Session, *, run_id: int, actor_id: str | None) -> int:
-    """Import the file of dry run ``run_id`` with its options; the new run's id."""
+    """Import the file of dry run ``run_id`` with its options, as a job; the new run's id."""
     run = session.get(ImportRun, run_id)
     if run is None:
         raise ImportNotFound(f"no import {run_id}")
@@ -197,6 +202,7 @@ def confirm(session: Session, *, run_id: int, actor_id: str | None) -> int:
         warehouse=run.warehouse,
         dry_run=False,
         actor_id=actor_id,
+        as_job=True,
     )
 
 

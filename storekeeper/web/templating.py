@@ -80,6 +80,8 @@ def nav_for(principal: Principal | None) -> list[tuple[str, str]]:
         ("/sync-exceptions", "Sync exceptions"),
         ("/cold-chain", "Cold chain"),
     ]
+    if principal.has_role(STAFF):
+        items.insert(2, ("/import", "Import"))
     if principal.has_role(ADMINS):
         items.append(("/admin/users", "Admin"))
     items.append(("/account", "Account"))
