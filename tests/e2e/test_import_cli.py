@@ -97,3 +97,30 @@ def test_dry_run_then_import_from_the_shell(
         _command("import", str(_file(tmp_path / "q.csv"))), env=env, capture_output=True, text=True
     )
     assert missing.returncode == 2 and "quantity column" in missing.stdout
+
+
+def test_the_example_of_docs_import_md_runs_as_written(
+    container: Container, settings: Settings, tmp_path: Path
+) -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "import.md").read_text()
+    example = doc.split("```csv\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "catalog.csv").write_text(example)
+    env = {**env_for(settings), "COLUMNS": "160", "NO_COLOR": "1"}
+
+    def shell(command: str) -> str:
+        args = command.split()
+        assert args[0] == "storekeeper"
+        done = subprocess.run(
+            _command(*args[1:]), env=env, cwd=tmp_path, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    assert "2 new" in shell("storekeeper import catalog.csv --dry-run")
+    assert "2 new" in shell("storekeeper import catalog.csv")
+    assert "2 unchanged" in shell("storekeeper import catalog.csv")
+    for sentence in (
+        "`storekeeper import catalog.csv --dry-run` reports `2 new`",
+        "`storekeeper import catalog.csv`, the same command again reports `2 unchanged`",
+    ):
+        assert sentence in " ".join(doc.split())
