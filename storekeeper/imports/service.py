@@ -26,6 +26,7 @@ from storekeeper.db import Database, utcnow
 from storekeeper.errors import DomainError, InvalidRequest, NotFound
 from storekeeper.imports import parsing
 from storekeeper.imports.models import ImportRun
+from storekeeper.inventory import bulk as inventory_bulk
 from storekeeper.inventory import ledger, levels, warehouses
 from storekeeper.tasks import queue
 
@@ -446,6 +447,7 @@ def _apply_batch(
         found = _compare(session, batch, mode=mode, warehouse=warehouse, seen={})
         new = [row for row, outcome, reasons in found if outcome.new and not reasons]
         bulk.create_many(session, products=[{"sku": r.sku, **r.fields} for r in new])
+        stock: list[inventory_bulk.Change] = []
         for row, outcome, reasons in found:
             if reasons:  # changed since the check (a concurrent edit): reported, not applied
                 tally.add("invalid", "invalid", line=row.line, sku=row.sku, reason=reasons[0])
@@ -453,28 +455,19 @@ def _apply_batch(
             if not outcome.new and outcome.fields:
                 changes = {name: row.fields[name] for name in outcome.fields}
                 catalog.update(session, sku=row.sku, changes=changes)
-            if outcome.stock_delta and warehouse is not None and row.quantity is not None:
-                ref = f"{ref_prefix}:{row.line}"
-                if mode == "set":
-                    ledger.record_count(
-                        session,
-                        sku=row.sku,
-                        warehouse=warehouse,
-                        counted=row.quantity,
-                        ref=ref,
-                        actor_id=actor,
-                    )
-                else:
-                    ledger.record_movement(
-                        session,
-                        sku=row.sku,
-                        warehouse=warehouse,
-                        delta=row.quantity,
-                        reason="receipt",
-                        ref=ref,
-                        actor_id=actor,
-                    )
+            if outcome.stock_delta and row.quantity is not None:
+                stock.append(
+                    inventory_bulk.Change(row.sku, row.quantity, f"{ref_prefix}:{row.line}")
+                )
             _count(tally, row, outcome)
+        if stock and warehouse is not None and mode in ("set", "add"):
+            inventory_bulk.apply(
+                session,
+                warehouse=warehouse,
+                mode=cast(StockMode, mode),
+                changes=stock,
+                actor_id=actor,
+            )
         stored = session.scalar(select(_run.c.result).where(_run.c.id == run_id)) or {}
         session.execute(update(_run).where(_run.c.id == run_id).values(result=tally.merge(stored)))
     return True
