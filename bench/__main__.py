@@ -1,4 +1,4 @@
-"""Run the benchmarks of DESIGN.md section 9 (W1, W2, W2-card, EV, W3, W4, W5, W6, W7, console).
+"""Run the benchmarks of DESIGN.md section 9 (W1, W2, W2-card, EV, W3, W4, W5, W6, W7, W8, console).
 
 Results go to bench/results.
 """
@@ -32,6 +32,7 @@ from bench import (
     w5_mqtt,
     w6,
     w7,
+    w8,
 )
 from bench.options import Options, environment
 
@@ -47,6 +48,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "W5-mqtt": w5_mqtt.run,
     "W6": w6.run,
     "W7": w7.run,
+    "W8": w8.run,
     "GRPC": grpc_bench.run,
     "console": console.run,
 }
@@ -84,7 +86,10 @@ _EPILOG = """benchmarks (--only; see bench/README.md):
   W7       sync-initial in the browser: the clerk PWA (/app/replica.js + IndexedDB) in
            headless Chromium pulls --w7-products products + BER stock; rows/s (goal
            >= 50k) next to W3's Python replica (same run) and PowerSync's published
-           figures; floor: the same pages by fetch + JSON.parse, not stored"""
+           figures; floor: the same pages by fetch + JSON.parse, not stored
+  W8       import: a 100k-row product + stock CSV (stock add) through storekeeper.imports;
+           rows/s and the longest write transaction (goal <= 250 ms); ceiling: the same
+           rows by one executemany transaction per run (goal ratio >= 0.3)"""
 
 
 def _parser() -> argparse.ArgumentParser:

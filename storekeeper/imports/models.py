@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, LargeBinary, String, Text
+from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storekeeper.db import AutoIncrementId, Base, utcnow
@@ -28,7 +28,6 @@ class ImportRun(Base):
     # Set only for stock `add` runs: the same file is received into a warehouse once.
     receipt_key: Mapped[str | None] = mapped_column(String(160), unique=True, default=None)
     filename: Mapped[str] = mapped_column(String(200))
-    content: Mapped[bytes] = mapped_column(LargeBinary)
     stock_mode: Mapped[str | None] = mapped_column(String(8), default=None)
     warehouse: Mapped[str | None] = mapped_column(String(32), default=None)
     dry_run: Mapped[bool] = mapped_column(default=False)
@@ -40,3 +39,16 @@ class ImportRun(Base):
     error: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class ImportFile(Base):
+    """The file of an import run, in a table of its own: the run's row is updated after every
+    batch, and a row holding megabytes would be rewritten each time (SQLite rewrites a whole
+    row on UPDATE)."""
+
+    __tablename__ = "imports_file"
+
+    run_id: Mapped[int] = mapped_column(
+        AutoIncrementId, ForeignKey("imports_run.id"), primary_key=True, autoincrement=False
+    )
+    content: Mapped[bytes] = mapped_column(LargeBinary)

@@ -25,7 +25,7 @@ from storekeeper.catalog import service as catalog
 from storekeeper.db import Database, utcnow
 from storekeeper.errors import DomainError, InvalidRequest, NotFound
 from storekeeper.imports import parsing
-from storekeeper.imports.models import ImportRun
+from storekeeper.imports.models import ImportFile, ImportRun
 from storekeeper.inventory import bulk as inventory_bulk
 from storekeeper.inventory import ledger, levels, warehouses
 from storekeeper.tasks import queue
@@ -36,7 +36,7 @@ Progress = Callable[[str, int, int], None]
 
 RUN_IMPORT = "imports.run"
 """The job that runs an import submitted over HTTP or the console."""
-BATCH_ROWS = 500
+BATCH_ROWS = 250
 """Rows per transaction: short enough that orders keep flowing between batches (bench W8)."""
 LISTED = 1000
 """Rows of each kind a result lists by name (counts are always complete)."""
@@ -158,7 +158,6 @@ def submit(
         key=key,
         receipt_key=receipt_key,
         filename=filename[:200] or "upload",
-        content=content,
         stock_mode=stock_mode,
         warehouse=warehouse if stock_mode else None,
         dry_run=dry_run,
@@ -170,6 +169,7 @@ def submit(
     )
     session.add(run)
     session.flush()
+    session.add(ImportFile(run_id=run.id, content=content))
     if as_job:
         queue.enqueue(session, RUN_IMPORT, {"run": run.id}, key=f"import:{run.id}")
     return run.id
@@ -197,7 +197,7 @@ def confirm(session: Session, *, run_id: int, actor_id: str | None) -> int:
         raise ImportNotFound(f"no import {run_id}")
     return submit(
         session,
-        content=run.content,
+        content=_content(session, run.id),
         filename=run.filename,
         stock_mode=cast(StockMode | None, run.stock_mode),
         warehouse=run.warehouse,
@@ -205,6 +205,11 @@ def confirm(session: Session, *, run_id: int, actor_id: str | None) -> int:
         actor_id=actor_id,
         as_job=True,
     )
+
+
+def _content(session: Session, run_id: int) -> bytes:
+    found = session.get(ImportFile, run_id)
+    return found.content if found is not None else b""
 
 
 def run_key(content: bytes, *, stock_mode: str | None, warehouse: str | None) -> str:
@@ -215,9 +220,7 @@ def run_key(content: bytes, *, stock_mode: str | None, warehouse: str | None) ->
 
 def get(session: Session, *, run_id: int) -> RunView:
     """How import ``run_id`` is going."""
-    row = session.execute(
-        select(*(c for c in _run.c if c.name != "content")).where(_run.c.id == run_id)
-    ).first()
+    row = session.execute(select(_run).where(_run.c.id == run_id)).first()
     if row is None:
         raise ImportNotFound(f"no import {run_id}")
     return RunView(
@@ -245,7 +248,7 @@ def run(db: Database, *, run_id: int, on_progress: Progress | None = None) -> Ru
             raise ImportNotFound(f"no import {run_id}")
         if run.status in FINISHED:
             return get(session, run_id=run_id)
-        content, mode, warehouse = run.content, run.stock_mode, run.warehouse
+        content, mode, warehouse = _content(session, run_id), run.stock_mode, run.warehouse
         dry_run, actor, ref_prefix = run.dry_run, run.actor_id, f"import:{run.key[:16]}"
     try:
         parsed = parsing.parse(content)

@@ -1,4 +1,4 @@
-"""Imports: one row per import run of a products/stock file, with the file and its progress.
+"""Imports: one row per import run of a products/stock file with its progress, and its file.
 
 Revision ID: 0010_imports
 Revises: 0009
@@ -29,7 +29,6 @@ def upgrade() -> None:
         sa.Column("key", sa.String(length=160), nullable=False),
         sa.Column("receipt_key", sa.String(length=160), nullable=True),
         sa.Column("filename", sa.String(length=200), nullable=False),
-        sa.Column("content", sa.LargeBinary(), nullable=False),
         sa.Column("stock_mode", sa.String(length=8), nullable=True),
         sa.Column("warehouse", sa.String(length=32), nullable=True),
         sa.Column("dry_run", sa.Boolean(), nullable=False),
@@ -50,9 +49,24 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("imports_run", schema=None) as batch_op:
         batch_op.create_index("ix_imports_run_key", ["key", "id"], unique=False)
+    op.create_table(
+        "imports_file",
+        sa.Column(
+            "run_id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=False,
+            nullable=False,
+        ),
+        sa.Column("content", sa.LargeBinary(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["run_id"], ["imports_run.id"], name=op.f("fk_imports_file_run_id_imports_run")
+        ),
+        sa.PrimaryKeyConstraint("run_id", name=op.f("pk_imports_file")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("imports_file")
     with op.batch_alter_table("imports_run", schema=None) as batch_op:
         batch_op.drop_index("ix_imports_run_key")
     op.drop_table("imports_run")
