@@ -144,16 +144,21 @@ def submit(
     its id. Refuses a file that cannot be read or has unknown columns at once. With
     ``as_job``, the job that runs it is queued in the same transaction.
 
-    A stock ``add`` import of a file already received into the warehouse answers that
-    earlier run, so the same file is never received twice."""
+    A stock ``add`` import of a file already received (or being received) into the warehouse
+    answers that earlier run, so the same file is never received twice; one that was refused
+    (invalid rows, unreadable) received nothing and may be tried again."""
     columns = parsing.read_header(content)
     check_options(session, columns=columns, stock_mode=stock_mode, warehouse=warehouse)
     key = run_key(content, stock_mode=stock_mode, warehouse=warehouse)
     receipt_key = key if stock_mode == "add" and not dry_run else None
     if receipt_key is not None:
-        earlier = session.scalar(select(_run.c.id).where(_run.c.receipt_key == receipt_key))
-        if earlier is not None:
-            return int(earlier)
+        earlier = session.execute(
+            select(_run.c.id, _run.c.status).where(_run.c.receipt_key == receipt_key)
+        ).first()
+        if earlier is not None and earlier.status not in ("invalid", "failed"):
+            return int(earlier.id)
+        if earlier is not None:  # it received nothing: the file may be tried again
+            session.execute(update(_run).where(_run.c.id == earlier.id).values(receipt_key=None))
     run = ImportRun(
         key=key,
         receipt_key=receipt_key,

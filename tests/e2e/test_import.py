@@ -147,6 +147,12 @@ def test_set_counts_and_add_receives(shop: Database) -> None:
     # the same file into another warehouse is another receipt
     run_file(shop, receipt, stock="add", warehouse="BER")
     assert stock(shop, "TEA-1") == 10
+    # a refused receipt file received nothing: once the catalog has its SKU, it is received
+    late = "sku,quantity\nLATE-1,3\n"
+    assert run_file(shop, late, stock="add", warehouse="BER").status == "invalid"
+    run_file(shop, "sku,name,price_cents\nLATE-1,Late,1\n")
+    assert run_file(shop, late, stock="add", warehouse="BER").status == "done"
+    assert stock(shop, "LATE-1") == 3
 
 
 def test_every_invalid_row_is_reported_at_once_and_nothing_is_written(shop: Database) -> None:
