@@ -1,4 +1,4 @@
-"""Run the benchmarks of DESIGN.md section 9 (W1, W2, W2-card, EV, W3, W4, W5, W6, W7, W9, W10,
+"""Run the benchmarks of DESIGN.md section 9 (W1, W2, W2-card, EV, W3, W4, W5, W6, W7, W8, W9, W10,
 console).
 
 Results go to bench/results.
@@ -33,6 +33,7 @@ from bench import (
     w5_mqtt,
     w6,
     w7,
+    w8,
     w9,
     w10,
 )
@@ -50,6 +51,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "W5-mqtt": w5_mqtt.run,
     "W6": w6.run,
     "W7": w7.run,
+    "W8": w8.run,
     "W9": w9.run,
     "W10": w10.run,
     "GRPC": grpc_bench.run,
@@ -90,6 +92,9 @@ _EPILOG = """benchmarks (--only; see bench/README.md):
            headless Chromium pulls --w7-products products + BER stock; rows/s (goal
            >= 50k) next to W3's Python replica (same run) and PowerSync's published
            figures; floor: the same pages by fetch + JSON.parse, not stored
+  W8       import: a 100k-row product + stock CSV (stock add) through storekeeper.imports;
+           rows/s and the longest write transaction (goal <= 250 ms); ceiling: the same
+           rows by one executemany transaction per run (goal ratio >= 0.3)
   W9       reports over 1M ledger rows (reporting's read model, months closed into
            snapshots): each report's time as a multiple of one full scan of the same
            rows (goal <= 3; reads as of a date <= 1)

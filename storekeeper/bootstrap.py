@@ -24,6 +24,7 @@ from storekeeper.accounts.keys import Keyring
 from storekeeper.config import Settings
 from storekeeper.db import Database
 from storekeeper.events.relay import Consumers
+from storekeeper.imports import handlers as imports
 from storekeeper.inventory import handlers as inventory_handlers
 from storekeeper.notifications import handlers as notifications
 from storekeeper.notifications.mail import Mailer, mailer_from_settings
@@ -187,6 +188,7 @@ def bootstrap(
     reporting.register(registry)
     registry.every("retention.prune", settings.prune_every_s, retention.prune_periodically)
     forecast.register(registry, settings=settings)
+    imports.register(registry)
     return container
 
 

@@ -158,6 +158,8 @@ class Settings(BaseSettings):
         default_factory=list
     )
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # An import file (POST /products/import): 100,000 products fit in about 10 MB.
+    import_max_bytes: int = Field(default=64 * 1_048_576, ge=1024)
     db_pool_size: int = Field(default=10, ge=1)
 
     payment_timeout_s: float = Field(default=3.0, gt=0)

@@ -6,6 +6,7 @@ from storekeeper.accounts import models as accounts_models
 from storekeeper.catalog import models as catalog_models
 from storekeeper.db import Base
 from storekeeper.events import models as events_models
+from storekeeper.imports import models as imports_models
 from storekeeper.inventory import models as inventory_models
 from storekeeper.ordering import models as ordering_models
 from storekeeper.reporting import models as reporting_models
@@ -18,6 +19,7 @@ CONTEXT_MODELS = (
     accounts_models,
     catalog_models,
     events_models,
+    imports_models,
     inventory_models,
     ordering_models,
     reporting_models,

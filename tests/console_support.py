@@ -146,6 +146,7 @@ PARAM_NAMES: dict[str, str] = {
     "device_id": "device",
     "device": "device",
     "room": "room",
+    "run_id": "import",
 }
 """Path parameter name -> which object of the shop it names."""
 
@@ -341,6 +342,20 @@ def build_shop(
     }
     assert set(alerts) == {"BER", "HAM"}, f"an open alert in BER and HAM expected: {alerts}"
     (exception,) = _ok(http.get(f"{API}/sync/exceptions", headers=admin), "exceptions")["items"]
+    dry_run = _ok(
+        http.post(
+            f"{API}/products/import",
+            headers=admin,
+            files={"file": ("new.csv", b"sku,name,price_cents\nNEW-1,New,100\n")},
+            data={"dry_run": "true"},
+        ),
+        "import",
+    )
+    for _ in range(600):  # the run's job changes its row: done before a page is fingerprinted
+        run = _ok(http.get(f"{API}/products/import/{dry_run['id']}", headers=admin), "import")
+        if run["status"] == "done":
+            break
+        time.sleep(0.05)
     shop = Shop()
     shop.objects.update(
         sku="SKU-1",
@@ -353,6 +368,7 @@ def build_shop(
         user=str(clerk_id),
         device=str(device["id"]),
         card="stock",
+        **{"import": str(dry_run["id"])},
     )
     shop.elsewhere.update(
         shop.objects,

@@ -21,6 +21,7 @@ from storekeeper.api.ratelimit import RateLimit
 from storekeeper.bootstrap import Container, background, bootstrap, sensor_listeners
 from storekeeper.catalog.api import router as catalog_router
 from storekeeper.config import Context, Settings
+from storekeeper.imports.api import router as imports_router
 from storekeeper.inventory.api import router as inventory_router
 from storekeeper.live.api import router as live_router
 from storekeeper.live.hub import Hub
@@ -36,9 +37,14 @@ API_PREFIX = "/api/v1"
 SWAGGER_UI_VERSION = "5.35.0"
 """The swagger-ui-dist release vendored in storekeeper/api/static/swagger-ui (docs/api.md)."""
 DOCS_ASSETS = "/docs/static"
+# Imports and exports of products and stock are served with the catalog, their routes first
+# (``/products/export`` before ``/products/{sku}``).
+_catalog_routes = APIRouter()
+_catalog_routes.include_router(imports_router)
+_catalog_routes.include_router(catalog_router)
 CONTEXT_ROUTERS: dict[Context, APIRouter] = {
     "accounts": accounts_router,
-    "catalog": catalog_router,
+    "catalog": _catalog_routes,
     "inventory": inventory_router,
     "ordering": ordering_router,
     "reporting": reporting_router,
@@ -145,7 +151,8 @@ def create_app(
         signing_key=container.signing_key,
         api_prefix=API_PREFIX,
     )
-    app.add_middleware(BodySizeLimit, max_bytes=container.settings.max_body_bytes)
+    uploads = {f"{API_PREFIX}/products/import": container.settings.import_max_bytes}
+    app.add_middleware(BodySizeLimit, max_bytes=container.settings.max_body_bytes, larger=uploads)
     app.add_middleware(SecurityHeaders, hsts=container.settings.env == "production")
     app.add_middleware(Cors, origins=container.settings.cors_origins)
     # Outermost: request id, metrics and access log cover every answer, 429 and 413 included.

@@ -5,13 +5,14 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
-from storekeeper.cli import forecast, keys, ops, prune, replica, reports, server
+from storekeeper.cli import forecast, importing, keys, ops, prune, replica, reports, server
 
 app = typer.Typer(help="Storekeeper: inventory and orders.", no_args_is_help=True)
 # Registration order is the order `storekeeper --help` lists the commands in.
 app.command()(server.migrate)
 app.command()(server.serve)
 app.command()(ops.demo)
+app.command("import")(importing.import_file)
 app.command()(server.worker)
 app.command("grpc")(server.grpc_serve)
 app.command("payment-sim")(server.payment_sim)

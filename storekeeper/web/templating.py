@@ -85,6 +85,7 @@ def nav_for(principal: Principal | None) -> list[tuple[str, str]]:
     if principal.has_role(STAFF):
         items.append(("/reports", "Reports"))
         items.append(("/purchase-suggestions", "Purchase suggestions"))
+        items.insert(2, ("/import", "Import"))
     if principal.has_role(ADMINS):
         items.append(("/admin/users", "Admin"))
     items.append(("/account", "Account"))
@@ -144,8 +145,15 @@ def rows_csv(filename: str, row_type: type[Any], rows: Iterable[Any]) -> Respons
 
 
 def _cells(row: Sequence[Any]) -> list[Any]:
-    # A cell starting with = + - @ would be a formula in a spreadsheet (CSV injection).
-    return ["'" + c if isinstance(c, str) and c[:1] in ("=", "+", "-", "@") else c for c in row]
+    # A cell starting with = + - @ would be a formula in a spreadsheet (CSV injection). One
+    # that starts with ' before such a sign gets another ', so that an import, which takes one
+    # ' off (storekeeper.imports.parsing), reads every cell back as it was.
+    return [
+        "'" + c if isinstance(c, str) and c.lstrip("'")[:1] in _FORMULA_SIGNS else c for c in row
+    ]
+
+
+_FORMULA_SIGNS = ("=", "+", "-", "@")
 
 
 def csv_stream(filename: str, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Response:

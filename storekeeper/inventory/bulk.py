@@ -1,0 +1,137 @@
+"""Many stock changes in one warehouse at once, for imports: counts and receipts of hundreds of
+SKUs in a few statements, with the same rules, ledger rows and ``stock.changed`` events as one
+``ledger.record_count`` / ``ledger.record_movement`` each.
+
+One statement per kind of row (stock rows created, locked and read, updated; movements; events)
+instead of six per SKU: an import's batch then holds the write lock for milliseconds, not
+seconds (bench W8).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal, NamedTuple, cast
+
+from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy.orm import Session
+
+from storekeeper.db import insert_ignoring_conflicts, utcnow
+from storekeeper.errors import InvalidRequest
+from storekeeper.events import outbox
+from storekeeper.inventory.events import StockChanged
+from storekeeper.inventory.ledger import MAX_COUNT, BelowReserved
+from storekeeper.inventory.levels import known_skus
+from storekeeper.inventory.models import Movement, StockLevel
+from storekeeper.inventory.warehouses import require_warehouse
+from storekeeper.observability import metrics
+from storekeeper.observability.counting import count_on_commit
+
+_stock = cast(Table, StockLevel.__table__)
+_movement = cast(Table, Movement.__table__)
+_UPDATE = (
+    update(_stock)
+    .where(_stock.c.sku == bindparam("b_sku"), _stock.c.warehouse_code == bindparam("b_wh"))
+    .values(
+        on_hand=_stock.c.on_hand + bindparam("b_delta"),
+        version=_stock.c.version + 1,
+        updated_at=bindparam("b_at"),
+    )
+)
+
+
+class Change(NamedTuple):
+    """One SKU's line: the count (``set``) or the units received (``add``), and its ref."""
+
+    sku: str
+    quantity: int
+    ref: str | None
+
+
+def apply(
+    session: Session,
+    *,
+    warehouse: str,
+    mode: Literal["set", "add"],
+    changes: Sequence[Change],
+    actor_id: str | None = None,
+) -> int:
+    """Record ``changes`` in ``warehouse``: ``set`` counts (on-hand becomes the quantity, the
+    difference a ``count`` movement; an equal count writes nothing) or ``add`` receipts (a
+    ``receipt`` movement of the quantity, which must be positive). All or nothing: an unknown
+    SKU, a repeated one or a count below reserved units raises. Returns the movements written."""
+    if not changes:
+        return 0
+    require_warehouse(session, code=warehouse)
+    skus = [change.sku for change in changes]
+    if len(set(skus)) != len(skus):
+        raise InvalidRequest("a SKU is listed twice", code="repeated_sku")
+    missing = sorted(set(skus) - known_skus(session, skus=skus))
+    if missing:
+        raise InvalidRequest(f"no product with SKU {missing[0]}", code="unknown_sku")
+    for change in changes:
+        if not (0 <= change.quantity <= MAX_COUNT) or (mode == "add" and change.quantity == 0):
+            raise InvalidRequest(f"quantity {change.quantity} of {change.sku} is out of range")
+    now = utcnow()
+    dialect = session.get_bind().dialect.name
+    connection = session.connection()
+    connection.execute(
+        insert_ignoring_conflicts(dialect, _stock),
+        [
+            {"sku": s, "warehouse_code": warehouse, "on_hand": 0, "reserved": 0, "updated_at": now}
+            for s in skus
+        ],
+    )
+    # Locked in SKU order (PostgreSQL), as a transfer locks its rows: no deadlock with others.
+    held = {
+        row.sku: (row.on_hand, row.reserved)
+        for row in connection.execute(
+            select(_stock.c.sku, _stock.c.on_hand, _stock.c.reserved)
+            .where(_stock.c.warehouse_code == warehouse, _stock.c.sku.in_(sorted(skus)))
+            .order_by(_stock.c.sku)
+            .with_for_update()
+        )
+    }
+    updates, movements, events = [], [], []
+    for change in changes:
+        on_hand, reserved = held[change.sku]
+        if mode == "set":
+            if change.quantity < reserved:
+                raise BelowReserved(
+                    f"counted {change.quantity} but {reserved} units of {change.sku} in "
+                    f"{warehouse} are reserved for orders"
+                )
+            delta = change.quantity - on_hand
+        else:
+            delta = change.quantity
+        if delta == 0:
+            continue
+        reason = "count" if mode == "set" else "receipt"
+        updates.append({"b_sku": change.sku, "b_wh": warehouse, "b_delta": delta, "b_at": now})
+        movements.append(
+            {
+                "sku": change.sku,
+                "warehouse_code": warehouse,
+                "delta": delta,
+                "reason": reason,
+                "ref": change.ref,
+                "actor_id": actor_id,
+                "created_at": now,
+            }
+        )
+        events.append(
+            StockChanged(
+                sku=change.sku,
+                warehouse=warehouse,
+                on_hand=on_hand + delta,
+                reserved=reserved,
+                reason=reason,
+                ref=change.ref,
+            )
+        )
+    if not movements:
+        return 0
+    connection.execute(_UPDATE, updates)
+    connection.execute(insert(_movement), movements)
+    count_on_commit(session, metrics.STOCK_MOVEMENTS.labels(movements[0]["reason"]), len(movements))
+    outbox.record(session, *events)
+    return len(movements)
