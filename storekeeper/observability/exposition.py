@@ -111,7 +111,7 @@ class DatabaseCollector:
         states = GaugeMetricFamily(
             metrics.JOBS.name, metrics.JOBS.documentation, labels=metrics.JOBS.labels
         )
-        for state in ("queued", "running", "done", "failed"):
+        for state in ("queued", "running", "done", "failed", "discarded"):
             states.add_metric([state], jobs.counts.get(state, 0))
         yield states
         with self._db.reading() as session:
