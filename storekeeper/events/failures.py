@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, Protocol, cast
 
 from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.engine import Connection
@@ -23,13 +23,25 @@ from storekeeper.db import as_aware, utcnow
 from storekeeper.errors import Conflict, NotFound
 from storekeeper.events.models import DeliveryFailure, OutboxEvent
 
-if TYPE_CHECKING:
-    from storekeeper.events.relay import Envelope
-
 _failures = cast(Table, DeliveryFailure.__table__)
 _outbox = cast(Table, OutboxEvent.__table__)
 MAX_ERROR_CHARS = 2000
 DELIVERED, SKIPPED = "delivered", "skipped"
+
+
+class FailedEvent(Protocol):
+    """What a failure record keeps of the event (``relay.Envelope`` has it all)."""
+
+    @property
+    def position(self) -> int: ...
+    @property
+    def event_id(self) -> uuid.UUID: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def aggregate_type(self) -> str: ...
+    @property
+    def aggregate_id(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +134,7 @@ def record(
     connection: Connection,
     *,
     consumer: str,
-    envelope: Envelope,
+    envelope: FailedEvent,
     error: BaseException,
     policy: RetryPolicy,
 ) -> Failure:
