@@ -59,7 +59,7 @@ class RetryPolicy:
 
     def delay_s(self, attempts: int) -> float:
         """The wait after the ``attempts``-th failure: base, twice that, four times … (capped)."""
-        return float(min(self.cap_s, self.base_s * 2 ** (attempts - 1)))
+        return float(min(self.cap_s, self.base_s * 2 ** min(attempts - 1, 64)))
 
 
 class FailureNotFound(NotFound):
