@@ -57,16 +57,14 @@ def events_parked(
     if not shown:
         console.print("no parked events" if not include_retrying else "no failing deliveries")
         return
-    table = Table(
-        "id",
-        "consumer",
-        "event type",
-        "aggregate",
-        "attempts",
-        "error",
-        "since",
-        title="Parked events" if not include_retrying else "Failing deliveries",
-    )
+    table = Table(title="Parked events" if not include_retrying else "Failing deliveries")
+    for name in ("id", "consumer", "event type"):
+        table.add_column(name)
+    # The aggregate's full id is what an operator looks up: fold it rather than cut it.
+    table.add_column("aggregate", overflow="fold")
+    table.add_column("attempts")
+    table.add_column("error", max_width=60)
+    table.add_column("since")
     for failure in shown:
         since = failure.parked_at or failure.first_failed_at
         if failure.parked_at is None:

@@ -233,7 +233,10 @@ def apply_pending(
             failure = failures.record(
                 connection, consumer=consumer, envelope=event, error=exc, policy=policy
             )
-            log.warning(
+            parked = failure.parked_at is not None
+            # Parking is what an operator must act on: an error, where a retry is a warning.
+            log.log(
+                logging.ERROR if parked else logging.WARNING,
                 "consumer %s failed on event %s (%s, %s/%s), attempt %d%s: %s",
                 consumer,
                 event.position,
@@ -241,7 +244,7 @@ def apply_pending(
                 event.aggregate_type,
                 event.aggregate_id,
                 failure.attempts,
-                "; parked" if failure.parked_at is not None else "",
+                "; parked (storekeeper events parked)" if parked else "",
                 failure.last_error,
                 exc_info=failure.attempts == 1,
             )
