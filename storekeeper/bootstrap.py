@@ -209,10 +209,13 @@ def background(container: Container, *, run_jobs: bool) -> Background:
     )
     if not settings.broker_url:
         return background(job_threads=settings.job_threads if run_jobs else 0)
-    from storekeeper.tasks.celery_app import create_celery, publisher
+    from storekeeper.tasks.celery_app import create_celery, publisher, redelivery_sender
 
-    publish, dispatch = publisher(create_celery(settings), settings)
-    return background(publish=publish, dispatch_job=dispatch)
+    app = create_celery(settings)
+    publish, dispatch = publisher(app, settings)
+    return background(
+        publish=publish, dispatch_job=dispatch, redeliver=redelivery_sender(app, settings)
+    )
 
 
 def run_worker(container: Container, *, concurrency: int, loglevel: str = "INFO") -> None:

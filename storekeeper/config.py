@@ -175,6 +175,11 @@ class Settings(BaseSettings):
     job_max_attempts: int = Field(default=8, ge=1)
     job_threads: int = Field(default=2, ge=1, le=64)
     job_lease_s: float = Field(default=60.0, gt=0)
+    # A consumer failing on an event (docs/operations.md, "Parked events and failed jobs"):
+    # attempts before the event is parked for that consumer, and the first retry's delay
+    # (doubling each time).
+    event_max_attempts: int = Field(default=5, ge=1, le=100)
+    event_retry_base_s: float = Field(default=5.0, gt=0, le=3600)
     lease_s: float = Field(default=15.0, gt=0)
 
     # Live updates (GET /events, WS /live): see docs/live.md.

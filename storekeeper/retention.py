@@ -35,6 +35,9 @@ def prune(
             before=now - timedelta(days=settings.sync_retention_days),
             dry_run=dry_run,
         ),
+        events_retention.prune_failures(
+            db, before=now - timedelta(days=settings.sync_retention_days), dry_run=dry_run
+        ),
         jobs_retention.prune_jobs(
             db,
             done_before=now - timedelta(days=settings.job_done_retention_days),

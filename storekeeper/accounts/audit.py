@@ -17,6 +17,10 @@ MAX_PAGE = 200
 KINDS = (
     "device_created",
     "device_revoked",
+    "event_retried",
+    "event_skipped",
+    "job_discarded",
+    "job_retried",
     "login_failed",
     "login_succeeded",
     "logout",

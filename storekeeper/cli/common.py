@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import getpass
+import socket
+
 from rich.console import Console
 
 from storekeeper.config import Settings
@@ -24,3 +27,12 @@ def schema_revision(settings: Settings) -> str | None:
     from storekeeper import migrations
 
     return migrations.current_revision(settings.effective_database_url)
+
+
+def operator() -> str:
+    """Who runs this command, for the audit log: the login name and the host (``ana@ops-1``)."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no login name (a container running as an unnamed uid)
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"

@@ -5,7 +5,17 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
-from storekeeper.cli import forecast, importing, keys, ops, prune, replica, reports, server
+from storekeeper.cli import (
+    failures,
+    forecast,
+    importing,
+    keys,
+    ops,
+    prune,
+    replica,
+    reports,
+    server,
+)
 
 app = typer.Typer(help="Storekeeper: inventory and orders.", no_args_is_help=True)
 # Registration order is the order `storekeeper --help` lists the commands in.
@@ -18,6 +28,12 @@ app.command("grpc")(server.grpc_serve)
 app.command("payment-sim")(server.payment_sim)
 app.command("config")(ops.show_config)
 app.add_typer(ops.users_app, name="users")
+ops.events_app.command("parked")(failures.events_parked)
+ops.events_app.command("retry")(failures.events_retry)
+ops.events_app.command("skip")(failures.events_skip)
+ops.jobs_app.command("failed")(failures.jobs_failed)
+ops.jobs_app.command("retry")(failures.jobs_retry)
+ops.jobs_app.command("discard")(failures.jobs_discard)
 app.add_typer(ops.events_app, name="events")
 app.add_typer(ops.jobs_app, name="jobs")
 app.add_typer(keys.keys_app, name="keys")

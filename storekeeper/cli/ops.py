@@ -14,8 +14,12 @@ from storekeeper.cli.common import console, migrate_schema
 from storekeeper.config import Settings
 
 users_app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
-events_app = typer.Typer(help="Inspect the event outbox.", no_args_is_help=True)
-jobs_app = typer.Typer(help="Inspect background jobs.", no_args_is_help=True)
+events_app = typer.Typer(
+    help="Inspect the event outbox; retry or skip parked events.", no_args_is_help=True
+)
+jobs_app = typer.Typer(
+    help="Inspect background jobs; retry or discard failed ones.", no_args_is_help=True
+)
 
 
 def demo(
@@ -110,14 +114,17 @@ def users_create(
 
 @events_app.command("status")
 def events_status() -> None:
-    """Show outbox lag: events waiting for the relay, delivered, and the oldest waiting one."""
+    """Show outbox lag, what each consumer processed, and its parked and retried events."""
     from storekeeper.bootstrap import bootstrap
+    from storekeeper.events.failures import open_by_consumer
     from storekeeper.events.relay import processed_by_consumer, status
 
     container = bootstrap(Settings())
     try:
         current = status(container.db)
         processed = processed_by_consumer(container.db)
+        with container.db.reading() as session:
+            failing = open_by_consumer(session.connection())
     finally:
         container.close()
     table = Table("measure", "value", title="Event outbox")
@@ -128,7 +135,12 @@ def events_status() -> None:
     table.add_row("last delivery", str(current.last_published_at or "-"))
     for consumer, count in sorted(processed.items()):
         table.add_row(f"processed by {consumer}", str(count))
+    for consumer, counts in sorted(failing.items()):
+        table.add_row(f"parked for {consumer}", str(counts.parked))
+        table.add_row(f"being retried for {consumer}", str(counts.retrying))
     console.print(table)
+    if any(counts.parked for counts in failing.values()):
+        console.print("parked events wait for you: storekeeper events parked")
 
 
 @jobs_app.command("status")
@@ -143,7 +155,7 @@ def jobs_status() -> None:
     finally:
         container.close()
     table = Table("state", "jobs", title="Background jobs")
-    for state in ("queued", "running", "done", "failed"):
+    for state in ("queued", "running", "done", "failed", "discarded"):
         table.add_row(state, str(current.counts.get(state, 0)))
     table.add_row("oldest queued job", str(current.oldest_queued_at or "-"))
     console.print(table)

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Index, String
+from sqlalchemy import BigInteger, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storekeeper.db import AutoIncrementId, Base, utcnow
@@ -63,3 +63,45 @@ class RetentionMark(Base):
     log: Mapped[str] = mapped_column(String(32), primary_key=True)
     pruned_below: Mapped[int] = mapped_column(BigInteger)
     pruned_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DeliveryFailure(Base):
+    """A consumer failing on one event: retried with backoff, then parked until an operator acts.
+
+    While a row is open (``resolved_at`` NULL) the consumer's later events of the same aggregate
+    wait behind it, so order per aggregate holds; other consumers and other aggregates go on.
+    """
+
+    __tablename__ = "events_delivery_failure"
+    __table_args__ = (
+        UniqueConstraint("consumer", "event_id"),
+        Index("ix_events_delivery_failure_due", "resolved_at", "next_attempt_at"),
+        Index(
+            "ix_events_delivery_failure_aggregate",
+            "consumer",
+            "aggregate_type",
+            "aggregate_id",
+            "resolved_at",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(AutoIncrementId, primary_key=True, autoincrement=True)
+    consumer: Mapped[str] = mapped_column(String(64))
+    event_id: Mapped[uuid.UUID]
+    position: Mapped[int] = mapped_column(BigInteger)
+    """The event's outbox ``id``."""
+    event_type: Mapped[str] = mapped_column(String(64))
+    aggregate_type: Mapped[str] = mapped_column(String(32))
+    aggregate_id: Mapped[str] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(default=1)
+    last_error: Mapped[str] = mapped_column(Text)
+    first_failed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_failed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(default=None)
+    """When the retry pass tries again; NULL once parked or resolved."""
+    parked_at: Mapped[datetime | None] = mapped_column(default=None)
+    resolved_at: Mapped[datetime | None] = mapped_column(default=None)
+    resolution: Mapped[str | None] = mapped_column(String(16), default=None)
+    """``delivered`` (a retry succeeded) or ``skipped`` (an operator gave up on it)."""
+    resolved_by: Mapped[str | None] = mapped_column(String(200), default=None)
+    reason: Mapped[str | None] = mapped_column(Text, default=None)

@@ -20,11 +20,12 @@ from sqlalchemy import ColumnElement, Table, delete, func, select, tuple_
 from sqlalchemy.engine import Connection
 
 from storekeeper.db import Database, as_aware, utcnow
-from storekeeper.events.models import InboxRecord, OutboxEvent, RetentionMark
+from storekeeper.events.models import DeliveryFailure, InboxRecord, OutboxEvent, RetentionMark
 
 _outbox = cast(Table, OutboxEvent.__table__)
 _inbox = cast(Table, InboxRecord.__table__)
 _mark = cast(Table, RetentionMark.__table__)
+_failure = cast(Table, DeliveryFailure.__table__)
 OUTBOX = "outbox"
 BATCH = 500
 """Rows per transaction: each batch holds the write lock for milliseconds, not the whole pass."""
@@ -147,3 +148,18 @@ def delete_in_batches(
             after = found[-1]
             if not dry_run:
                 connection.execute(delete(table).where(tuple_(*key).in_(found)))
+
+
+def prune_failures(db: Database, *, before: datetime, dry_run: bool = False) -> Pruned:
+    """Delete delivery failures resolved (delivered or skipped) before ``before``; open and
+    parked ones stay until an operator resolves them."""
+    pruned = delete_in_batches(
+        db,
+        _failure,
+        where=_failure.c.resolved_at < before,
+        key=[_failure.c.id],
+        dry_run=dry_run,
+    )
+    with db.reading() as session:
+        oldest = session.connection().execute(select(func.min(_failure.c.first_failed_at))).scalar()
+    return Pruned("events_delivery_failure", pruned, as_aware(oldest))

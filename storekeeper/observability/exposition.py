@@ -28,7 +28,7 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from storekeeper.db import Database
-from storekeeper.events import relay
+from storekeeper.events import failures, relay
 from storekeeper.observability import metrics
 from storekeeper.ordering import service as ordering_service
 from storekeeper.sync import exceptions as sync_exceptions
@@ -111,7 +111,7 @@ class DatabaseCollector:
         states = GaugeMetricFamily(
             metrics.JOBS.name, metrics.JOBS.documentation, labels=metrics.JOBS.labels
         )
-        for state in ("queued", "running", "done", "failed"):
+        for state in ("queued", "running", "done", "failed", "discarded"):
             states.add_metric([state], jobs.counts.get(state, 0))
         yield states
         with self._db.reading() as session:
@@ -119,6 +119,7 @@ class DatabaseCollector:
             by_name = queue.queued_by_name(connection).items()
             by_status = ordering_service.count_by_status(connection).items()
             open_exceptions = sync_exceptions.count_open(connection)
+            delivery_failures = failures.open_by_consumer(connection)
         queued = GaugeMetricFamily(
             metrics.JOBS_QUEUED._name, metrics.JOBS_QUEUED._documentation, labels=["name"]
         )
@@ -133,6 +134,14 @@ class DatabaseCollector:
         for status, count in by_status:
             orders.add_metric([status], count)
         yield orders
+        for gauge, field in (
+            (metrics.EVENTS_PARKED, "parked"),
+            (metrics.EVENTS_RETRYING, "retrying"),
+        ):
+            family = GaugeMetricFamily(gauge.name, gauge.documentation, labels=gauge.labels)
+            for consumer, counts in delivery_failures.items():
+                family.add_metric([consumer], getattr(counts, field))
+            yield family
         yield _gauge(
             metrics.SYNC_EXCEPTIONS_OPEN.name,
             metrics.SYNC_EXCEPTIONS_OPEN.documentation,

@@ -53,6 +53,11 @@ OUTBOX_LAG = Gauge(
     multiprocess_mode="max",
 )
 RELAYED_EVENTS = Counter("storekeeper_relayed_events_total", "Outbox events relayed.")
+EVENT_DELIVERY_FAILURES = Counter(
+    "storekeeper_event_delivery_failures_total",
+    "Attempts of a consumer to apply an event that failed (each retry counts), by consumer.",
+    ["consumer"],
+)
 JOBS_QUEUED = Gauge(
     "storekeeper_jobs_queued",
     "Jobs waiting to run, by job name.",
@@ -115,6 +120,17 @@ OUTBOX_LAG_SECONDS = DatabaseGauge(
 JOBS = DatabaseGauge("storekeeper_jobs", "Background jobs in each state.", ("state",))
 ORDERS_BY_STATUS = DatabaseGauge(
     "storekeeper_orders_by_status", "Orders currently in each status.", ("status",)
+)
+EVENTS_PARKED = DatabaseGauge(
+    "storekeeper_events_parked",
+    "Events parked for a consumer after their last retry, waiting for an operator "
+    "(storekeeper events parked), by consumer.",
+    ("consumer",),
+)
+EVENTS_RETRYING = DatabaseGauge(
+    "storekeeper_events_retrying",
+    "Events a consumer failed on and that are still being retried, by consumer.",
+    ("consumer",),
 )
 SYNC_EXCEPTIONS_OPEN = DatabaseGauge(
     "storekeeper_sync_exceptions_open", "Sync exceptions waiting for a manager."

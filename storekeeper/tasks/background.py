@@ -17,12 +17,16 @@ from dataclasses import dataclass
 
 from storekeeper.config import Settings
 from storekeeper.db import Database
+from storekeeper.events import redelivery
+from storekeeper.events.failures import RetryPolicy
 from storekeeper.events.relay import BATCH, Consumers, Publish, local_delivery, relay_once
 from storekeeper.observability import metrics
 from storekeeper.tasks import queue
 from storekeeper.tasks.lease import LeaderLease
 
 log = logging.getLogger(__name__)
+RETRY_EVERY_S = 1.0
+"""How often the leader looks for failed deliveries whose next attempt is due."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,16 +51,29 @@ class Background:
         periodic: list[Periodic],
         publish: Publish | None = None,
         dispatch_job: Callable[[int], None] | None = None,
+        redeliver: redelivery.Redeliver | None = None,
         job_threads: int = 0,
         tick_s: float = 0.2,
     ) -> None:
-        """``publish``/``dispatch_job`` go to a broker when given, else events are delivered
-        in-process; ``job_threads`` > 0 runs jobs from the table in this process."""
+        """``publish``/``dispatch_job``/``redeliver`` go to a broker when given, else events
+        are delivered (and failed deliveries retried) in-process; ``job_threads`` > 0 runs jobs
+        from the table in this process."""
         self._db = db
         self._settings = settings
         self._jobs = jobs
-        self._periodic = periodic
-        self._publish = publish or local_delivery(db, consumers)
+        policy = RetryPolicy.from_settings(settings)
+        # The retry pass of failed deliveries is the leader's work, like the sweepers.
+        self._periodic = [
+            Periodic(
+                "events.retry_deliveries",
+                RETRY_EVERY_S,
+                lambda: self._retry_deliveries(
+                    redeliver or redelivery.local_redeliver(db, consumers, policy)
+                ),
+            ),
+            *periodic,
+        ]
+        self._publish = publish or local_delivery(db, consumers, policy)
         self._dispatch_job = dispatch_job
         self._tick = tick_s
         self._stop = threading.Event()
@@ -113,6 +130,11 @@ class Background:
                 except Exception:
                     log.exception("periodic task %s failed; it runs again later", task.name)
         return relayed >= BATCH
+
+    def _retry_deliveries(self, redeliver: redelivery.Redeliver) -> None:
+        redelivery.retry_due(
+            self._db, redeliver=redeliver, redispatch_after_s=self._settings.job_lease_s
+        )
 
     def _dispatch_due_jobs(self, dispatch: Callable[[int], None]) -> None:
         job_ids = queue.due_for_dispatch(self._db, redispatch_after_s=self._settings.job_lease_s)

@@ -4,8 +4,10 @@ Two queues (names prefixed with ``STOREKEEPER_BROKER_PREFIX``, so that several d
 share a broker). ``storekeeper.events`` carries one message per outbox event, published by the
 leader in outbox order (with publisher confirms on RabbitMQ); a worker applies it with
 ``events.relay.deliver``, which keeps per-aggregate order and once-per-consumer effects however
-many workers run. ``storekeeper.jobs`` carries "run job N" messages; the job's row in the
-database stays the source of truth (see ``tasks.queue``).
+many workers run; a consumer failing on an event is recorded (``events.failures``) rather than
+retried here, and the leader's retry pass sends ``redeliver_event`` messages on the same queue
+when the next attempt is due. ``storekeeper.jobs`` carries "run job N" messages; the job's row
+in the database stays the source of truth (see ``tasks.queue``).
 
 Tasks are acknowledged late and rejected back to the queue when their worker is lost, so a
 message whose worker was killed is delivered again. The worker pool is threads: the work is
@@ -23,11 +25,14 @@ from celery import Celery
 
 from storekeeper.config import Settings
 from storekeeper.db import Database
+from storekeeper.events import redelivery
+from storekeeper.events.failures import RetryPolicy
 from storekeeper.events.relay import Consumers, Envelope, Publish, deliver
 from storekeeper.tasks import queue
 from storekeeper.tasks.background import Background
 
 DELIVER_EVENT = "storekeeper.deliver_event"
+REDELIVER_EVENT = "storekeeper.redeliver_event"
 RUN_JOB = "storekeeper.run_job"
 
 
@@ -55,7 +60,11 @@ def create_celery(settings: Settings) -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         task_default_queue=jobs_queue,  # queues are declared durable when first used
-        task_routes={DELIVER_EVENT: {"queue": events_queue}, RUN_JOB: {"queue": jobs_queue}},
+        task_routes={
+            DELIVER_EVENT: {"queue": events_queue},
+            REDELIVER_EVENT: {"queue": events_queue},
+            RUN_JOB: {"queue": jobs_queue},
+        },
         broker_transport_options=transport_options,
         broker_connection_timeout=3,
         broker_connection_retry_on_startup=True,
@@ -84,6 +93,16 @@ def publisher(app: Celery, settings: Settings) -> tuple[Publish, Callable[[int],
     return publish, dispatch
 
 
+def redelivery_sender(app: Celery, settings: Settings) -> redelivery.Redeliver:
+    """The leader's way to retry a failed delivery in distributed mode: a message to a worker."""
+    events_queue, _ = queue_names(settings)
+
+    def send(failure_id: int, attempts: int) -> None:
+        app.send_task(REDELIVER_EVENT, args=[failure_id, attempts], queue=events_queue)
+
+    return send
+
+
 def bind_tasks(
     app: Celery,
     *,
@@ -93,6 +112,7 @@ def bind_tasks(
     jobs: queue.JobRegistry,
 ) -> None:
     """Register the worker's tasks: deliver events to ``consumers``, run ``jobs``."""
+    policy = RetryPolicy.from_settings(settings)
 
     @app.task(  # type: ignore[untyped-decorator]
         name=DELIVER_EVENT,
@@ -103,11 +123,21 @@ def bind_tasks(
     def deliver_event(task: Any, message: dict[str, Any]) -> None:
         envelope = Envelope.from_message(message)
         try:
-            deliver(db, consumers, envelope)
+            deliver(db, consumers, envelope, policy=policy)
         except Exception as exc:
+            # A consumer's failure is recorded inside ``deliver`` and retried by the leader;
+            # what reaches here is the database failing, so not even that could be written.
             # Retried with growing delays; later events of other aggregates carry on.
             retries = task.request.retries
             raise task.retry(exc=exc, countdown=min(300, 2**retries)) from exc
+
+    @app.task(name=REDELIVER_EVENT, acks_late=True)  # type: ignore[untyped-decorator]
+    def redeliver_event(failure_id: int, attempts: int) -> None:
+        # Lost or failing here, the attempt is made again when the leader's postponement of it
+        # runs out; a duplicate finds the attempt count moved on and does nothing.
+        redelivery.redeliver_now(
+            db, consumers, failure_id=failure_id, attempts=attempts, policy=policy
+        )
 
     @app.task(name=RUN_JOB, acks_late=True)  # type: ignore[untyped-decorator]
     def run_job(job_id: int) -> None:

@@ -22,10 +22,10 @@ _jobs = cast(Table, Job.__table__)
 def prune_jobs(
     db: Database, *, done_before: datetime, failed_before: datetime, dry_run: bool = False
 ) -> Pruned:
-    """Delete ``done`` jobs finished before ``done_before``, ``failed`` ones before
-    ``failed_before``."""
+    """Delete ``done`` jobs finished before ``done_before``, ``failed`` (and ``discarded``) ones
+    before ``failed_before``."""
     finished = ((_jobs.c.status == "done") & (_jobs.c.finished_at < done_before)) | (
-        (_jobs.c.status == "failed") & (_jobs.c.finished_at < failed_before)
+        _jobs.c.status.in_(("failed", "discarded")) & (_jobs.c.finished_at < failed_before)
     )
     pruned = delete_in_batches(db, _jobs, where=finished, key=[_jobs.c.id], dry_run=dry_run)
     with db.reading() as session:

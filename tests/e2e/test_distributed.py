@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 from kombu import Connection
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from storekeeper.accounts.domain import Role
 from storekeeper.bootstrap import Container
@@ -38,6 +38,7 @@ from tests.conftest import (
     stop_server,
 )
 from tests.payment_sim import free_port, start_sim, stop_sim, storekeeper_script
+from tests.poison import mails_to, open_failure, poison, processed, run_cli
 from tests.shop import add_product, add_warehouses
 
 BROKERS = {
@@ -366,5 +367,45 @@ def test_orders_acknowledged_before_the_api_process_is_killed_all_arrive_with_th
             )
         assert mail_jobs == confirmed
         print(f"kill -9 API: {len(acknowledged)} acknowledged, {confirmed} committed, 0 lost")
+    finally:
+        _delete_queues(settings)
+
+
+def test_a_poison_event_is_retried_through_the_broker_parked_and_then_delivered(
+    settings: Settings, container: Container, processes: Any
+) -> None:
+    settings = _distributed(
+        settings,
+        BROKERS["rabbitmq"],
+        event_max_attempts=3,
+        event_retry_base_s=0.5,
+        metrics_port=free_port(),
+    )
+    try:
+        processes("server", settings)
+        processes("worker", settings)
+        events = poison(container)
+
+        _wait_for(lambda: mails_to(settings, "y@example.com"), "the other account's mail")
+        _wait_for(lambda: getattr(open_failure(container), "parked_at", None), "parking")
+        parked = open_failure(container)
+        assert parked is not None and parked.attempts == 3
+        assert not processed(container, events.later)
+        # Every attempt ran in the worker: the first from the event's message, the retries
+        # from the leader's redeliver messages (the API process only publishes).
+        scraped = httpx.get(f"http://127.0.0.1:{settings.metrics_port}/metrics").text
+        failures_line = 'storekeeper_event_delivery_failures_total{consumer="notifications"}'
+        assert f"{failures_line} 3.0" in scraped.splitlines()
+
+        with container.db.transaction() as session:
+            session.execute(
+                update(OutboxEvent)
+                .where(OutboxEvent.event_id == events.poison)
+                .values(payload={"user_id": events.user, "email": "x@example.com"})
+            )
+        retried = run_cli(settings, "events", "retry", str(parked.id))
+        assert retried.returncode == 0, retried.stdout + retried.stderr
+        _wait_for(lambda: len(mails_to(settings, "x@example.com")) == 2, "X's two mails")
+        assert processed(container, events.later) and open_failure(container) is None
     finally:
         _delete_queues(settings)

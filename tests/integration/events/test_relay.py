@@ -77,32 +77,6 @@ def test_redelivered_event_does_not_repeat_a_consumers_effect(container: Contain
     assert _seen(container, "LOG") == ["LOG", "A"]
 
 
-def test_a_failing_consumer_holds_later_events_back_until_it_succeeds(
-    container: Container,
-) -> None:
-    _products(container, "LOG", "A", "B")
-    broken = {"on": "A"}
-
-    def flaky(session: Session, envelope: Envelope) -> None:
-        if envelope.aggregate_id == broken["on"]:
-            raise RuntimeError("mail server down")
-
-    consumers = Consumers()
-    consumers.subscribe("audit", "product.changed", _count_on("LOG"))  # type: ignore[arg-type]
-    consumers.subscribe("mailer", "product.changed", flaky)
-
-    assert _relay(container, consumers) == 1  # LOG delivered, stuck at A
-    assert _seen(container, "LOG") == ["LOG", "A"]  # audit ran on A once; B waits
-    assert status(container.db).pending == 2
-
-    broken["on"] = ""
-    assert _relay(container, consumers) == 2
-    assert _seen(container, "LOG") == ["LOG", "A", "B"]  # audit not run twice on A
-    with container.db.reading() as session:
-        unsent = session.scalars(select(OutboxEvent).where(OutboxEvent.published_at.is_(None)))
-        assert list(unsent) == []
-
-
 def test_status_reports_pending_events_and_their_age(container: Container) -> None:
     _products(container, "A", "B")
 
