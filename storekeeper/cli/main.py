@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
-from storekeeper.cli import keys, ops, replica, server
+from storekeeper.cli import backup, keys, ops, replica, server
 
 app = typer.Typer(help="Storekeeper: inventory and orders.", no_args_is_help=True)
 # Registration order is the order `storekeeper --help` lists the commands in.
@@ -16,6 +16,8 @@ app.command()(server.worker)
 app.command("grpc")(server.grpc_serve)
 app.command("payment-sim")(server.payment_sim)
 app.command("config")(ops.show_config)
+app.command("backup")(backup.backup)
+app.command("restore")(backup.restore)
 app.add_typer(ops.users_app, name="users")
 app.add_typer(ops.events_app, name="events")
 app.add_typer(ops.jobs_app, name="jobs")
