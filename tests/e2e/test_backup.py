@@ -255,10 +255,10 @@ def test_restore_refuses_a_target_with_data_and_a_damaged_dump(
 ) -> None:
     _shop(client, manager)
     backup_dir = tmp_path / "backup"
-    assert _storekeeper(settings, "backup", "--to", str(backup_dir)).returncode == 0
-    again = _storekeeper(settings, "backup", "--to", str(backup_dir))
-    assert again.returncode == 1 and "not empty" in again.stdout
-    assert _storekeeper(settings, "backup", "--to", str(backup_dir), "--force").returncode == 0
+    run.backup(settings, to=backup_dir, force=False, progress=None)
+    with pytest.raises(BackupError, match="not empty"):
+        run.backup(settings, to=backup_dir, force=False, progress=None)
+    run.backup(settings, to=backup_dir, force=True, progress=None)
 
     # Into the database it came from: names what holds data there.
     into_source = _storekeeper(settings, "restore", "--from", str(backup_dir))
@@ -281,10 +281,10 @@ def test_restore_refuses_a_target_with_data_and_a_damaged_dump(
     assert not _describe(target), "a refused restore wrote to the target"
 
     # The good backup goes in; a second time only with --force.
-    assert _storekeeper(target, "restore", "--from", str(backup_dir)).returncode == 0
-    assert _storekeeper(target, "restore", "--from", str(backup_dir)).returncode == 1
-    forced = _storekeeper(target, "restore", "--from", str(backup_dir), "--force")
-    assert forced.returncode == 0, forced.stdout + forced.stderr
+    run.restore(target, source=backup_dir, force=False, progress=None)
+    with pytest.raises(run.TargetNotEmpty):
+        run.restore(target, source=backup_dir, force=False, progress=None)
+    run.restore(target, source=backup_dir, force=True, progress=None)
     assert _ledger_matches_on_hand(target) == len(SKUS) * 2
 
 
