@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import URL, Connection, make_url
 
 from storekeeper.backup.manifest import BackupError, Facts, Progress, contents, facts
 
@@ -43,7 +43,15 @@ def libpq(url: str) -> tuple[str, dict[str, str]]:
     env = {**os.environ}
     if parsed.password is not None:
         env["PGPASSWORD"] = str(parsed.password)
-    plain = parsed.set(drivername="postgresql", password=None)
+    # A new URL rather than ``set(password=None)``, which leaves the password in place.
+    plain = URL.create(
+        "postgresql",
+        username=parsed.username,
+        host=parsed.host,
+        port=parsed.port,
+        database=parsed.database,
+        query=parsed.query,
+    )
     return plain.render_as_string(hide_password=False), env
 
 

@@ -16,7 +16,7 @@ from typing import Protocol
 
 from sqlalchemy import create_engine
 
-from storekeeper import __version__, migrations
+from storekeeper import __version__
 from storekeeper.backup import postgres, sqlite
 from storekeeper.backup.manifest import (
     DUMP_FILES,
@@ -119,6 +119,9 @@ def backup(settings: Settings, *, to: Path, force: bool, progress: Progress | No
 
 def check(source: Path) -> Manifest:
     """The manifest of the backup in ``source`` once the dump's checksum and the schema pass."""
+    # Alembic loads only for a restore: a backup (often from cron) starts faster without it.
+    from storekeeper import migrations
+
     manifest = Manifest.read(source)
     manifest.verify(source)
     if manifest.revision is not None and manifest.revision not in migrations.known_revisions():
@@ -134,6 +137,8 @@ def restore(
     settings: Settings, *, source: Path, force: bool, progress: Progress | None
 ) -> Restored:
     """Restore the backup in ``source`` into the configured, empty database."""
+    from storekeeper import migrations
+
     manifest = check(source)
     backend = backend_of(settings)
     if manifest.backend != backend:

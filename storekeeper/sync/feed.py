@@ -40,7 +40,7 @@ FEED_TYPES = ("product.changed", "stock.changed", "sync.edit_lost")
 
 
 class ResyncRequired(Conflict):
-    """The cursor is ahead of the server (a database restored from a backup): start over."""
+    """The cursor is from before a restore from a backup, or ahead of the server: start over."""
 
     code = "resync_required"
 

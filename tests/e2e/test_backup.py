@@ -328,3 +328,17 @@ def test_restore_refuses_a_newer_schema_and_migrates_an_older_one(
     restored = run.restore(target, source=tmp_path / "old-backup", force=False, progress=None)
     assert restored.migrated and restored.revision == head
     assert restored.generation
+
+
+def test_the_postgresql_password_travels_in_the_environment_not_on_the_command_line() -> None:
+    conninfo, env = run.postgres.libpq(
+        "postgresql+psycopg://shop:s3cr%40t@db.internal:5433/shop?sslmode=require"
+    )
+    assert "s3cr" not in conninfo
+    assert conninfo == "postgresql://shop@db.internal:5433/shop?sslmode=require"
+    assert env["PGPASSWORD"] == "s3cr@t"
+
+
+def test_a_missing_client_tool_is_named_with_how_to_install_it() -> None:
+    with pytest.raises(BackupError, match="pg_nonexistent not found: install the PostgreSQL"):
+        run.postgres.tool("pg_nonexistent")
