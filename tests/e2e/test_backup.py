@@ -67,21 +67,16 @@ def _storekeeper(settings: Settings, *args: str) -> subprocess.CompletedProcess[
 
 
 @pytest.fixture
-def target(backend: str, tmp_path: Path) -> Iterator[Settings]:
-    """Settings of an empty place to restore into: a new data dir, or a new database."""
+def target(backend: str, settings: Settings, tmp_path: Path) -> Iterator[Settings]:
+    """The test's settings pointed at an empty place to restore into: a new data dir (its
+    default database file), or a new PostgreSQL database."""
     url = ""
     name = f"sk_restore_{uuid.uuid4().hex[:12]}"
     if backend == "postgresql":
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    yield Settings(
-        database_url=url,
-        data_dir=tmp_path / "restored",
-        secret_key=TEST_SECRET,  # type: ignore[arg-type]
-        telemetry_port=0,
-        _env_file=None,  # type: ignore[call-arg]
-    )
+    yield settings.model_copy(update={"database_url": url, "data_dir": tmp_path / "restored"})
     if backend == "postgresql":
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -150,6 +145,15 @@ def _ledger_matches_on_hand(settings: Settings) -> int:
     return len(on_hand)
 
 
+def _outbox_max(settings: Settings) -> int:
+    engine = create_engine(settings.effective_database_url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.scalar(select(func.coalesce(func.max(OutboxEvent.id), 0))) or 0)
+    finally:
+        engine.dispose()
+
+
 def _make_one_event_pending(settings: Settings) -> None:
     """Leave the newest restored event undelivered, as a backup taken mid-relay would.
 
@@ -213,6 +217,7 @@ def test_a_backup_taken_while_orders_flow_restores_whole_and_replicas_resync(
     finally:
         orders.stop()
         stop_server(source)
+    reached = _outbox_max(settings)
     manifest = json.loads((tmp_path / "backup" / "manifest.json").read_text())
     assert manifest["counts"]["ordering_order"] >= len(before)
 
@@ -234,6 +239,15 @@ def test_a_backup_taken_while_orders_flow_restores_whole_and_replicas_resync(
                 assert relay_status(container.db).pending == 0, "the outbox did not resume"
             finally:
                 container.close()
+            # The restored outbox grows past the replica's old position (its cursor no longer
+            # looks "ahead"): only the restore's new generation tells the replica to resync.
+            while _outbox_max(target) <= reached:
+                r = http.post(
+                    f"{API}/orders",
+                    json={"lines": [{"sku": SKUS[0], "qty": 1}]},
+                    headers={**customer.headers, "Idempotency-Key": str(uuid.uuid4())},
+                )
+                assert r.status_code == 201, r.text
             with Replica(tmp_path / "till.db", server.url, token, scope="warehouse:BER") as till:
                 summary = till.sync()
                 assert summary.resynced, "a replica past the backup point was not told to resync"
