@@ -6,6 +6,7 @@ import typer
 from rich.console import Console
 
 from storekeeper.cli import (
+    backup,
     failures,
     forecast,
     importing,
@@ -27,6 +28,8 @@ app.command()(server.worker)
 app.command("grpc")(server.grpc_serve)
 app.command("payment-sim")(server.payment_sim)
 app.command("config")(ops.show_config)
+app.command("backup")(backup.backup)
+app.command("restore")(backup.restore)
 app.add_typer(ops.users_app, name="users")
 ops.events_app.command("parked")(failures.events_parked)
 ops.events_app.command("retry")(failures.events_retry)

@@ -105,3 +105,21 @@ class DeliveryFailure(Base):
     """``delivered`` (a retry succeeded) or ``skipped`` (an operator gave up on it)."""
     resolved_by: Mapped[str | None] = mapped_column(String(200), default=None)
     reason: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class RestoreRecord(Base):
+    """One restore of this database from a backup: the newest row's ``generation`` is current.
+
+    Positions in the outbox that readers keep outside the database (sync cursors) carry the
+    generation they were issued in; after a restore the old positions may name events the
+    restored outbox never had, so a new generation tells their holders to start over.
+    """
+
+    __tablename__ = "events_restore"
+
+    id: Mapped[int] = mapped_column(AutoIncrementId, primary_key=True, autoincrement=True)
+    generation: Mapped[str] = mapped_column(String(32))
+    restored_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # What the backup held: when it was taken and its outbox's highest event id.
+    backup_started_at: Mapped[datetime | None] = mapped_column(default=None)
+    backup_point: Mapped[int | None] = mapped_column(BigInteger, default=None)

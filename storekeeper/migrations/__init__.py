@@ -39,3 +39,10 @@ def current_revision(url: str) -> str | None:
             return MigrationContext.configure(conn).get_current_revision()
     finally:
         engine.dispose()
+
+
+def known_revisions() -> set[str]:
+    """Every revision shipped with this code: a database at any other one is from a newer
+    Storekeeper (or not ours)."""
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    return {revision.revision for revision in script.walk_revisions()}

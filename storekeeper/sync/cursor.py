@@ -56,6 +56,10 @@ class Cursor(BaseModel):
     # Snapshot phases: the last SKU served; feed: the last (order key, position) served.
     after_sku: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._\-]{0,64}$")
     after: tuple[_Xid, _Xid] | None = None
+    # The outbox generation the cursor was issued in (``storekeeper.events.restores``): a
+    # restore from a backup starts a new one, and older cursors must start over. "" = never
+    # restored, which cursors issued before generations existed decode to as well.
+    gen: str = Field(default="", pattern=r"^[0-9a-f]{0,32}$")
 
 
 def database_kind(dialect: str) -> Literal["sqlite", "postgresql"]:

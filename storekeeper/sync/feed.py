@@ -26,7 +26,7 @@ from storekeeper.accounts.domain import Principal
 from storekeeper.catalog import service as catalog_service
 from storekeeper.db import Database
 from storekeeper.errors import Conflict
-from storekeeper.events import outbox, retention
+from storekeeper.events import outbox, restores, retention
 from storekeeper.events.rows import FeedRow
 from storekeeper.inventory import feed as inventory_feed
 from storekeeper.inventory import warehouses as inventory_warehouses
@@ -40,7 +40,7 @@ FEED_TYPES = ("product.changed", "stock.changed", "sync.edit_lost")
 
 
 class ResyncRequired(Conflict):
-    """The cursor is ahead of the server (a database restored from a backup), or older than
+    """The cursor is from before a restore from a backup, ahead of the server, or older than
     what the outbox still holds (pruned past the offline window): start over."""
 
     code = "resync_required"
@@ -55,15 +55,18 @@ def pull(db: Database, *, principal: Principal, scope: str, since: str | None, l
             raise inventory_warehouses.UnknownWarehouse(f"no warehouse with code {warehouse}")
         connection = session.connection()
         now = outbox.snapshot(connection)
+        generation = restores.generation(connection)
         if since is None:
             position = Cursor(
                 scope=scope,
                 db=cursors.database_kind(db.dialect),
                 phase="products",
                 since=cursors.snap(now),
+                gen=generation,
             )
         else:
             position = cursors.decode(since, scope=scope, db=db.dialect)
+            _ensure_same_history(position, generation)
             _ensure_not_ahead(position, now)
             _ensure_not_pruned(position, retention.horizon(connection))
         changes, position, has_more = _page(connection, position, warehouse, now, limit)
@@ -73,6 +76,16 @@ def pull(db: Database, *, principal: Principal, scope: str, since: str | None, l
         return orjson.dumps(body)
     except TypeError:  # an attribute orjson cannot write (an integer beyond 64 bits)
         return json.dumps(body, separators=(",", ":")).encode()
+
+
+def _ensure_same_history(position: Cursor, generation: str) -> None:
+    # A cursor from before a restore may hold changes the restored database never had: the
+    # replica must not keep them, nor build on a position in another history.
+    if position.gen != generation:
+        raise ResyncRequired(
+            "the database was restored from a backup since this cursor was issued: pull again "
+            "without since"
+        )
 
 
 def _ensure_not_ahead(position: Cursor, now: outbox.Snapshot) -> None:

@@ -199,3 +199,39 @@ def test_a_clerks_product_edit_is_rejected_and_changes_nothing(
     assert client.product("TEA-1") == ("Tea TEA-1", 450)
     with container.db.reading() as session:
         assert catalog.get_or_raise(session, sku="TEA-1").name == "Tea TEA-1"
+
+
+def test_after_a_restore_from_a_backup_the_client_starts_over_keeping_its_queue(
+    client: ClientDriver, container: Container
+) -> None:
+    from sqlalchemy import delete, update
+
+    from storekeeper.events import restores
+    from storekeeper.inventory.models import StockLevel
+
+    tea_shop(container, {"TEA-1": 10, "TEA-2": 10})
+    client.attach()
+    received = client.receive("TEA-2", 5)
+    client.sync()
+    assert client.stock("TEA-2") == (15, 0)
+    client.go_offline()
+    sold = client.sell("TEA-1", 1)
+
+    # What `storekeeper restore` of a backup taken before the receipt leaves behind: the
+    # receipt gone (no event tells a replica so) and a new generation recorded.
+    with container.db.transaction() as session:
+        session.execute(delete(Movement).where(Movement.mutation_id == uuid.UUID(received)))
+        session.execute(
+            update(StockLevel)
+            .where(StockLevel.sku == "TEA-2", StockLevel.warehouse_code == "BER")
+            .values(on_hand=10)
+        )
+        restores.start_generation(session.connection(), backup_started_at=None, backup_point=0)
+
+    client.go_online()
+    client.sync()  # pushes the sale, is told to resync, pulls a fresh copy
+
+    assert client.verdicts()[sold] == "applied"
+    assert client.stock("TEA-2") == (10, 0)  # the copy no longer holds what the restore undid
+    assert client.stock("TEA-1") == (9, 0)
+    assert (on_hand(container, "TEA-1"), ledger_sum(container, "TEA-1")) == (9, 9)

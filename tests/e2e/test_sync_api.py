@@ -7,6 +7,7 @@ them. Malformed input: 422, never 500.
 
 from __future__ import annotations
 
+import base64
 import uuid
 from typing import Any
 
@@ -786,3 +787,28 @@ def test_an_exception_is_resolved_by_accepting_the_loss_counting_or_attaching_a_
     body = {"note": "x", "resolution": "attach_receipt", "receipt_id": delivery}
     assert_error(shop.post(again, json=body, headers=manager.headers), 409, "receipt_used_up")
     assert stock(shop, manager.headers, "BREAD")["BER"]["on_hand"] == 20
+
+
+def test_a_restore_from_a_backup_sends_every_earlier_cursor_back_to_the_start(
+    shop: TestClient, manager: Actor, container: Container
+) -> None:
+    from storekeeper.events import restores
+    from storekeeper.sync import cursor as cursors
+
+    _, cursor = pull_all(shop, manager.headers, "warehouse:BER")
+    # A cursor issued before cursors carried a generation reads as "never restored": still good.
+    held = cursors.decode(cursor, scope="warehouse:BER", db=container.db.dialect)
+    legacy = base64.urlsafe_b64encode(held.model_dump_json(exclude={"gen"}).encode())
+    pull(shop, manager.headers, "warehouse:BER", legacy.decode().rstrip("="))
+
+    with container.db.transaction() as session:  # what `storekeeper restore` records last
+        restores.start_generation(session.connection(), backup_started_at=None, backup_point=0)
+    r = shop.get(
+        f"{API}/sync/pull",
+        params={"scope": "warehouse:BER", "since": cursor},
+        headers=manager.headers,
+    )
+    assert_error(r, 409, "resync_required")
+    # Starting over works, and the new cursor is good in the new generation.
+    _, fresh = pull_all(shop, manager.headers, "warehouse:BER")
+    pull(shop, manager.headers, "warehouse:BER", fresh)
