@@ -5,10 +5,12 @@ Managers and admins only. Dates are UTC days; a period is ``since``..``until`` i
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
+from pydantic import BeforeValidator
 
 from storekeeper.accounts.domain import STAFF, Principal
 from storekeeper.api.deps import DatabaseDep, SettingsDep, require
@@ -29,8 +31,18 @@ from storekeeper.web.templating import rows_csv
 
 router = APIRouter(prefix="/reports", tags=["reports"])
 Manager = Annotated[Principal, Depends(require(STAFF))]
+
+
+def _iso_day(value: object) -> object:
+    """Refuse what pydantic would otherwise read as a date: ``0`` (a Unix time), not a day."""
+    if isinstance(value, str) and not _ISO_DAY.fullmatch(value):
+        raise ValueError("a day is written YYYY-MM-DD")
+    return value
+
+
+_ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 # Bounded so that a day after ``until`` is still a date (no overflow into a 500).
-Day = Annotated[date, Query(ge=date(1970, 1, 1), le=date(9998, 12, 31))]
+Day = Annotated[date, BeforeValidator(_iso_day), Query(ge=date(1970, 1, 1), le=date(9998, 12, 31))]
 FormatQuery = Annotated[
     Literal["json", "csv"], Query(alias="format", description="`csv` downloads the rows")
 ]

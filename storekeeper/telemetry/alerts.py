@@ -44,75 +44,67 @@ def apply_transitions(
 
 
 def _raise(session: Session, sensor: Any, allowed: TempRange, transition: Transition) -> int:
-    started_at = transition.started_at or transition.ts
-    alert = Alert(
-        sensor_id=sensor.id,
-        warehouse_code=sensor.warehouse_code,
-        room=sensor.room,
-        status="open",
-        min_temp_c=allowed.low,
-        max_temp_c=allowed.high,
+    # Reading time, like started_at and cleared_at: a batch (or a sensor's backlog) that raises
+    # and clears in one go must not get a wall-clock raised_at after its cleared_at.
+    return _open(
+        session,
+        sensor,
+        allowed,
+        kind=TEMPERATURE,
         temp_c=transition.temp_c,
-        started_at=started_at,
-        # Reading time, like started_at and cleared_at: a batch (or a sensor's backlog) that
-        # raises and clears in one go must not get a wall-clock raised_at after its cleared_at.
+        started_at=transition.started_at or transition.ts,
         raised_at=transition.ts,
     )
-    session.add(alert)
-    session.flush()
-    outbox.record(
-        session,
-        AlertRaised(
-            alert_id=alert.id,
-            sensor=sensor.id,
-            warehouse=sensor.warehouse_code,
-            room=sensor.room,
-            min_temp_c=allowed.low,
-            max_temp_c=allowed.high,
-            temp_c=transition.temp_c,
-            started_at=started_at.isoformat(),
-        ),
-    )
-    return alert.id
 
 
 def _clear(session: Session, sensor: Any, alert_id: int, transition: Transition) -> None:
-    alert = session.get(Alert, alert_id)
-    if alert is None or alert.status == "cleared":
-        return
-    alert.status = "cleared"
-    alert.cleared_at = transition.ts
-    session.flush()
-    outbox.record(
-        session,
-        AlertCleared(
-            alert_id=alert_id,
-            sensor=sensor.id,
-            warehouse=sensor.warehouse_code,
-            room=sensor.room,
-            temp_c=transition.temp_c,
-            cleared_at=transition.ts.isoformat(),
-        ),
-    )
+    _close(session, sensor, alert_id, kind=TEMPERATURE, ts=transition.ts, temp_c=transition.temp_c)
 
 
+TEMPERATURE = "temperature"
 SILENT = "sensor.silent"
 
 
 def raise_silent(session: Session, sensor: Any, allowed: TempRange) -> int:
     """Raise ``sensor``'s ``sensor.silent`` alert (its last reading is ``sensor.last_ts``)."""
-    started_at = sensor.last_ts
+    return _open(
+        session,
+        sensor,
+        allowed,
+        kind=SILENT,
+        temp_c=None,
+        started_at=sensor.last_ts,
+        raised_at=utcnow(),
+    )
+
+
+def clear_silent(session: Session, sensor: Any, *, ts: datetime, temp_c: float) -> None:
+    """Clear ``sensor``'s open ``sensor.silent`` alert: a reading (at ``ts``) came back."""
+    _close(session, sensor, sensor.silent_alert_id, kind=SILENT, ts=ts, temp_c=temp_c)
+
+
+def _open(
+    session: Session,
+    sensor: Any,
+    allowed: TempRange,
+    *,
+    kind: str,
+    temp_c: float | None,
+    started_at: datetime,
+    raised_at: datetime,
+) -> int:
+    """An open alert of ``kind`` and its ``alert.raised`` event; returns its id."""
     alert = Alert(
         sensor_id=sensor.id,
         warehouse_code=sensor.warehouse_code,
         room=sensor.room,
         status="open",
-        kind=SILENT,
+        kind=kind,
         min_temp_c=allowed.low,
         max_temp_c=allowed.high,
-        temp_c=None,
+        temp_c=temp_c,
         started_at=started_at,
-        raised_at=utcnow(),
+        raised_at=raised_at,
     )
     session.add(alert)
     session.flush()
@@ -125,17 +117,19 @@ def raise_silent(session: Session, sensor: Any, allowed: TempRange) -> int:
             room=sensor.room,
             min_temp_c=allowed.low,
             max_temp_c=allowed.high,
-            temp_c=None,
+            temp_c=temp_c,
             started_at=started_at.isoformat(),
-            kind=SILENT,
+            kind=kind,
         ),
     )
     return alert.id
 
 
-def clear_silent(session: Session, sensor: Any, *, ts: datetime, temp_c: float) -> None:
-    """Clear ``sensor``'s open ``sensor.silent`` alert: a reading (at ``ts``) came back."""
-    alert = session.get(Alert, sensor.silent_alert_id)
+def _close(
+    session: Session, sensor: Any, alert_id: int, *, kind: str, ts: datetime, temp_c: float
+) -> None:
+    """Clear the alert (once) at reading time ``ts`` with its ``alert.cleared`` event."""
+    alert = session.get(Alert, alert_id)
     if alert is None or alert.status == "cleared":
         return
     alert.status = "cleared"
@@ -144,13 +138,13 @@ def clear_silent(session: Session, sensor: Any, *, ts: datetime, temp_c: float) 
     outbox.record(
         session,
         AlertCleared(
-            alert_id=alert.id,
+            alert_id=alert_id,
             sensor=sensor.id,
             warehouse=sensor.warehouse_code,
             room=sensor.room,
             temp_c=temp_c,
             cleared_at=ts.isoformat(),
-            kind=SILENT,
+            kind=kind,
         ),
     )
 

@@ -152,6 +152,7 @@ def test_reports_are_for_managers_and_admins_only(
         "/reports/sales?top=1001",
         "/reports/sales?by=customer",
         "/reports/sales?since=yesterday",
+        "/reports/sales?until=0",  # not a Unix time: a day is YYYY-MM-DD
         "/reports/valuation?at=9999-12-31",
         "/reports/valuation?at=2026-02-30",
         "/reports/dead-stock?days=0",

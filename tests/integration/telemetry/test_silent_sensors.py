@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlalchemy import select
 
 from storekeeper.bootstrap import Container
-from storekeeper.events.models import OutboxEvent
 from storekeeper.notifications import handlers as notifications
 from storekeeper.notifications.mail import render
-from storekeeper.telemetry import alerts, handlers
+from storekeeper.telemetry import handlers
 from storekeeper.telemetry.events import AlertRaised
-from storekeeper.telemetry.models import Alert
 from tests.conftest import Actor
 from tests.console_support import sign_in
 from tests.e2e.api_support import API
 from tests.integration.telemetry.support import add_sensors, device, reading
+from tests.integration.telemetry.test_alerts import _alerts, _events
 
 SILENT_S = 900
 LAST = (datetime.now(UTC) - timedelta(seconds=SILENT_S + 120)).replace(microsecond=0)
@@ -30,19 +27,6 @@ def _send(container: Container, sensor: str, ts: datetime, temp_c: float = 4.0) 
 
 def _sweep(container: Container) -> None:
     handlers.sweep_silent(db=container.db, settings=container.settings)
-
-
-def _alerts(container: Container) -> list[Alert]:
-    with container.db.reading() as session:
-        return alerts.list_alerts(session)
-
-
-def _events(container: Container, kind: str) -> list[dict[str, Any]]:
-    with container.db.reading() as session:
-        rows = session.scalars(
-            select(OutboxEvent).where(OutboxEvent.type == kind).order_by(OutboxEvent.id)
-        )
-        return [row.payload for row in rows]
 
 
 def test_a_quiet_monitored_sensor_raises_one_silent_alert_that_its_next_reading_clears(
