@@ -1,13 +1,20 @@
-"""What every command module shares: the console and bringing the schema up to date."""
+"""What every command module shares: the console, the schema, and one command's container."""
 
 from __future__ import annotations
 
 import getpass
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
+import typer
 from rich.console import Console
 
 from storekeeper.config import Settings
+
+if TYPE_CHECKING:
+    from storekeeper.bootstrap import Container
 
 console = Console()
 
@@ -36,3 +43,24 @@ def operator() -> str:
     except (KeyError, OSError):  # no login name (a container running as an unnamed uid)
         user = "unknown"
     return f"{user}@{socket.gethostname()}"
+
+
+@contextmanager
+def booted(settings: Settings | None = None) -> Iterator[Container]:
+    """The composition root for one command, closed after it.
+
+    A user's error raised inside (a ``DomainError``: unknown id, a state that forbids the
+    action) is printed as ``refused: …`` and ends the command with status 1 — never a traceback.
+    The container is bootstrapped lazily so that ``storekeeper --help`` stays fast.
+    """
+    from storekeeper.bootstrap import bootstrap
+    from storekeeper.errors import DomainError
+
+    container = bootstrap(settings or Settings())
+    try:
+        yield container
+    except DomainError as exc:
+        console.print(f"[red]refused[/red]: {exc.detail}", highlight=False)
+        raise typer.Exit(1) from exc
+    finally:
+        container.close()

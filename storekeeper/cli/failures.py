@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from storekeeper.cli.common import console, operator
+from storekeeper.cli.common import booted, console, operator
 from storekeeper.config import Settings
 
 if TYPE_CHECKING:
@@ -45,15 +45,10 @@ def events_parked(
     ] = False,
 ) -> None:
     """List events parked for a consumer after their last retry (oldest first)."""
-    from storekeeper.bootstrap import bootstrap
     from storekeeper.events import failures
 
-    container = bootstrap(Settings())
-    try:
-        with container.db.reading() as session:
-            shown = failures.list_open(session.connection(), parked_only=not include_retrying)
-    finally:
-        container.close()
+    with booted() as container, container.db.reading() as session:
+        shown = failures.list_open(session.connection(), parked_only=not include_retrying)
     if not shown:
         console.print("no parked events" if not include_retrying else "no failing deliveries")
         return
@@ -88,37 +83,28 @@ def events_retry(
 ) -> None:
     """Deliver a parked event now, then the events of its aggregate that waited behind it."""
     from storekeeper.accounts import audit
-    from storekeeper.bootstrap import bootstrap
-    from storekeeper.errors import DomainError
     from storekeeper.events import redelivery
     from storekeeper.events.failures import RetryPolicy
 
     settings = Settings()
-    container = bootstrap(settings)
     by = operator()
-    try:
-        with container.db.transaction() as session:
-            outcome = redelivery.retry(
-                session,
-                consumers=container.consumers,
-                failure_id=failure_id,
-                policy=RetryPolicy.from_settings(settings),
-                by=by,
-            )
-            audit.record(
-                session,
-                "event_retried",
-                operator=by,
-                failure_id=failure_id,
-                consumer=outcome.failure.consumer,
-                event_id=str(outcome.failure.event_id),
-                delivered=outcome.resolved,
-            )
-    except DomainError as exc:
-        console.print(f"[red]refused[/red]: {exc.detail}", highlight=False)
-        raise typer.Exit(1) from exc
-    finally:
-        container.close()
+    with booted(settings) as container, container.db.transaction() as session:
+        outcome = redelivery.retry(
+            session,
+            consumers=container.consumers,
+            failure_id=failure_id,
+            policy=RetryPolicy.from_settings(settings),
+            by=by,
+        )
+        audit.record(
+            session,
+            "event_retried",
+            operator=by,
+            failure_id=failure_id,
+            consumer=outcome.failure.consumer,
+            event_id=str(outcome.failure.event_id),
+            delivered=outcome.resolved,
+        )
     failure = outcome.failure
     if not outcome.resolved:
         console.print(
@@ -142,38 +128,29 @@ def events_skip(
     """Give up on a parked event for its consumer; its later events of the aggregate then flow."""
     reason = _require(reason)
     from storekeeper.accounts import audit
-    from storekeeper.bootstrap import bootstrap
-    from storekeeper.errors import DomainError
     from storekeeper.events import redelivery
     from storekeeper.events.failures import RetryPolicy
 
     settings = Settings()
-    container = bootstrap(settings)
     by = operator()
-    try:
-        with container.db.transaction() as session:
-            outcome = redelivery.skip(
-                session,
-                consumers=container.consumers,
-                failure_id=failure_id,
-                reason=reason,
-                by=by,
-                policy=RetryPolicy.from_settings(settings),
-            )
-            audit.record(
-                session,
-                "event_skipped",
-                operator=by,
-                failure_id=failure_id,
-                consumer=outcome.failure.consumer,
-                event_id=str(outcome.failure.event_id),
-                reason=reason,
-            )
-    except DomainError as exc:
-        console.print(f"[red]refused[/red]: {exc.detail}", highlight=False)
-        raise typer.Exit(1) from exc
-    finally:
-        container.close()
+    with booted(settings) as container, container.db.transaction() as session:
+        outcome = redelivery.skip(
+            session,
+            consumers=container.consumers,
+            failure_id=failure_id,
+            reason=reason,
+            by=by,
+            policy=RetryPolicy.from_settings(settings),
+        )
+        audit.record(
+            session,
+            "event_skipped",
+            operator=by,
+            failure_id=failure_id,
+            consumer=outcome.failure.consumer,
+            event_id=str(outcome.failure.event_id),
+            reason=reason,
+        )
     failure = outcome.failure
     console.print(
         f"skipped event {failure.position} for {failure.consumer}; "
@@ -194,15 +171,10 @@ def _report_next_failure(failed: Failure | None) -> None:
 
 def jobs_failed() -> None:
     """List jobs that failed for good, newest first."""
-    from storekeeper.bootstrap import bootstrap
     from storekeeper.tasks import failed
 
-    container = bootstrap(Settings())
-    try:
-        with container.db.reading() as session:
-            shown = failed.list_failed(session.connection())
-    finally:
-        container.close()
+    with booted() as container, container.db.reading() as session:
+        shown = failed.list_failed(session.connection())
     if not shown:
         console.print("no failed jobs")
         return
@@ -234,28 +206,19 @@ def jobs_discard(
 
 def _decide_job(job_id: int, kind: str, *, reason: str | None) -> None:
     from storekeeper.accounts import audit
-    from storekeeper.bootstrap import bootstrap
-    from storekeeper.errors import DomainError
     from storekeeper.tasks import failed
 
-    container = bootstrap(Settings())
     by = operator()
-    try:
-        with container.db.transaction() as session:
-            connection = session.connection()
-            action = failed.retry if kind == "job_retried" else failed.discard
-            job = action(connection, job_id=job_id)
-            audit.record(
-                session,
-                kind,
-                operator=by,
-                job_id=job_id,
-                job=job.name,
-                last_error=job.last_error[:500],
-                reason=reason,
-            )
-    except DomainError as exc:
-        console.print(f"[red]refused[/red]: {exc.detail}", highlight=False)
-        raise typer.Exit(1) from exc
-    finally:
-        container.close()
+    with booted() as container, container.db.transaction() as session:
+        connection = session.connection()
+        action = failed.retry if kind == "job_retried" else failed.discard
+        job = action(connection, job_id=job_id)
+        audit.record(
+            session,
+            kind,
+            operator=by,
+            job_id=job_id,
+            job=job.name,
+            last_error=job.last_error[:500],
+            reason=reason,
+        )

@@ -10,7 +10,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from storekeeper.accounts.domain import Role
-from storekeeper.cli.common import console, migrate_schema
+from storekeeper.cli.common import booted, console, migrate_schema
 from storekeeper.config import Settings
 
 users_app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
@@ -115,18 +115,14 @@ def users_create(
 @events_app.command("status")
 def events_status() -> None:
     """Show outbox lag, what each consumer processed, and its parked and retried events."""
-    from storekeeper.bootstrap import bootstrap
     from storekeeper.events.failures import open_by_consumer
     from storekeeper.events.relay import processed_by_consumer, status
 
-    container = bootstrap(Settings())
-    try:
+    with booted() as container:
         current = status(container.db)
         processed = processed_by_consumer(container.db)
         with container.db.reading() as session:
             failing = open_by_consumer(session.connection())
-    finally:
-        container.close()
     table = Table("measure", "value", title="Event outbox")
     table.add_row("pending (not yet delivered)", str(current.pending))
     table.add_row("delivered", str(current.published))
@@ -146,14 +142,10 @@ def events_status() -> None:
 @jobs_app.command("status")
 def jobs_status() -> None:
     """Show background jobs per state, the oldest waiting one and the latest failures."""
-    from storekeeper.bootstrap import bootstrap
     from storekeeper.tasks.queue import status
 
-    container = bootstrap(Settings())
-    try:
+    with booted() as container:
         current = status(container.db)
-    finally:
-        container.close()
     table = Table("state", "jobs", title="Background jobs")
     for state in ("queued", "running", "done", "failed", "discarded"):
         table.add_row(state, str(current.counts.get(state, 0)))

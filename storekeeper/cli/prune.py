@@ -7,8 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from storekeeper.cli.common import console
-from storekeeper.config import Settings
+from storekeeper.cli.common import booted, console
 
 
 def prune(
@@ -23,19 +22,14 @@ def prune(
     _IDEMPOTENCY_RETENTION_HOURS (docs/operations.md, "Retention").
     """
     from storekeeper import retention
-    from storekeeper.bootstrap import bootstrap
 
-    container = bootstrap(Settings())
-    try:
-        with console.status("pruning" if not dry_run else "counting"):
-            results = retention.prune(
-                db=container.db,
-                settings=container.settings,
-                consumers=container.consumers,
-                dry_run=dry_run,
-            )
-    finally:
-        container.close()
+    with booted() as container, console.status("pruning" if not dry_run else "counting"):
+        results = retention.prune(
+            db=container.db,
+            settings=container.settings,
+            consumers=container.consumers,
+            dry_run=dry_run,
+        )
     title = "Retention (dry run: nothing deleted)" if dry_run else "Retention"
     table = Table("table", "would delete" if dry_run else "deleted", "oldest kept", title=title)
     for result in results:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import typer
 from rich.progress import Progress
 
-from storekeeper.cli.common import console
-from storekeeper.config import Settings
+from storekeeper.cli.common import booted, console
 
 reports_app = typer.Typer(help="Maintain the reports' read models.", no_args_is_help=True)
 
@@ -18,14 +17,9 @@ def rebuild() -> None:
     Run it once after upgrading a database that had stock movements before reports existed;
     it is safe to repeat, and to run while the server is up.
     """
-    from storekeeper.bootstrap import bootstrap
     from storekeeper.reporting import readmodel
 
-    container = bootstrap(Settings())
-    try:
-        with Progress(console=console, transient=True) as bar:
-            task = bar.add_task("copying movements", total=None)
-            copied = readmodel.rebuild(container.db, progress=lambda n: bar.advance(task, n))
-    finally:
-        container.close()
+    with booted() as container, Progress(console=console, transient=True) as bar:
+        task = bar.add_task("copying movements", total=None)
+        copied = readmodel.rebuild(container.db, progress=lambda n: bar.advance(task, n))
     console.print(f"[green]reports rebuilt[/green]: {copied} movements")
