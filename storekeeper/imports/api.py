@@ -13,12 +13,12 @@ from pydantic import BaseModel
 
 from storekeeper.accounts.domain import STAFF, Principal
 from storekeeper.api.deps import DatabaseDep, require
+from storekeeper.api.downloads import csv_stream
 from storekeeper.api.errors import responses
 from storekeeper.catalog import service as catalog
 from storekeeper.db import Database
 from storekeeper.imports import parsing, service
 from storekeeper.inventory import levels, warehouses
-from storekeeper.web.templating import csv_stream
 
 router = APIRouter(tags=["import"])
 Staff = Annotated[Principal, Depends(require(STAFF))]

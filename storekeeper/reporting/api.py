@@ -14,6 +14,7 @@ from pydantic import BeforeValidator
 
 from storekeeper.accounts.domain import STAFF, Principal
 from storekeeper.api.deps import DatabaseDep, SettingsDep, require
+from storekeeper.api.downloads import rows_csv
 from storekeeper.api.errors import responses
 from storekeeper.catalog.schemas import Sku
 from storekeeper.inventory.schemas import WarehouseCode
@@ -27,7 +28,6 @@ from storekeeper.reporting.schemas import (
     StockHistoryReport,
     ValuationReport,
 )
-from storekeeper.web.templating import rows_csv
 
 router = APIRouter(prefix="/reports", tags=["reports"])
 Manager = Annotated[Principal, Depends(require(STAFF))]

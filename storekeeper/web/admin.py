@@ -22,13 +22,14 @@ from storekeeper.accounts import audit, credentials, devices, users
 from storekeeper.accounts.domain import ADMINS, Principal, Role
 from storekeeper.accounts.schemas import DeviceCreate, PasswordSet, UserCreate, UserUpdate
 from storekeeper.api.deps import DatabaseDep, SettingsDep, SigningKeyDep
+from storekeeper.api.downloads import csv_response
 from storekeeper.errors import Conflict, DomainError
 from storekeeper.ids import MAX_ID
 from storekeeper.inventory import warehouses as inventory_warehouses
 from storekeeper.web.auth import qr_svg
 from storekeeper.web.forms import Blank, form_data, form_lists, validate
 from storekeeper.web.session import allowed
-from storekeeper.web.templating import csv_response, render
+from storekeeper.web.templating import render
 
 router = APIRouter(include_in_schema=False)
 Admin = Annotated[Principal, Depends(allowed(ADMINS))]

@@ -22,12 +22,13 @@ from sqlalchemy.orm import Session
 from storekeeper.accounts import policy, users
 from storekeeper.accounts.domain import STAFF, STOCK_HANDLERS, Principal
 from storekeeper.api.deps import DatabaseDep, provided
+from storekeeper.api.downloads import csv_response
 from storekeeper.db import Database, utcnow
 from storekeeper.errors import NotFound
 from storekeeper.telemetry import alerts, domain, service
 from storekeeper.telemetry.store import Bucket, TelemetryStore
 from storekeeper.web.session import allowed
-from storekeeper.web.templating import csv_response, render
+from storekeeper.web.templating import render
 
 router = APIRouter(include_in_schema=False)
 Viewer = Annotated[Principal, Depends(allowed(STOCK_HANDLERS))]

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from storekeeper.accounts.domain import STAFF, STOCK_HANDLERS, Principal
 from storekeeper.api.deps import DatabaseDep, SettingsDep
+from storekeeper.api.downloads import csv_response
 from storekeeper.catalog import service as catalog_service
 from storekeeper.config import Settings
 from storekeeper.db import Database
@@ -39,7 +40,7 @@ from storekeeper.ordering.domain import OrderStatus
 from storekeeper.sync import exceptions as sync_exceptions
 from storekeeper.telemetry import alerts
 from storekeeper.web.session import allowed
-from storekeeper.web.templating import csv_response, render
+from storekeeper.web.templating import render
 
 router = APIRouter(include_in_schema=False)
 Viewer = Annotated[Principal, Depends(allowed(STOCK_HANDLERS))]

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from storekeeper.accounts import policy, users
 from storekeeper.accounts.domain import BUYERS, ORDER_READERS_OF_ALL, STOCK_HANDLERS, Principal
 from storekeeper.api.deps import DatabaseDep, provided
+from storekeeper.api.downloads import csv_response
 from storekeeper.api.errors import status_for
 from storekeeper.catalog import service as catalog_service
 from storekeeper.errors import DomainError, NotFound
@@ -33,7 +34,7 @@ from storekeeper.ordering.schemas import CancelRequest, OrderRead
 from storekeeper.ordering.stock import InventoryPort
 from storekeeper.web.forms import Blank, Cursor, form_data, validate
 from storekeeper.web.session import allowed
-from storekeeper.web.templating import csv_response, money, render
+from storekeeper.web.templating import money, render
 
 router = APIRouter(include_in_schema=False)
 Viewer = Annotated[Principal, Depends(allowed(STOCK_HANDLERS))]

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from storekeeper.accounts.domain import STAFF, STOCK_HANDLERS, Principal
 from storekeeper.api.deps import DatabaseDep
+from storekeeper.api.downloads import csv_stream
 from storekeeper.catalog import barcodes
 from storekeeper.catalog import service as catalog
 from storekeeper.catalog.schemas import ProductCreate, ProductUpdate
@@ -30,7 +31,7 @@ from storekeeper.errors import Conflict, DomainError, InvalidRequest
 from storekeeper.inventory import history, levels
 from storekeeper.web.forms import form_data, validate
 from storekeeper.web.session import allowed
-from storekeeper.web.templating import csv_stream, render
+from storekeeper.web.templating import render
 
 router = APIRouter(include_in_schema=False)
 Viewer = Annotated[Principal, Depends(allowed(STOCK_HANDLERS))]

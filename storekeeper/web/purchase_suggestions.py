@@ -15,13 +15,14 @@ from fastapi.responses import Response
 
 from storekeeper.accounts.domain import STAFF, Principal
 from storekeeper.api.deps import DatabaseDep, SettingsDep
+from storekeeper.api.downloads import csv_response
 from storekeeper.inventory import warehouses as inventory_warehouses
 from storekeeper.inventory.schemas import WarehouseCode
 from storekeeper.reporting.forecast import service as forecast_service
 from storekeeper.reporting.forecast import suggestions
 from storekeeper.web.forms import Blank
 from storekeeper.web.session import allowed
-from storekeeper.web.templating import csv_response, render
+from storekeeper.web.templating import render
 
 router = APIRouter(include_in_schema=False)
 Buyer = Annotated[Principal, Depends(allowed(STAFF))]  # as GET /reports/reorder-points

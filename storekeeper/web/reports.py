@@ -19,10 +19,11 @@ from fastapi.responses import RedirectResponse, Response
 
 from storekeeper.accounts.domain import STAFF, Principal
 from storekeeper.api.deps import DatabaseDep, SettingsDep
+from storekeeper.api.downloads import rows_csv
 from storekeeper.catalog.schemas import Sku
 from storekeeper.reporting import service, stock
 from storekeeper.web.session import allowed
-from storekeeper.web.templating import render, rows_csv
+from storekeeper.web.templating import render
 
 router = APIRouter(include_in_schema=False)
 Staff = Annotated[Principal, Depends(allowed(STAFF))]

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from storekeeper.accounts import policy
 from storekeeper.accounts.domain import STOCK_HANDLERS, Principal
 from storekeeper.api.deps import DatabaseDep
+from storekeeper.api.downloads import csv_response
 from storekeeper.catalog import service as catalog
 from storekeeper.catalog.schemas import Sku
 from storekeeper.errors import Conflict, DomainError, PermissionDenied
@@ -31,7 +32,7 @@ from storekeeper.inventory.domain import InsufficientStock
 from storekeeper.inventory.schemas import Quantity, Ref, WarehouseCode
 from storekeeper.web.forms import form_data, form_lists, validate
 from storekeeper.web.session import allowed
-from storekeeper.web.templating import csv_response, render
+from storekeeper.web.templating import render
 
 router = APIRouter(include_in_schema=False)
 Handler = Annotated[Principal, Depends(allowed(STOCK_HANDLERS))]

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from storekeeper.accounts import users
 from storekeeper.accounts.domain import STAFF, STOCK_HANDLERS, Principal
 from storekeeper.api.deps import DatabaseDep
+from storekeeper.api.downloads import csv_response
 from storekeeper.api.errors import status_for
 from storekeeper.errors import DomainError, NotFound
 from storekeeper.inventory import warehouses as inventory_warehouses
@@ -28,7 +29,7 @@ from storekeeper.sync import exceptions
 from storekeeper.sync.schemas import ExceptionRead, ResolveRequest
 from storekeeper.web.forms import Blank, Cursor, field_errors, form_data
 from storekeeper.web.session import allowed
-from storekeeper.web.templating import csv_response, render
+from storekeeper.web.templating import render
 
 router = APIRouter(include_in_schema=False)
 Viewer = Annotated[Principal, Depends(allowed(STOCK_HANDLERS))]  # as GET /sync/exceptions

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import csv
-import dataclasses
-import io
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from storekeeper.accounts.domain import ADMINS, STAFF, Principal, Role
@@ -122,58 +119,3 @@ def render(
     )
     response.headers["Content-Security-Policy"] = PAGE_POLICY
     return response
-
-
-def csv_response(filename: str, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Response:
-    """A CSV download of a table as its filter shows it."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(header)
-    for row in rows:
-        writer.writerow(_cells(row))
-    return Response(
-        buffer.getvalue(),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
-
-
-def rows_csv(filename: str, row_type: type[Any], rows: Iterable[Any]) -> Response:
-    """:func:`csv_response` of dataclass rows (a report's): one column per field, by name."""
-    columns = [field.name for field in dataclasses.fields(row_type)]
-    return csv_response(filename, columns, ([getattr(r, c) for c in columns] for r in rows))
-
-
-def _cells(row: Sequence[Any]) -> list[Any]:
-    # A cell starting with = + - @ would be a formula in a spreadsheet (CSV injection). One
-    # that starts with ' before such a sign gets another ', so that an import, which takes one
-    # ' off (storekeeper.imports.parsing), reads every cell back as it was.
-    return [
-        "'" + c if isinstance(c, str) and c.lstrip("'")[:1] in _FORMULA_SIGNS else c for c in row
-    ]
-
-
-_FORMULA_SIGNS = ("=", "+", "-", "@")
-
-
-def csv_stream(filename: str, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Response:
-    """As :func:`csv_response`, sent while ``rows`` are read (an export of every page of a
-    filter, read page by page, without holding it all in memory)."""
-
-    def chunks() -> Iterator[str]:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(header)
-        for count, row in enumerate(rows, start=1):
-            writer.writerow(_cells(row))
-            if count % 500 == 0:
-                yield buffer.getvalue()
-                buffer.seek(0)
-                buffer.truncate()
-        yield buffer.getvalue()
-
-    return StreamingResponse(
-        chunks(),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )

@@ -9,11 +9,11 @@ from fastapi.responses import Response
 
 from storekeeper.accounts.domain import STAFF, Principal
 from storekeeper.api.deps import DatabaseDep, require
+from storekeeper.api.downloads import csv_response
 from storekeeper.api.errors import responses
 from storekeeper.inventory.schemas import WarehouseCode
 from storekeeper.reporting.forecast import service
 from storekeeper.reporting.forecast.schemas import ReorderPointPage, ReorderPointRead
-from storekeeper.web.templating import csv_response
 
 router = APIRouter(tags=["reports"])
 Staff = Annotated[Principal, Depends(require(STAFF))]

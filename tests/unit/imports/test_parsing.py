@@ -11,8 +11,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from storekeeper.api.downloads import spreadsheet_cells as exported_cells
 from storekeeper.imports import parsing
-from storekeeper.web.templating import _cells as exported_cells
 
 _sku = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._\-]{0,20}", fullmatch=True)
 _name = st.text(
