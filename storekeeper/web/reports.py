@@ -94,6 +94,16 @@ def _bars(labels: list[str], label: str, values: list[float], unit: str) -> dict
     }
 
 
+def _place_bars(rows: Sequence[Any], label: str, value: str, unit: str) -> dict[str, Any]:
+    """Bars of one number per stock row, labelled ``SKU@WAREHOUSE``."""
+    return _bars(
+        [f"{r.sku}@{r.warehouse}" for r in rows], label, [getattr(r, value) for r in rows], unit
+    )
+
+
+_PLACE = [Column("sku", "SKU"), Column("warehouse", "Warehouse")]
+
+
 @router.get("/reports")
 def index(principal: Staff) -> Response:
     """The first report."""
@@ -155,14 +165,11 @@ def dead_stock(
         rows=rows,
         row_type=service.DeadStockRow,
         columns=[
-            Column("sku", "SKU"),
-            Column("warehouse", "Warehouse"),
+            *_PLACE,
             Column("on_hand", "On hand", "num"),
             Column("last_sold_at", "Last sold", "when"),
         ],
-        chart=_bars(
-            [f"{r.sku}@{r.warehouse}" for r in rows], "On hand", [r.on_hand for r in rows], "units"
-        ),
+        chart=_place_bars(rows, "On hand", "on_hand", "units"),
         params={"days": days},
         fmt=format_,
         summary=f"Stock with no sale in the last {days} days." if days else "Stock never sold.",
@@ -187,19 +194,13 @@ def low_stock(
         rows=rows,
         row_type=service.LowStockRow,
         columns=[
-            Column("sku", "SKU"),
-            Column("warehouse", "Warehouse"),
+            *_PLACE,
             Column("on_hand", "On hand", "num"),
             Column("reserved", "Reserved", "num"),
             Column("available", "Available", "num"),
             Column("reorder_point", "Reorder point", "num"),
         ],
-        chart=_bars(
-            [f"{r.sku}@{r.warehouse}" for r in rows],
-            "Available",
-            [r.available for r in rows],
-            "units",
-        ),
+        chart=_place_bars(rows, "Available", "available", "units"),
         params={},
         fmt=format_,
         summary=f"Available below the reorder point ({settings.low_stock_units} units).",
@@ -283,6 +284,7 @@ def valuation(
     with db.reading() as session:
         rows = stock.valuation(session, at=at)
     total = sum(r.value_cents for r in rows)
+    by_value = sorted(rows, key=lambda r: -r.value_cents)
     return _page(
         request,
         principal,
@@ -290,16 +292,15 @@ def valuation(
         rows=rows,
         row_type=stock.ValuationRow,
         columns=[
-            Column("sku", "SKU"),
-            Column("warehouse", "Warehouse"),
+            *_PLACE,
             Column("on_hand", "On hand", "num"),
             Column("average_cost_cents", "Average cost", "money"),
             Column("value_cents", "Value", "money"),
         ],
         chart=_bars(
-            [f"{r.sku}@{r.warehouse}" for r in sorted(rows, key=lambda r: -r.value_cents)],
+            [f"{r.sku}@{r.warehouse}" for r in by_value],
             "Value",
-            [r.value_cents / 100 for r in sorted(rows, key=lambda r: -r.value_cents)],
+            [r.value_cents / 100 for r in by_value],
             "value",
         ),
         params={"at": at},
