@@ -34,7 +34,7 @@ def batch(connection: Connection, since: Snapshot) -> tuple[Snapshot, list[FeedR
 
 
 def replay(
-    connection: Connection, start: Position, upto: Snapshot, cap: int
+    connection: Connection, start: Position, upto: Snapshot, cap: int, generation: str
 ) -> list[Delivery] | None:
     """What a client resuming at ``start`` missed, up to ``upto``; None if over ``cap`` rows."""
     dialect = connection.dialect.name
@@ -44,8 +44,8 @@ def replay(
     later = _read_range(connection, start.until, upto, None, cap - len(rest))
     if later is None:
         return None
-    return deliveries(rest, start.since, start.until, dialect) + deliveries(
-        later, start.until, upto, dialect
+    return deliveries(rest, start.since, start.until, dialect, generation) + deliveries(
+        later, start.until, upto, dialect, generation
     )
 
 
@@ -70,7 +70,7 @@ def _read_range(
 
 
 def deliveries(
-    rows: list[FeedRow], since: Snapshot, until: Snapshot, dialect: str
+    rows: list[FeedRow], since: Snapshot, until: Snapshot, dialect: str, generation: str
 ) -> list[Delivery]:
     """The public events of ``rows`` of the batch (``since``, ``until``], with their ids."""
     made = []
@@ -78,5 +78,7 @@ def deliveries(
         event = domain.from_row(row)
         if event is not None:
             position = Position(since, until, (row.key, row.position))
-            made.append(Delivery(event, positions.encode(position, dialect=dialect)))
+            made.append(
+                Delivery(event, positions.encode(position, dialect=dialect, generation=generation))
+            )
     return made

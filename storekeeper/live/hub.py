@@ -23,7 +23,7 @@ from storekeeper.accounts.domain import Principal, Role
 from storekeeper.config import Settings
 from storekeeper.db import Database
 from storekeeper.errors import NotAuthenticated, PermissionDenied
-from storekeeper.events import outbox, retention
+from storekeeper.events import outbox, restores, retention
 from storekeeper.events.outbox import Snapshot
 from storekeeper.events.rows import FeedRow
 from storekeeper.live import domain, feed, positions
@@ -95,6 +95,9 @@ class Hub:
         self._settings = settings
         self._clients: set[Subscription] = set()
         self._position: Snapshot | None = None
+        # The restore generation positions are issued in (read with the first position: a
+        # restore happens with the server stopped, so it cannot change while this runs).
+        self._generation = restores.NEVER_RESTORED
         self._wake = asyncio.Event()
         self._ticked = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -116,7 +119,7 @@ class Hub:
         if self._wakeup is not None:
             self._wakeup.start()
         with contextlib.suppress(Exception):  # logged and retried by the loop
-            self._position = await self._db.read(outbox.snapshot)
+            await self._read_start()
         self._task = asyncio.create_task(self._run(), name="storekeeper-live-hub")
 
     async def stop(self) -> None:
@@ -161,6 +164,8 @@ class Hub:
             raise Unavailable("live updates are not running on this server")
         start = None if resume is None else positions.decode(resume, dialect=self._db.dialect)
         reset = None if resume is None or start is not None else "unknown position"
+        if resume is not None and positions.generation_of(resume) != self._generation:
+            start, reset = None, "the server was restored from a backup"
         if start is not None and not await self._reached(start.until):
             start, reset = None, "position ahead of the server"
         if start is not None and not start.since.saw_all_below(
@@ -182,11 +187,16 @@ class Hub:
             backlog: list[Delivery] | None = []
             if start is not None:
                 cap = self._settings.live_replay_limit
-                backlog = await self._db.read(lambda c: feed.replay(c, start, upto, cap))
+                generation = self._generation
+                backlog = await self._db.read(
+                    lambda c: feed.replay(c, start, upto, cap, generation)
+                )
                 reset = None if backlog is not None else "too far behind"
             if backlog is None or reset is not None:
                 event = LiveEvent(domain.RESET, 0, {"reason": reset})
-                here = positions.encode(Position.at(upto), dialect=self._db.dialect)
+                here = positions.encode(
+                    Position.at(upto), dialect=self._db.dialect, generation=self._generation
+                )
                 backlog = [Delivery(event, here)]
         except BaseException:
             self.unsubscribe(sub)
@@ -288,10 +298,16 @@ class Hub:
                 log.exception("live: reading the outbox failed; retrying")
                 await asyncio.sleep(min(5.0, 10 * self._settings.live_poll_s))
 
+    async def _read_start(self) -> None:
+        def read(connection: Connection) -> tuple[Snapshot, str]:
+            return outbox.snapshot(connection), restores.generation(connection)
+
+        self._position, self._generation = await self._db.read(read)
+
     async def _tick(self) -> None:
         since = self._position
         if since is None:  # the database did not answer at start-up
-            self._position = await self._db.read(outbox.snapshot)
+            await self._read_start()
             return
         if not self._clients:  # nobody to feed: just move on to now
             until, rows = await self._db.read(outbox.snapshot), list[FeedRow]()
@@ -299,7 +315,7 @@ class Hub:
                 return
         else:
             until, rows = await self._db.read(lambda c: feed.batch(c, since))
-        deliveries = feed.deliveries(rows, since, until, self._db.dialect)
+        deliveries = feed.deliveries(rows, since, until, self._db.dialect, self._generation)
         # Offering and moving the position happen with no await in between (see subscribe).
         for delivery in deliveries:
             for sub in list(self._clients):

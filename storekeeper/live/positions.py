@@ -10,6 +10,10 @@ On SQLite, id order is commit order, so a position is simply the outbox id of th
 (``"42"``). On PostgreSQL it needs the snapshots too: ``<id>.<xid>.<since>.<until>``, each
 snapshot written ``xmin-xmax[-xip_xip…]`` (only characters that need no escaping in a URL).
 Clients treat both as opaque.
+
+A database restored from a backup (``storekeeper.events.restores``) reuses ids and, on
+PostgreSQL, transaction ids for a new history: its positions carry the restore's generation in
+front (``r<generation>.<position>``), and a position of another generation is not resumed.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ MAX_LENGTH = 8192  # snapshots list in-progress transactions: ~700 fit, far abov
 _MAX_ID = 2**63
 _SQLITE = re.compile(r"[0-9]{1,19}")
 _POSTGRES = re.compile(r"[0-9]{1,19}\.[0-9]{1,19}\.[0-9_-]+\.[0-9_-]+")
+_GENERATION = re.compile(r"r([0-9a-f]{1,32})\.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,8 +54,19 @@ def covers(later: Snapshot, earlier: Snapshot) -> bool:
     )
 
 
-def encode(position: Position, *, dialect: str) -> str:
-    """The text form of ``position`` for a database of ``dialect``."""
+def encode(position: Position, *, dialect: str, generation: str = "") -> str:
+    """The text form of ``position`` for a database of ``dialect`` in restore ``generation``."""
+    text = _encode(position, dialect=dialect)
+    return f"r{generation}.{text}" if generation else text
+
+
+def generation_of(text: str) -> str:
+    """The restore generation a position was issued in ("" for a never-restored database)."""
+    found = _GENERATION.match(text)
+    return found.group(1) if found else ""
+
+
+def _encode(position: Position, *, dialect: str) -> str:
     if dialect != "postgresql":
         # Ids commit in order: "every id after the last one had" says it all.
         return str(position.after[1] if position.after else position.until.xmax - 1)
@@ -62,6 +78,9 @@ def decode(text: str, *, dialect: str) -> Position | None:
     """Read a position back; None when it is not one this kind of database issues."""
     if len(text) > MAX_LENGTH:
         return None
+    found = _GENERATION.match(text)
+    if found:
+        text = text[found.end() :]
     if dialect != "postgresql":
         if not _SQLITE.fullmatch(text) or int(text) >= _MAX_ID - 1:
             return None

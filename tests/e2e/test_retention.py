@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -16,15 +17,16 @@ from sqlalchemy import func, select, update
 
 from storekeeper import retention
 from storekeeper.bootstrap import Container
+from storekeeper.config import Settings
 from storekeeper.db import utcnow
-from storekeeper.events import outbox
+from storekeeper.events import outbox, restores
 from storekeeper.events import retention as events_retention
 from storekeeper.events.models import InboxRecord, OutboxEvent
 from storekeeper.live import positions
 from storekeeper.ordering.models import IdempotencyRecord
 from storekeeper.sync.events import EditLost
 from storekeeper.tasks.models import Job
-from tests.conftest import Actor, LiveServer
+from tests.conftest import Actor, LiveServer, start_server, stop_server
 from tests.e2e.test_live import _move, _stock, anyio_backend, api, shop, sse  # noqa: F401
 from tests.e2e.test_replica import Shop
 from tests.e2e.test_replica import shop as replica_shop  # noqa: F401
@@ -167,6 +169,45 @@ async def test_a_live_stream_resuming_from_before_the_horizon_gets_a_reset(
     assert reset is not None and reset["type"] == "reset"
     assert "retention" in reset["data"]["reason"]
     assert {e["type"] for e in seen} == {"stock.changed"}
+
+
+@pytest.mark.anyio
+async def test_a_live_stream_resuming_from_before_a_restore_gets_a_reset(
+    live_server: LiveServer,
+    api: httpx.Client,  # noqa: F811
+    shop: None,  # noqa: F811
+    manager: Actor,
+    container: Container,
+    settings: Settings,
+    tmp_path: Path,
+) -> None:
+    async with sse(live_server, manager, types="stock.changed") as stream:
+        _move(api, manager, "BER", 1)
+        first = (await stream.until(_stock("BER", 11)))[-1]
+    # A restore from a backup happens with the server stopped; it starts a new generation.
+    stop_server(live_server)
+    with container.db.transaction() as session:
+        generation = restores.start_generation(
+            session.connection(), backup_started_at=None, backup_point=None
+        )
+    restarted = start_server(
+        settings, tmp_path / "restarted.log", port=int(live_server.url.rsplit(":", 1)[1])
+    )
+    try:
+        async with sse(restarted, manager, last_id=first["id"], types="stock.changed") as stream:
+            reset = await stream.next()
+            _move(api, manager, "HAM", 1)
+            later = (await stream.until(_stock("HAM", 11)))[-1]
+        async with sse(restarted, manager, last_id=later["id"], types="stock.changed") as stream:
+            _move(api, manager, "MUC", 1)
+            resumed = await stream.next()
+    finally:
+        stop_server(restarted)
+
+    assert reset is not None and reset["type"] == "reset"
+    assert "restored" in reset["data"]["reason"]
+    assert positions.generation_of(later["id"]) == generation
+    assert resumed is not None and resumed["type"] == "stock.changed"  # same generation: resumed
 
 
 def test_the_retention_pass_prunes_jobs_keys_and_mail_by_their_own_windows(
