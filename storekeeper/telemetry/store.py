@@ -42,7 +42,8 @@ class StoredReading:
     @property
     def key(self) -> Key:
         """Sensor and UTC timestamp: what makes two readings the same reading."""
-        return (self.sensor, self.ts.astimezone(UTC))
+        ts = self.ts
+        return (self.sensor, ts if ts.tzinfo is UTC else ts.astimezone(UTC))
 
     def document(self) -> dict[str, Any]:
         """The stored document (the key columns aside)."""
@@ -257,7 +258,8 @@ _UPSERT_MINUTES = (
 
 def sqlite_time(moment: datetime) -> str:
     """An aware datetime as SQLAlchemy stores it on SQLite: UTC, no zone, microseconds."""
-    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    utc = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+    return utc.isoformat(" ", "microseconds")[:26]  # without the "+00:00"
 
 
 def _now() -> datetime:
