@@ -127,12 +127,13 @@ def bucket_start(minute: int) -> datetime:
 class SqlStore:
     """Readings in ``telemetry_reading`` (JSON/JSONB documents), aggregates in ``telemetry_minute``.
 
-    A batch is two statements, whatever its size: one multi-row ``INSERT … ON CONFLICT DO
-    NOTHING RETURNING`` (the readings stored now, duplicates left out) and one multi-row upsert
-    of the minute aggregates. Both are raw SQL through ``exec_driver_sql``, in the caller's
-    transaction: this is the ingest hot path (bench W5), and SQLAlchemy's per-row parameter and
-    result processing cost more than the database's work (measured: 5.1k → see docs/scaling.md).
-    The values are bound in the forms SQLAlchemy itself would store (``sqlite_time``).
+    A batch of up to ``_ROWS_PER_STATEMENT`` readings is two statements: one multi-row
+    ``INSERT … ON CONFLICT DO NOTHING RETURNING`` (it returns the readings stored now, so
+    duplicates of stored ones are told apart without a read) and one multi-row upsert of the
+    minute aggregates. Raw SQL through ``exec_driver_sql``, in the caller's transaction: this is
+    the ingest hot path (bench W5), and SQLAlchemy's per-row parameter and result processing
+    cost more than the database's work. Values are bound in the forms SQLAlchemy itself stores
+    (``sqlite_time``), so ORM and Core reads of these rows see the same values.
     """
 
     def __init__(self, dialect: str) -> None:
