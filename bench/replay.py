@@ -2,7 +2,7 @@
 
 The sequence below is what ``POST /api/v1/orders`` issues (captured with an engine event
 listener, see ``bench.capture``): claim the idempotency key, price the lines, lock and read the
-stock rows, reserve per allocation (UPDATE ... RETURNING, reservation row, ``stock.changed``
+stock rows with their warehouses' sites (one statement), reserve per allocation (UPDATE ... RETURNING, reservation row, ``stock.changed``
 event), write the order, its lines and the ``order.placed``/``order.confirmed`` events, store the
 response, commit. No HTTP, no ORM, no validation: plain sqlite3 or psycopg (``bench.w2_raw`` runs
 it from 32 threads). Allocation uses the app's own pure function (``inventory.domain.allocate``),
