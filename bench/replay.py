@@ -2,7 +2,7 @@
 
 The sequence below is what ``POST /api/v1/orders`` issues (captured with an engine event
 listener, see ``bench.capture``): claim the idempotency key, price the lines, lock and read the
-stock rows, reserve per allocation (UPDATE ... RETURNING, reservation row, ``stock.changed``
+stock rows with their warehouses' sites (one statement), reserve per allocation (UPDATE ... RETURNING, reservation row, ``stock.changed``
 event), write the order, its lines and the ``order.placed``/``order.confirmed`` events, store the
 response, commit. No HTTP, no ORM, no validation: plain sqlite3 or psycopg (``bench.w2_raw`` runs
 it from 32 threads). Allocation uses the app's own pure function (``inventory.domain.allocate``),
@@ -37,7 +37,6 @@ class Statements:
     insert_key: str
     select_prices: str
     select_stock: str
-    select_sites: str
     reserve: str
     insert_reservation: str
     insert_event: str
@@ -53,7 +52,6 @@ def statements(backend: str) -> Statements:
     """The order statements for ``sqlite`` (sqlite3) or ``postgresql`` (psycopg)."""
     p = "?" if backend == "sqlite" else "%s"
     js = p if backend == "sqlite" else "%s::jsonb"
-    lock = "" if backend == "sqlite" else " FOR UPDATE"
 
     def values(n: int) -> str:
         return ", ".join([p] * n)
@@ -72,9 +70,14 @@ def statements(backend: str) -> Statements:
         f"response, created_at) VALUES ({values(4)}, {js}, {p})",
         select_prices="SELECT sku, price_cents, currency FROM catalog_product "
         "WHERE sku IN ({in}) AND archived_at IS NULL",
-        select_stock="SELECT sku, warehouse_code, on_hand, reserved FROM inventory_stock "
-        "WHERE sku IN ({in}) ORDER BY sku, warehouse_code" + lock,
-        select_sites="SELECT code, lat, lon FROM inventory_warehouse",
+        # With the warehouses' sites, as the app reads them (one statement).
+        select_stock="SELECT inventory_stock.sku, inventory_stock.warehouse_code, "
+        "inventory_stock.on_hand, inventory_stock.reserved, inventory_warehouse.lat, "
+        "inventory_warehouse.lon FROM inventory_stock JOIN inventory_warehouse "
+        "ON inventory_warehouse.code = inventory_stock.warehouse_code "
+        "WHERE inventory_stock.sku IN ({in}) "
+        "ORDER BY inventory_stock.sku, inventory_stock.warehouse_code"
+        + (" FOR UPDATE OF inventory_stock" if backend == "postgresql" else ""),
         reserve=f"UPDATE inventory_stock SET reserved = reserved + {p}, updated_at = {p} "
         f"WHERE sku = {p} AND warehouse_code = {p} AND on_hand - reserved >= {p} "
         "RETURNING on_hand, reserved",
@@ -263,10 +266,10 @@ class Replay:
         prices = {s: (price, currency) for s, price, currency in cur.fetchall()}
         cur.execute(sql.in_list(sql.select_stock, len(skus)), skus)
         available: dict[str, dict[str, int]] = {}
-        for s, code, on_hand, reserved in cur.fetchall():
+        sites: dict[str, Point] = {}
+        for s, code, on_hand, reserved, lat, lon in cur.fetchall():
             available.setdefault(s, {})[code] = on_hand - reserved
-        cur.execute(sql.select_sites)
-        sites = {code: Point(lat, lon) for code, lat, lon in cur.fetchall()}
+            sites[code] = Point(lat, lon)
         order_id = uuid.uuid4()
         allocations = domain.allocate(order.lines, available, sites, order.ship_to)
         self._reserve(cur, f"order:{order_id}", allocations, now)

@@ -66,11 +66,21 @@ def filed_ref(ref: str, *, caller: RefCaller) -> str:
     return caller.value + ref
 
 
+# With each warehouse's site, which allocation needs: one statement instead of two per order
+# (bench W2). Only the stock rows are locked; warehouses are read as they are.
 _LOCK_STOCK_OF_SKUS = (
-    select(_stock.c.sku, _stock.c.warehouse_code, _stock.c.on_hand, _stock.c.reserved)
+    select(
+        _stock.c.sku,
+        _stock.c.warehouse_code,
+        _stock.c.on_hand,
+        _stock.c.reserved,
+        Warehouse.lat,
+        Warehouse.lon,
+    )
+    .join(Warehouse, Warehouse.code == _stock.c.warehouse_code)
     .where(_stock.c.sku.in_(bindparam("skus", expanding=True)))
     .order_by(_stock.c.sku, _stock.c.warehouse_code)
-    .with_for_update()
+    .with_for_update(of=_stock)
 )
 _RESERVE = (
     update(_stock)
@@ -86,7 +96,6 @@ _RESERVE = (
     )
     .returning(_stock.c.on_hand, _stock.c.reserved)
 )
-_SITES = select(Warehouse.code, Warehouse.lat, Warehouse.lon)
 
 
 def reserve(
@@ -111,10 +120,11 @@ def reserve(
         raise InvalidRequest("reserved quantities must be positive", code="invalid_quantity")
     connection = session.connection()  # Core on the session's connection: no ORM layer
     available: dict[str, dict[str, int]] = {}
+    sites: dict[str, Point] = {}
     for row in connection.execute(_LOCK_STOCK_OF_SKUS, {"skus": sorted(lines)}):
         if warehouses is None or row.warehouse_code in warehouses:
             available.setdefault(row.sku, {})[row.warehouse_code] = row.on_hand - row.reserved
-    sites = {row.code: Point(row.lat, row.lon) for row in connection.execute(_SITES)}
+            sites[row.warehouse_code] = Point(row.lat, row.lon)
     allocations = domain.allocate(lines, available, sites, ship_to)
     count_on_commit(session, metrics.RESERVATIONS.labels("reserved"))
     now = utcnow()

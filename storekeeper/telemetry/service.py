@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -27,11 +27,12 @@ from storekeeper.inventory import levels as inventory_levels
 from storekeeper.inventory import warehouses as inventory_warehouses
 from storekeeper.inventory.warehouses import UnknownWarehouse
 from storekeeper.observability import metrics
-from storekeeper.telemetry import domain
+from storekeeper.telemetry import domain, sensor_state
 from storekeeper.telemetry.alerts import apply_transitions, clear_silent
 from storekeeper.telemetry.domain import Excursion, TempRange
 from storekeeper.telemetry.models import Sensor, SensorStat
 from storekeeper.telemetry.readings import ReadingIn, Transport, Verdict
+from storekeeper.telemetry.sensor_state import SavedState, SensorState
 from storekeeper.telemetry.store import Bucket, StoredReading, TelemetryStore
 
 _sensor = cast(Table, Sensor.__table__)
@@ -138,34 +139,6 @@ def _room(sensor: Any) -> TempRange:
 
 # --- ingestion ------------------------------------------------------------------------------
 
-# What ingest needs of each sensor (not ``created_at``: every column read costs on the hot path).
-_LOCK_SENSORS = (
-    select(
-        _sensor.c.id,
-        _sensor.c.warehouse_code,
-        _sensor.c.room,
-        _sensor.c.min_temp_c,
-        _sensor.c.max_temp_c,
-        _sensor.c.last_ts,
-        _sensor.c.excursion_started_at,
-        _sensor.c.open_alert_id,
-        _sensor.c.silent_alert_id,
-    )
-    .where(_sensor.c.id.in_(bindparam("ids", expanding=True)))
-    .order_by(_sensor.c.id)
-)
-_SAVE_STATE = (
-    update(_sensor)
-    .where(_sensor.c.id == bindparam("b_id"))
-    .values(
-        last_ts=bindparam("b_last_ts"),
-        excursion_started_at=bindparam("b_started_at"),
-        open_alert_id=bindparam("b_alert_id"),
-        silent_alert_id=bindparam("b_silent_id"),
-        stored_count=_sensor.c.stored_count + bindparam("b_stored"),
-    )
-)
-
 
 def ingest(
     principal: Principal,
@@ -191,10 +164,8 @@ def ingest(
     oldest = now - timedelta(days=settings.telemetry_raw_retention_days)
     outcomes: list[str] = [""] * len(readings)
     with db.transaction() as session:
-        connection = session.connection()
         ids = sorted({r.sensor for r in readings})
-        lock = _LOCK_SENSORS.with_for_update() if db.dialect == "postgresql" else _LOCK_SENSORS
-        sensors = {row.id: row for row in connection.execute(lock, {"ids": ids})}
+        sensors = sensor_state.lock(session.connection(), ids, dialect=db.dialect)
         accepted: dict[tuple[str, datetime], int] = {}  # key -> index of its first reading
         for index, reading in enumerate(readings):
             sensor = sensors.get(reading.sensor)
@@ -218,7 +189,11 @@ def ingest(
         _count(session, db.dialect, readings, outcomes, sensors)
         fresh = [r for r in batch if r.key in stored]
         transitions = _evaluate(
-            session, sensors, fresh, grace=timedelta(seconds=settings.alert_grace_s)
+            session,
+            db.dialect,
+            sensors,
+            fresh,
+            grace=timedelta(seconds=settings.alert_grace_s),
         )
     for (outcome, reason), n in Counter(_metric_labels(o) for o in outcomes).items():
         metrics.TELEMETRY_READINGS.labels(transport, outcome, reason).inc(n)
@@ -282,7 +257,12 @@ def _stat_upsert(dialect: str) -> Any:
 
 
 def _evaluate(
-    session: Session, sensors: dict[str, Any], fresh: Sequence[StoredReading], *, grace: timedelta
+    session: Session,
+    dialect: str,
+    sensors: dict[str, SensorState],
+    fresh: Sequence[StoredReading],
+    *,
+    grace: timedelta,
 ) -> list[str]:
     """Run newly stored readings through each sensor's excursion state; raise or clear alerts.
 
@@ -297,13 +277,13 @@ def _evaluate(
         code: product_ranges(session, warehouse=code)
         for code in {sensors[s].warehouse_code for s in by_sensor}
     }
-    changes: list[dict[str, Any]] = []
+    changes: list[SavedState] = []
     made: list[str] = []
     for sensor_id in sorted(by_sensor):
         row = sensors[sensor_id]
         before = Excursion(
-            last_ts=_aware(row.last_ts),
-            started_at=_aware(row.excursion_started_at),
+            last_ts=row.last_ts,
+            started_at=row.excursion_started_at,
             alerting=row.open_alert_id is not None,
         )
         allowed = domain.effective_range(_room(row), ranges[row.warehouse_code])
@@ -317,16 +297,11 @@ def _evaluate(
             clear_silent(session, row, ts=ts, temp_c=temp_c)
             made.append("cleared")
         changes.append(
-            {
-                "b_id": sensor_id,
-                "b_last_ts": after.last_ts,
-                "b_started_at": after.started_at,
-                "b_alert_id": alert_id,
-                "b_silent_id": None,
-                "b_stored": len(by_sensor[sensor_id]),
-            }
+            SavedState(
+                sensor_id, after.last_ts, after.started_at, alert_id, len(by_sensor[sensor_id])
+            )
         )
-    session.connection().execute(_SAVE_STATE, changes)
+    sensor_state.save(session.connection(), changes, dialect=dialect)
     return made
 
 

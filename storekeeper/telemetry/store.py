@@ -8,6 +8,7 @@ database either way: they are small and must commit with their outbox events.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -15,10 +16,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, cast
 
 from sqlalchemy import Table, delete, func, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from storekeeper.db import insert_ignoring_conflicts
 from storekeeper.telemetry.domain import epoch_minute
 from storekeeper.telemetry.models import MinuteAggregate, Reading
 
@@ -42,7 +42,8 @@ class StoredReading:
     @property
     def key(self) -> Key:
         """Sensor and UTC timestamp: what makes two readings the same reading."""
-        return (self.sensor, self.ts.astimezone(UTC))
+        ts = self.ts
+        return (self.sensor, ts if ts.tzinfo is UTC else ts.astimezone(UTC))
 
     def document(self) -> dict[str, Any]:
         """The stored document (the key columns aside)."""
@@ -126,47 +127,67 @@ def bucket_start(minute: int) -> datetime:
 class SqlStore:
     """Readings in ``telemetry_reading`` (JSON/JSONB documents), aggregates in ``telemetry_minute``.
 
-    Core statements, not ORM objects: this is the ingest hot path (bench W5), and a batch is one
-    multi-row INSERT … ON CONFLICT DO NOTHING RETURNING plus one upsert executemany. (A
-    multi-row upsert statement measured slower: SQLAlchemy compiles it anew for every batch.)
+    A batch of up to ``_ROWS_PER_STATEMENT`` readings is two statements: one multi-row
+    ``INSERT … ON CONFLICT DO NOTHING RETURNING`` (it returns the readings stored now, so
+    duplicates of stored ones are told apart without a read) and one multi-row upsert of the
+    minute aggregates. Raw SQL through ``exec_driver_sql``, in the caller's transaction: this is
+    the ingest hot path (bench W5), and SQLAlchemy's per-row parameter and result processing
+    cost more than the database's work. Values are bound in the forms SQLAlchemy itself stores
+    (``sqlite_time``), so ORM and Core reads of these rows see the same values.
     """
 
     def __init__(self, dialect: str) -> None:
-        self._insert = insert_ignoring_conflicts(dialect, _reading).returning(
-            _reading.c.sensor_id, _reading.c.ts
-        )
-        self._upsert = _minute_upsert(dialect)
+        self._postgres = dialect == "postgresql"
 
     def add(self, session: Session, readings: Sequence[StoredReading]) -> set[Key]:
-        if not readings:
-            return set()
         connection = session.connection()
-        received_at = _now()
-        result = connection.execute(
-            self._insert,
-            [
-                {"sensor_id": r.sensor, "ts": r.ts, "doc": r.document(), "received_at": received_at}
-                for r in readings
-            ],
-        )
-        stored = {(row.sensor_id, row.ts.astimezone(UTC)) for row in result}
+        stored: set[Key] = set()
+        for start in range(0, len(readings), _ROWS_PER_STATEMENT):
+            stored |= self._insert(connection, readings[start : start + _ROWS_PER_STATEMENT])
         rows = minute_rows(r for r in readings if r.key in stored)
-        if rows:
-            connection.execute(
-                self._upsert,
-                [
-                    {
-                        "sensor_id": row.sensor,
-                        "minute": row.minute,
-                        "count": row.count,
-                        "temp_sum": row.temp_sum,
-                        "temp_min": row.temp_min,
-                        "temp_max": row.temp_max,
-                    }
-                    for row in rows
-                ],
+        mark = "%s" if self._postgres else "?"
+        for start in range(0, len(rows), _ROWS_PER_STATEMENT):
+            chunk = rows[start : start + _ROWS_PER_STATEMENT]
+            values: list[Any] = []
+            for row in chunk:
+                values += (row.sensor, row.minute, row.count)
+                values += (row.temp_sum, row.temp_min, row.temp_max)
+            connection.exec_driver_sql(
+                _UPSERT_MINUTES.format(
+                    rows=", ".join([f"({', '.join([mark] * 6)})"] * len(chunk)),
+                    low="least" if self._postgres else "min",
+                    high="greatest" if self._postgres else "max",
+                ),
+                tuple(values),
             )
         return stored
+
+    def _insert(self, connection: Connection, readings: Sequence[StoredReading]) -> set[Key]:
+        """Insert ``readings`` in one statement; the keys of those not stored before."""
+        received_at = _now()
+        params: list[Any] = []
+        if self._postgres:
+            for r in readings:
+                params += (r.sensor, r.ts, json.dumps(r.document()), received_at)
+            result = connection.exec_driver_sql(
+                _INSERT_READINGS.format(
+                    rows=", ".join(["(%s, %s, %s::jsonb, %s)"] * len(readings))
+                ),
+                tuple(params),
+            )
+            return {(sensor, ts.astimezone(UTC)) for sensor, ts in result}
+        received = sqlite_time(received_at)
+        keys: dict[tuple[str, str], Key] = {}  # as SQLite hands them back -> as the caller knows
+        for r in readings:
+            key = r.key
+            text = sqlite_time(key[1])
+            keys[(key[0], text)] = key
+            params += (key[0], text, json.dumps(r.document()), received)
+        result = connection.exec_driver_sql(
+            _INSERT_READINGS.format(rows=", ".join(["(?, ?, ?, ?)"] * len(readings))),
+            tuple(params),
+        )
+        return {keys[(sensor, ts)] for sensor, ts in result}
 
     def series(
         self, session: Session, *, sensor: str, start_minute: int, end_minute: int, bucket: int
@@ -216,23 +237,30 @@ class SqlStore:
         """Nothing to release: the main database's engine belongs to the container."""
 
 
-def _minute_upsert(dialect: str) -> Any:
-    """INSERT a minute row, or add to the one there: counts and sums add up, extremes widen."""
-    postgres = dialect == "postgresql"
-    statement: Any = (postgresql.insert if postgres else sqlite.insert)(_minute)
-    # SQLite's two-argument min()/max() are scalar functions, like PostgreSQL's least/greatest.
-    low = getattr(func, "least" if postgres else "min")
-    high = getattr(func, "greatest" if postgres else "max")
-    excluded = statement.excluded
-    return statement.on_conflict_do_update(
-        index_elements=[_minute.c.sensor_id, _minute.c.minute],
-        set_={
-            "count": _minute.c.count + excluded["count"],
-            "temp_sum": _minute.c.temp_sum + excluded["temp_sum"],
-            "temp_min": low(_minute.c.temp_min, excluded["temp_min"]),
-            "temp_max": high(_minute.c.temp_max, excluded["temp_max"]),
-        },
-    )
+# 1000 rows of 6 values stay well below SQLite's 32766 and PostgreSQL's 65535 parameters.
+_ROWS_PER_STATEMENT = 1000
+_PG_ROW = "(%s, %s, %s::jsonb, %s)"
+_INSERT_READINGS = (
+    "INSERT INTO telemetry_reading (sensor_id, ts, doc, received_at) VALUES {rows} "
+    "ON CONFLICT DO NOTHING RETURNING sensor_id, ts"
+)
+# Counts and sums add up, extremes widen. SQLite's two-argument min()/max() are scalar
+# functions, like PostgreSQL's least/greatest. Rows are unique per (sensor, minute) and sorted
+# (``minute_rows``), so one statement may upsert them all and concurrent batches lock in order.
+_UPSERT_MINUTES = (
+    "INSERT INTO telemetry_minute (sensor_id, minute, count, temp_sum, temp_min, temp_max) "
+    "VALUES {rows} ON CONFLICT (sensor_id, minute) DO UPDATE SET "
+    "count = telemetry_minute.count + excluded.count, "
+    "temp_sum = telemetry_minute.temp_sum + excluded.temp_sum, "
+    "temp_min = {low}(telemetry_minute.temp_min, excluded.temp_min), "
+    "temp_max = {high}(telemetry_minute.temp_max, excluded.temp_max)"
+)
+
+
+def sqlite_time(moment: datetime) -> str:
+    """An aware datetime as SQLAlchemy stores it on SQLite: UTC, no zone, microseconds."""
+    utc = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+    return utc.isoformat(" ", "microseconds")[:26]  # without the "+00:00"
 
 
 def _now() -> datetime:

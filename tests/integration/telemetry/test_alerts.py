@@ -206,3 +206,18 @@ def test_acknowledging_is_idempotent_and_listing_filters(grace_60: Container) ->
         assert [a.sensor_id for a in alerts.list_alerts(session, warehouses=["HAM"])] == ["ham-1"]
     with container.db.transaction() as session, pytest.raises(NotFound):
         alerts.acknowledge(session, alert_id=ber.id + 1000, actor_id="x")
+
+
+def test_a_batch_with_many_readings_out_of_range_raises_one_alert(grace_60: Container) -> None:
+    container = grace_60
+    points = [(s, 9.0 + s / 100) for s in range(0, 300, 10)]
+    _send(container, *points, *points)  # each reading twice in the same batch
+    _send(container, *points)  # and again in the next
+
+    (alert,) = _alerts(container)
+    assert (alert.status, alert.temp_c, alert.raised_at) == (
+        "open",
+        9.7,
+        T0 + timedelta(seconds=70),
+    )
+    assert len(_events(container, "alert.raised")) == 1

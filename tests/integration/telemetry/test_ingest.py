@@ -136,3 +136,54 @@ def test_staff_send_over_http_only_and_other_roles_never(container: Container) -
 
 def test_an_empty_batch_does_nothing(container: Container) -> None:
     assert container.ingest(device(), [], transport="http") == []
+
+
+def test_repeats_inside_a_batch_and_across_batches_are_stored_once(container: Container) -> None:
+    """One statement per table per batch must still tell each reading's fate apart, and write
+    timestamps that compare like SQLAlchemy's own (microseconds, other zones)."""
+    add_sensors(container, "s-1", "s-2", "s-3")
+    t1 = minute_ago(3).replace(microsecond=250_001)
+    t2 = t1 + timedelta(seconds=30)
+    plus_one = timezone(timedelta(hours=1))
+    first = container.ingest(
+        device(),
+        [
+            reading("s-1", t1, 4.0),
+            reading("s-2", t1, 5.0),
+            reading("s-1", t1, 9.0),  # the same reading again, another value: not stored
+            reading("s-3", t1.astimezone(plus_one), 6.0),
+        ],
+        transport="http",
+    )
+    second = container.ingest(
+        device(),
+        [
+            reading("s-1", t1, 4.0),
+            reading("s-2", t2, 7.0),
+            reading("s-3", t1, 6.0),  # stored first in another zone
+            reading("s-2", t2.astimezone(plus_one), 7.0),
+        ],
+        transport="http",
+    )
+
+    stored, duplicate = Verdict(stored=True), Verdict(stored=True, reason="duplicate")
+    assert first == [stored, stored, duplicate, stored]
+    assert second == [duplicate, stored, duplicate, duplicate]
+    assert _stored_count(container) == 4
+    with container.db.reading() as session:
+        aggregates = {
+            m.sensor_id: (m.count, m.temp_sum, m.temp_min, m.temp_max)
+            for m in session.scalars(select(MinuteAggregate).order_by(MinuteAggregate.minute))
+        }
+        views = {v.sensor.id: v for v in service.list_sensors(session)}
+        kept = container.telemetry_store.raw(
+            session, sensor="s-3", start=t1, end=t1 + timedelta(microseconds=1)
+        )
+    assert aggregates["s-1"] == (1, 4.0, 4.0, 4.0)
+    assert aggregates["s-3"] == (1, 6.0, 6.0, 6.0)
+    assert kept == 1
+    assert views["s-1"].counts == {"stored": 1, "duplicate": 2}
+    assert views["s-2"].counts == {"stored": 2, "duplicate": 1}
+    assert views["s-3"].counts == {"stored": 1, "duplicate": 1}
+    assert views["s-2"].sensor.last_ts == t2
+    assert views["s-3"].sensor.last_ts == t1
