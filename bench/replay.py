@@ -1,12 +1,12 @@
 """The statements of one order placement, replayed straight through the driver (W2's ceiling).
 
-The sequence below is what ``POST /api/v1/orders`` issues (captured with an engine event
-listener, see ``bench.capture``): claim the idempotency key, price the lines, lock and read the
-stock rows with their warehouses' sites (one statement), reserve per allocation (UPDATE ... RETURNING, reservation row, ``stock.changed``
-event), write the order, its lines and the ``order.placed``/``order.confirmed`` events, store the
-response, commit. No HTTP, no ORM, no validation: plain sqlite3 or psycopg (``bench.w2_raw`` runs
-it from 32 threads). Allocation uses the app's own pure function (``inventory.domain.allocate``),
-which costs microseconds.
+The sequence below is what ``POST /api/v1/orders`` issues (captured with an engine event listener,
+see ``bench.capture``): claim the idempotency key, price the lines, lock and read the stock rows
+with their warehouses' sites (one statement), reserve per allocation (UPDATE ... RETURNING,
+reservation row, ``stock.changed`` event), write the order, its lines and the
+``order.placed``/``order.confirmed`` events, store the response, commit. No HTTP, no ORM, no
+validation: plain sqlite3 or psycopg (``bench.w2_raw`` runs it from 32 threads). Allocation uses
+the app's own pure function (``inventory.domain.allocate``), which costs microseconds.
 """
 
 from __future__ import annotations
