@@ -40,3 +40,34 @@ def sync_rows(
     """The stock rows of ``warehouse`` for the given SKUs that exist."""
     rows = connection.execute(_SYNC_BY_SKU, {"warehouse": warehouse, "skus": sorted(set(skus))})
     return {row.sku: row for row in rows}
+
+
+# The sync snapshot (``storekeeper.sync.snapshot``): "sku TAB version TAB document" per stock
+# row of the warehouse, built by the database (keys in the order of a pull's stock ``data``).
+_SNAPSHOT = {
+    "sqlite": f"""
+SELECT sku || char(9) || version || char(9) || json_object(
+    'sku', sku, 'warehouse', warehouse_code, 'on_hand', on_hand, 'reserved', reserved,
+    'available', on_hand - reserved)
+FROM {_stock.name} WHERE warehouse_code = ? ORDER BY sku
+""",  # noqa: S608 (the table name from the model; the warehouse is a parameter)
+    "postgresql": f"""
+SELECT sku || E'\\t' || version || E'\\t' || json_build_object(
+    'sku', sku, 'warehouse', warehouse_code, 'on_hand', on_hand, 'reserved', reserved,
+    'available', on_hand - reserved)::text
+FROM {_stock.name} WHERE warehouse_code = %s ORDER BY sku
+""",  # noqa: S608
+}
+
+
+def snapshot_lines(connection: Connection, *, warehouse: str) -> tuple[bytes, int]:
+    """Every stock row of ``warehouse`` as snapshot lines (each ending in a newline), and how
+    many; run inside the snapshot's one read transaction."""
+    # The driver's cursor, not a SQLAlchemy result: a warehouse's whole stock, one string a row.
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(_SNAPSHOT[connection.dialect.name], (warehouse,))
+        lines = [row[0] for row in cursor.fetchall()]
+    finally:
+        cursor.close()
+    return (("\n".join(lines) + "\n").encode() if lines else b""), len(lines)

@@ -1,0 +1,122 @@
+"""The catalog as lines of the sync snapshot (``storekeeper.sync.snapshot``, docs/sync.md).
+
+A fresh replica needs every product on sale, each exactly as a pull would serve it. The database
+builds each product's JSON document itself (``json_object`` / ``json_build_object``) and the
+line around it, so the attributes are passed through as stored, never decoded into Python
+objects and written again, and no row becomes a Python object but one string: this is the whole
+catalog read at once (bench W3), and it is the cost of a cold snapshot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import cast
+
+from sqlalchemy import Table
+from sqlalchemy.engine import Connection
+
+from storekeeper.catalog.models import Product, ProductBarcode
+from storekeeper.sync import hlc
+
+_PRODUCT = cast(Table, Product.__table__).name
+_BARCODE = cast(Table, ProductBarcode.__table__).name
+
+# One line per product on sale: "sku TAB version TAB document". The document has the keys of a
+# pull's product ``data`` in the same order; the barcodes come sorted by code point, as a pull
+# sorts them (SQLite's BINARY collation, PostgreSQL's "C").
+_SQLITE_PRODUCTS = f"""
+SELECT p.sku || char(9) || p.version || char(9) || json_object(
+    'sku', p.sku, 'name', p.name, 'price_cents', p.price_cents, 'currency', p.currency,
+    'attributes', json(p.attributes), 'min_temp_c', p.min_temp_c, 'max_temp_c', p.max_temp_c,
+    'barcodes', CASE WHEN h.sku IS NULL THEN json('[]') ELSE json((
+        SELECT json_group_array(code) FROM (
+            SELECT b.code FROM {_BARCODE} b WHERE b.sku = p.sku ORDER BY b.code)
+    )) END,
+    'hlc', p.hlc)
+FROM {_PRODUCT} p LEFT JOIN (SELECT DISTINCT sku FROM {_BARCODE}) h ON h.sku = p.sku
+WHERE p.archived_at IS NULL ORDER BY p.sku
+"""  # noqa: S608 (table names from the models, no input)
+# (Products without barcodes skip the per-product lookup; an ordered subquery, as SQLite
+# before 3.44 has no ORDER BY inside an aggregate and a GROUP BY does not keep row order.)
+
+
+def _pg_float(column: str) -> str:
+    # float8's text is the shortest exact form, "2" for 2.0; a pull (through Python) writes
+    # "2.0". The same number either way, but the replica should not see an int here and a
+    # float there: integral values get their ".0" back.
+    return (
+        f"CASE WHEN p.{column} IS NULL THEN NULL "
+        f"WHEN p.{column}::text ~ '^-?[0-9]+$' THEN (p.{column}::text || '.0')::json "
+        f"ELSE p.{column}::text::json END"
+    )
+
+
+_PG_PRODUCTS = f"""
+SELECT p.sku || E'\\t' || p.version || E'\\t' || json_build_object(
+    'sku', p.sku, 'name', p.name, 'price_cents', p.price_cents, 'currency', p.currency,
+    'attributes', p.attributes, 'min_temp_c', {_pg_float("min_temp_c")},
+    'max_temp_c', {_pg_float("max_temp_c")},
+    'barcodes', coalesce(b.codes, '[]'::json), 'hlc', p.hlc)::text
+FROM {_PRODUCT} p
+LEFT JOIN (
+    SELECT sku, json_agg(code ORDER BY code COLLATE "C") AS codes FROM {_BARCODE} GROUP BY sku
+) b ON b.sku = p.sku
+WHERE p.archived_at IS NULL ORDER BY p.sku
+"""  # noqa: S608
+_SQLITE_BARCODES = f"""
+SELECT b.code || char(9) || b.sku FROM {_BARCODE} b JOIN {_PRODUCT} p ON p.sku = b.sku
+WHERE p.archived_at IS NULL ORDER BY b.code
+"""  # noqa: S608
+_PG_BARCODES = f"""
+SELECT b.code || E'\\t' || b.sku FROM {_BARCODE} b JOIN {_PRODUCT} p ON p.sku = b.sku
+WHERE p.archived_at IS NULL ORDER BY b.code COLLATE "C"
+"""  # noqa: S608
+_STAMPS = f"SELECT hlc FROM {_PRODUCT} WHERE hlc IS NOT NULL AND archived_at IS NULL"  # noqa: S608
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogLines:
+    """The catalog part of a snapshot: its lines (each ending in a newline) and counts."""
+
+    products: bytes
+    """``sku TAB version TAB document`` per product on sale, in SKU order."""
+    product_count: int
+    barcodes: bytes
+    """``code TAB sku`` per barcode of a product on sale (the replica's barcode index)."""
+    barcode_count: int
+    newest_hlc: str | None
+    """The greatest stamp of the products: a replica's clock observes it, as it would every
+    product's stamp in a pull (observing the greatest is the same)."""
+
+
+def snapshot_lines(connection: Connection) -> CatalogLines:
+    """Every product on sale as snapshot lines; run inside the snapshot's one read transaction.
+
+    Archived products are left out: a pull serves them as deletes, which a fresh replica has
+    nothing to apply to.
+    """
+    postgres = connection.dialect.name == "postgresql"
+    products = _lines(connection, _PG_PRODUCTS if postgres else _SQLITE_PRODUCTS)
+    codes = _lines(connection, _PG_BARCODES if postgres else _SQLITE_BARCODES)
+    newest = hlc.newest(connection.exec_driver_sql(_STAMPS).scalars())
+    return CatalogLines(
+        products=_joined(products),
+        product_count=len(products),
+        barcodes=_joined(codes),
+        barcode_count=len(codes),
+        newest_hlc=None if newest is None else str(newest),
+    )
+
+
+def _lines(connection: Connection, sql: str) -> list[str]:
+    # The driver's cursor, not a SQLAlchemy result: 100,000s of one-string rows.
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql)
+        return [row[0] for row in cursor.fetchall()]
+    finally:
+        cursor.close()
+
+
+def _joined(lines: list[str]) -> bytes:
+    return ("\n".join(lines) + "\n").encode() if lines else b""
