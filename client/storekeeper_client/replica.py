@@ -354,7 +354,7 @@ class Replica:
             self._store.load_snapshot(loaded)
         except (sqlite3.ProgrammingError, sqlite3.IntegrityError) as exc:
             raise SyncError(f"the server's snapshot is malformed: {exc}") from exc
-        rows = len(loaded.products) + len(loaded.stock)
+        rows = len(loaded.products[0]) + len(loaded.stock[0])
         summary.pulled += rows
         summary.snapshot_rows += rows
         if on_progress is not None:

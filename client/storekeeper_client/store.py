@@ -224,13 +224,15 @@ class Store:
             conn.execute("DELETE FROM stock")
             # The version arrives as text; the INTEGER column's affinity stores it as a number.
             conn.executemany(
-                "INSERT INTO product (sku, version, data) VALUES (?, ?, ?)", snapshot.products
+                "INSERT INTO product (sku, version, data) VALUES (?, ?, ?)",
+                snapshot.rows("product"),
             )
             conn.executemany(
-                "INSERT INTO stock (sku, version, data) VALUES (?, ?, ?)", snapshot.stock
+                "INSERT INTO stock (sku, version, data) VALUES (?, ?, ?)", snapshot.rows("stock")
             )
             conn.executemany(
-                "INSERT OR REPLACE INTO barcode (code, sku) VALUES (?, ?)", snapshot.barcodes
+                "INSERT OR REPLACE INTO barcode (code, sku) VALUES (?, ?)",
+                snapshot.rows("barcode"),
             )
             self.set_clock(self.clock().observe(snapshot.newest_hlc))
             self.set_meta("cursor", snapshot.cursor)

@@ -1,10 +1,10 @@
-"""The catalog as lines of the sync snapshot (``storekeeper.sync.snapshot``, docs/sync.md).
+"""The catalog as sections of the sync snapshot (``storekeeper.sync.snapshot``, docs/sync.md).
 
 A fresh replica needs every product on sale, each exactly as a pull would serve it. The database
-builds each product's JSON document itself (``json_object`` / ``json_build_object``) and the
-line around it, so the attributes are passed through as stored, never decoded into Python
-objects and written again, and no row becomes a Python object but one string: this is the whole
-catalog read at once (bench W3), and it is the cost of a cold snapshot.
+builds each product's JSON document itself (``json_object`` / ``json_build_object``) and joins
+the whole section into one string, so the attributes are passed through as stored, never
+decoded into Python objects and written again, and no row becomes a Python object at all: this
+is the whole catalog read at once (bench W3), and it is the cost of a cold snapshot.
 """
 
 from __future__ import annotations
@@ -21,20 +21,25 @@ from storekeeper.sync import hlc
 _PRODUCT = cast(Table, Product.__table__).name
 _BARCODE = cast(Table, ProductBarcode.__table__).name
 
-# One line per product on sale: "sku TAB version TAB document". The document has the keys of a
+# Each product on sale as three lines: sku, version, document. The document has the keys of a
 # pull's product ``data`` in the same order; the barcodes come sorted by code point, as a pull
-# sorts them (SQLite's BINARY collation, PostgreSQL's "C").
+# sorts them (SQLite's BINARY collation, PostgreSQL's "C"). The database joins the whole section
+# into one string (no row ever becomes a Python object); SKU order, which the replica's inserts
+# into its primary key like best (order is not part of the format).
 _SQLITE_PRODUCTS = f"""
-SELECT p.sku || char(9) || p.version || char(9) || json_object(
-    'sku', p.sku, 'name', p.name, 'price_cents', p.price_cents, 'currency', p.currency,
-    'attributes', json(p.attributes), 'min_temp_c', p.min_temp_c, 'max_temp_c', p.max_temp_c,
-    'barcodes', CASE WHEN h.sku IS NULL THEN json('[]') ELSE json((
-        SELECT json_group_array(code) FROM (
-            SELECT b.code FROM {_BARCODE} b WHERE b.sku = p.sku ORDER BY b.code)
-    )) END,
-    'hlc', p.hlc)
-FROM {_PRODUCT} p LEFT JOIN (SELECT DISTINCT sku FROM {_BARCODE}) h ON h.sku = p.sku
-WHERE p.archived_at IS NULL ORDER BY p.sku
+SELECT count(*), group_concat(entry, char(10)) FROM (
+    SELECT p.sku || char(10) || p.version || char(10) || json_object(
+        'sku', p.sku, 'name', p.name, 'price_cents', p.price_cents, 'currency', p.currency,
+        'attributes', json(p.attributes), 'min_temp_c', p.min_temp_c,
+        'max_temp_c', p.max_temp_c,
+        'barcodes', CASE WHEN h.sku IS NULL THEN json('[]') ELSE json((
+            SELECT json_group_array(code) FROM (
+                SELECT b.code FROM {_BARCODE} b WHERE b.sku = p.sku ORDER BY b.code)
+        )) END,
+        'hlc', p.hlc) AS entry
+    FROM {_PRODUCT} p LEFT JOIN (SELECT DISTINCT sku FROM {_BARCODE}) h ON h.sku = p.sku
+    WHERE p.archived_at IS NULL ORDER BY p.sku
+)
 """  # noqa: S608 (table names from the models, no input)
 # (Products without barcodes skip the per-product lookup; an ordered subquery, as SQLite
 # before 3.44 has no ORDER BY inside an aggregate and a GROUP BY does not keep row order.)
@@ -52,71 +57,72 @@ def _pg_float(column: str) -> str:
 
 
 _PG_PRODUCTS = f"""
-SELECT p.sku || E'\\t' || p.version || E'\\t' || json_build_object(
-    'sku', p.sku, 'name', p.name, 'price_cents', p.price_cents, 'currency', p.currency,
-    'attributes', p.attributes, 'min_temp_c', {_pg_float("min_temp_c")},
-    'max_temp_c', {_pg_float("max_temp_c")},
-    'barcodes', coalesce(b.codes, '[]'::json), 'hlc', p.hlc)::text
+SELECT count(*), string_agg(
+    p.sku || E'\\n' || p.version || E'\\n' || json_build_object(
+        'sku', p.sku, 'name', p.name, 'price_cents', p.price_cents, 'currency', p.currency,
+        'attributes', p.attributes, 'min_temp_c', {_pg_float("min_temp_c")},
+        'max_temp_c', {_pg_float("max_temp_c")},
+        'barcodes', coalesce(b.codes, '[]'::json), 'hlc', p.hlc)::text,
+    E'\\n' ORDER BY p.sku)
 FROM {_PRODUCT} p
 LEFT JOIN (
     SELECT sku, json_agg(code ORDER BY code COLLATE "C") AS codes FROM {_BARCODE} GROUP BY sku
 ) b ON b.sku = p.sku
-WHERE p.archived_at IS NULL ORDER BY p.sku
+WHERE p.archived_at IS NULL
 """  # noqa: S608
+# Each barcode of a product on sale as two lines: code, sku.
 _SQLITE_BARCODES = f"""
-SELECT b.code || char(9) || b.sku FROM {_BARCODE} b JOIN {_PRODUCT} p ON p.sku = b.sku
-WHERE p.archived_at IS NULL ORDER BY b.code
+SELECT count(*), group_concat(entry, char(10)) FROM (
+    SELECT b.code || char(10) || b.sku AS entry
+    FROM {_BARCODE} b JOIN {_PRODUCT} p ON p.sku = b.sku
+    WHERE p.archived_at IS NULL ORDER BY b.code
+)
 """  # noqa: S608
 _PG_BARCODES = f"""
-SELECT b.code || E'\\t' || b.sku FROM {_BARCODE} b JOIN {_PRODUCT} p ON p.sku = b.sku
-WHERE p.archived_at IS NULL ORDER BY b.code COLLATE "C"
+SELECT count(*), string_agg(b.code || E'\\n' || b.sku, E'\\n' ORDER BY b.code COLLATE "C")
+FROM {_BARCODE} b JOIN {_PRODUCT} p ON p.sku = b.sku
+WHERE p.archived_at IS NULL
 """  # noqa: S608
 _STAMPS = f"SELECT hlc FROM {_PRODUCT} WHERE hlc IS NOT NULL AND archived_at IS NULL"  # noqa: S608
 
 
 @dataclass(frozen=True, slots=True)
-class CatalogLines:
-    """The catalog part of a snapshot: its lines (each ending in a newline) and counts."""
+class CatalogSections:
+    """The catalog part of a snapshot: its sections (each line ending in a newline), counts."""
 
     products: bytes
-    """``sku TAB version TAB document`` per product on sale, in SKU order."""
+    """Three lines per product on sale (sku, version, document), in SKU order."""
     product_count: int
     barcodes: bytes
-    """``code TAB sku`` per barcode of a product on sale (the replica's barcode index)."""
+    """Two lines per barcode of a product on sale (code, sku): the replica's barcode index."""
     barcode_count: int
     newest_hlc: str | None
     """The greatest stamp of the products: a replica's clock observes it, as it would every
     product's stamp in a pull (observing the greatest is the same)."""
 
 
-def snapshot_lines(connection: Connection) -> CatalogLines:
-    """Every product on sale as snapshot lines; run inside the snapshot's one read transaction.
+def snapshot_sections(connection: Connection) -> CatalogSections:
+    """Every product on sale as snapshot sections; run inside the snapshot's one read
+    transaction.
 
     Archived products are left out: a pull serves them as deletes, which a fresh replica has
     nothing to apply to.
     """
     postgres = connection.dialect.name == "postgresql"
-    products = _lines(connection, _PG_PRODUCTS if postgres else _SQLITE_PRODUCTS)
-    codes = _lines(connection, _PG_BARCODES if postgres else _SQLITE_BARCODES)
+    products, product_count = _section(connection, _PG_PRODUCTS if postgres else _SQLITE_PRODUCTS)
+    codes, code_count = _section(connection, _PG_BARCODES if postgres else _SQLITE_BARCODES)
     newest = hlc.newest(connection.exec_driver_sql(_STAMPS).scalars())
-    return CatalogLines(
-        products=_joined(products),
-        product_count=len(products),
-        barcodes=_joined(codes),
-        barcode_count=len(codes),
+    return CatalogSections(
+        products=products,
+        product_count=product_count,
+        barcodes=codes,
+        barcode_count=code_count,
         newest_hlc=None if newest is None else str(newest),
     )
 
 
-def _lines(connection: Connection, sql: str) -> list[str]:
-    # The driver's cursor, not a SQLAlchemy result: 100,000s of one-string rows.
-    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.execute(sql)
-        return [row[0] for row in cursor.fetchall()]
-    finally:
-        cursor.close()
-
-
-def _joined(lines: list[str]) -> bytes:
-    return ("\n".join(lines) + "\n").encode() if lines else b""
+def _section(connection: Connection, sql: str) -> tuple[bytes, int]:
+    """Run a ``SELECT count(*), <lines joined by newlines>`` query: the section's bytes (its
+    last line ended too) and its entry count."""
+    count, text = connection.exec_driver_sql(sql).one()
+    return (f"{text}\n".encode() if count else b""), int(count)

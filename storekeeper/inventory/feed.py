@@ -42,32 +42,32 @@ def sync_rows(
     return {row.sku: row for row in rows}
 
 
-# The sync snapshot (``storekeeper.sync.snapshot``): "sku TAB version TAB document" per stock
-# row of the warehouse, built by the database (keys in the order of a pull's stock ``data``).
-_SNAPSHOT = {
+# The sync snapshot (``storekeeper.sync.snapshot``): three lines per stock row of the
+# warehouse (sku, version, document; the keys in the order of a pull's stock ``data``), joined
+# by the database into one string, with their count.
+_SNAPSHOT_SECTION = {
     "sqlite": f"""
-SELECT sku || char(9) || version || char(9) || json_object(
-    'sku', sku, 'warehouse', warehouse_code, 'on_hand', on_hand, 'reserved', reserved,
-    'available', on_hand - reserved)
-FROM {_stock.name} WHERE warehouse_code = ? ORDER BY sku
+SELECT count(*), group_concat(entry, char(10)) FROM (
+    SELECT sku || char(10) || version || char(10) || json_object(
+        'sku', sku, 'warehouse', warehouse_code, 'on_hand', on_hand, 'reserved', reserved,
+        'available', on_hand - reserved) AS entry
+    FROM {_stock.name} WHERE warehouse_code = ? ORDER BY sku
+)
 """,  # noqa: S608 (the table name from the model; the warehouse is a parameter)
     "postgresql": f"""
-SELECT sku || E'\\t' || version || E'\\t' || json_build_object(
-    'sku', sku, 'warehouse', warehouse_code, 'on_hand', on_hand, 'reserved', reserved,
-    'available', on_hand - reserved)::text
-FROM {_stock.name} WHERE warehouse_code = %s ORDER BY sku
+SELECT count(*), string_agg(
+    sku || E'\\n' || version || E'\\n' || json_build_object(
+        'sku', sku, 'warehouse', warehouse_code, 'on_hand', on_hand, 'reserved', reserved,
+        'available', on_hand - reserved)::text,
+    E'\\n' ORDER BY sku)
+FROM {_stock.name} WHERE warehouse_code = %s
 """,  # noqa: S608
 }
 
 
-def snapshot_lines(connection: Connection, *, warehouse: str) -> tuple[bytes, int]:
-    """Every stock row of ``warehouse`` as snapshot lines (each ending in a newline), and how
-    many; run inside the snapshot's one read transaction."""
-    # The driver's cursor, not a SQLAlchemy result: a warehouse's whole stock, one string a row.
-    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.execute(_SNAPSHOT[connection.dialect.name], (warehouse,))
-        lines = [row[0] for row in cursor.fetchall()]
-    finally:
-        cursor.close()
-    return (("\n".join(lines) + "\n").encode() if lines else b""), len(lines)
+def snapshot_section(connection: Connection, *, warehouse: str) -> tuple[bytes, int]:
+    """Every stock row of ``warehouse`` as a snapshot section (each line ending in a newline)
+    and how many rows; run inside the snapshot's one read transaction."""
+    sql = _SNAPSHOT_SECTION[connection.dialect.name]
+    count, text = connection.exec_driver_sql(sql, (warehouse,)).one()
+    return (f"{text}\n".encode() if count else b""), int(count)

@@ -167,8 +167,8 @@ def build(db: Database, *, scope: str) -> Snapshot:
         # is that snapshot (PostgreSQL) or the newest id it sees (SQLite).
         position = outbox.snapshot(connection)
         generation = restores.generation(connection)
-        catalog = catalog_snapshot.snapshot_lines(connection)
-        stock, stock_count = inventory_feed.snapshot_lines(connection, warehouse=warehouse)
+        catalog = catalog_snapshot.snapshot_sections(connection)
+        stock, stock_count = inventory_feed.snapshot_section(connection, warehouse=warehouse)
     cursor = Cursor(
         scope=scope,
         db=cursors.database_kind(db.dialect),
