@@ -9,7 +9,6 @@ is the whole catalog read at once (bench W3), and it is the cost of a cold snaps
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import cast
 
 from sqlalchemy import Table
@@ -83,46 +82,48 @@ SELECT count(*), string_agg(b.code || E'\\n' || b.sku, E'\\n' ORDER BY b.code CO
 FROM {_BARCODE} b JOIN {_PRODUCT} p ON p.sku = b.sku
 WHERE p.archived_at IS NULL
 """  # noqa: S608
-_STAMPS = f"SELECT hlc FROM {_PRODUCT} WHERE hlc IS NOT NULL AND archived_at IS NULL"  # noqa: S608
+# The newest stamp "<wall ms>-<counter>-<node>" by (wall, counter), as a replica's clock
+# compares them, found by the database (a catalog's every product has one).
+_STAMPS = {
+    "sqlite": f"""
+SELECT hlc FROM {_PRODUCT} WHERE hlc IS NOT NULL AND archived_at IS NULL
+ORDER BY CAST(hlc AS INTEGER) DESC, CAST(substr(hlc, instr(hlc, '-') + 1) AS INTEGER) DESC
+LIMIT 1
+""",  # noqa: S608 (CAST of text takes its leading digits)
+    "postgresql": f"""
+SELECT hlc FROM {_PRODUCT} WHERE hlc IS NOT NULL AND archived_at IS NULL
+ORDER BY split_part(hlc, '-', 1)::bigint DESC, split_part(hlc, '-', 2)::bigint DESC LIMIT 1
+""",  # noqa: S608
+}
 
 
-@dataclass(frozen=True, slots=True)
-class CatalogSections:
-    """The catalog part of a snapshot: its sections (each line ending in a newline), counts."""
-
-    products: bytes
-    """Three lines per product on sale (sku, version, document), in SKU order."""
-    product_count: int
-    barcodes: bytes
-    """Two lines per barcode of a product on sale (code, sku): the replica's barcode index."""
-    barcode_count: int
-    newest_hlc: str | None
-    """The greatest stamp of the products: a replica's clock observes it, as it would every
-    product's stamp in a pull (observing the greatest is the same)."""
-
-
-def snapshot_sections(connection: Connection) -> CatalogSections:
-    """Every product on sale as snapshot sections; run inside the snapshot's one read
-    transaction.
+def product_section(connection: Connection) -> tuple[bytes, int]:
+    """Every product on sale as a snapshot section (the last line without its newline), and
+    how many; run inside the snapshot's one read transaction.
 
     Archived products are left out: a pull serves them as deletes, which a fresh replica has
     nothing to apply to.
     """
     postgres = connection.dialect.name == "postgresql"
-    products, product_count = _section(connection, _PG_PRODUCTS if postgres else _SQLITE_PRODUCTS)
-    codes, code_count = _section(connection, _PG_BARCODES if postgres else _SQLITE_BARCODES)
-    newest = hlc.newest(connection.exec_driver_sql(_STAMPS).scalars())
-    return CatalogSections(
-        products=products,
-        product_count=product_count,
-        barcodes=codes,
-        barcode_count=code_count,
-        newest_hlc=None if newest is None else str(newest),
-    )
+    return _section(connection, _PG_PRODUCTS if postgres else _SQLITE_PRODUCTS)
+
+
+def barcode_section(connection: Connection) -> tuple[bytes, int]:
+    """Every barcode of a product on sale as a snapshot section (the replica's barcode index),
+    and how many."""
+    postgres = connection.dialect.name == "postgresql"
+    return _section(connection, _PG_BARCODES if postgres else _SQLITE_BARCODES)
+
+
+def newest_stamp(connection: Connection) -> str | None:
+    """The greatest stamp of the products on sale: a replica's clock observes it, as it would
+    every product's stamp in a pull (observing the greatest is the same)."""
+    newest = connection.exec_driver_sql(_STAMPS[connection.dialect.name]).scalar()
+    return None if newest is None else str(hlc.Hlc.parse(newest))
 
 
 def _section(connection: Connection, sql: str) -> tuple[bytes, int]:
     """Run a ``SELECT count(*), <lines joined by newlines>`` query: the section's bytes (its
-    last line ended too) and its entry count."""
+    last line is ended by the next section, or the end of the file) and its entry count."""
     count, text = connection.exec_driver_sql(sql).one()
-    return (f"{text}\n".encode() if count else b""), int(count)
+    return (text.encode() if count else b""), int(count)

@@ -66,8 +66,8 @@ FROM {_stock.name} WHERE warehouse_code = %s
 
 
 def snapshot_section(connection: Connection, *, warehouse: str) -> tuple[bytes, int]:
-    """Every stock row of ``warehouse`` as a snapshot section (each line ending in a newline)
-    and how many rows; run inside the snapshot's one read transaction."""
+    """Every stock row of ``warehouse`` as a snapshot section (the last line without its
+    newline) and how many rows; run inside the snapshot's one read transaction."""
     sql = _SNAPSHOT_SECTION[connection.dialect.name]
     count, text = connection.exec_driver_sql(sql, (warehouse,)).one()
-    return (f"{text}\n".encode() if count else b""), int(count)
+    return (text.encode() if count else b""), int(count)

@@ -22,13 +22,11 @@ TEA = {"sku": "TEA", "name": "Tea", "price_cents": 300, "barcodes": [], "hlc": "
 STOCK = {"sku": "MILK", "warehouse": "BER", "on_hand": 5, "reserved": 1, "available": 4}
 
 
-def body(header: dict[str, object] | None = None, cut: int = 0) -> bytes:
+def body(header: dict[str, object] | None = None, cut: int = 0, **counts: object) -> bytes:
     head = {
         "format": "storekeeper-snapshot/1",
+        "scope": "warehouse:BER",
         "cursor": "cursor-1",
-        "products": 2,
-        "stock": 1,
-        "barcodes": 1,
         "hlc": "9000-2-server",
         **(header or {}),
     }
@@ -36,8 +34,9 @@ def body(header: dict[str, object] | None = None, cut: int = 0) -> bytes:
     lines += ["MILK", "3", json.dumps(MILK), "TEA", "1", json.dumps(TEA)]
     lines += ["MILK", "12", json.dumps(STOCK)]
     lines += ["4006381333931", "MILK"]
-    text = "\n".join(lines) + "\n"
-    return text.encode()[: len(text.encode()) - cut]
+    lines += [json.dumps({"products": 2, "stock": 1, "barcodes": 1, **counts})]
+    text = ("\n".join(lines) + "\n").encode()
+    return text[: len(text) - cut]
 
 
 def test_a_snapshot_replaces_the_copy_in_one_step_and_keeps_the_queue(tmp_path: Path) -> None:
@@ -60,13 +59,15 @@ def test_a_snapshot_replaces_the_copy_in_one_step_and_keeps_the_queue(tmp_path: 
         assert replica._store.clock().wall_ms >= 9000
 
 
-@pytest.mark.parametrize("cut", [1, 5, len(json.dumps(STOCK)) + 20])
+@pytest.mark.parametrize("cut", [1, 5, 60, 150])
 def test_a_snapshot_cut_short_is_refused(cut: int) -> None:
     with pytest.raises(SyncError, match="incomplete"):
         client_snapshot.parse(body(cut=cut))
+    with pytest.raises(SyncError, match="incomplete"):
+        client_snapshot.parse(body(stock=2))  # a section cut out
 
 
 def test_a_snapshot_of_an_unknown_format_is_left_to_the_paged_pull() -> None:
     assert client_snapshot.parse(body({"format": "storekeeper-snapshot/2"})) is None
     with pytest.raises(SyncError, match="malformed"):
-        client_snapshot.parse(body({"products": "many"}))
+        client_snapshot.parse(body(products="many"))
