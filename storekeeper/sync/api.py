@@ -61,7 +61,7 @@ def pull(
         **responses(401, 403, 404, 422),
         200: {
             "content": {snapshot.MEDIA_TYPE: {}},
-            "description": "The scope's copy as tab-separated lines, the cursor on the first.",
+            "description": "The scope's copy, one value per line; the cursor on the first.",
         },
     },
 )

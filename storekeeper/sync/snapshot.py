@@ -44,7 +44,7 @@ from storekeeper.sync.cursor import Cursor
 from storekeeper.sync.feed import FEED_TYPES
 
 FORMAT = "storekeeper-snapshot/1"
-MEDIA_TYPE = "text/tab-separated-values; charset=utf-8"
+MEDIA_TYPE = "text/plain; charset=utf-8"
 REUSE_S = 60.0
 """A cached snapshot older than this is rebuilt once the scope has changed since it."""
 MAX_ENTRIES = 8

@@ -65,7 +65,7 @@ def test_the_snapshot_is_the_scope_as_of_its_cursor_for_those_who_may_sync_it(
     r = client.get(f"{API}/sync/snapshot", params=params, headers=device.headers)
     assert r.status_code == 200, r.text
     assert r.headers["content-encoding"] == "gzip"
-    assert r.headers["content-type"].startswith("text/tab-separated-values")
+    assert r.headers["content-type"].startswith("text/plain")
     plain = client.get(
         f"{API}/sync/snapshot",
         params=params,
