@@ -2,8 +2,8 @@
 
 A fresh replica used to page through every product and stock row as JSON pull pages (bench W3:
 the server's row handling was the limit). Instead it downloads a *snapshot*: the products on
-sale, the scope's stock rows and the barcode index as text lines (one value per line) whose documents the
-database wrote itself, gzip'd, with the pull cursor it is valid at on its first line. The
+sale, the scope's stock rows and the barcode index as text, one value per line, whose documents
+the database wrote itself, gzip'd, with the pull cursor it is valid at on its first line. The
 replica stores it with one ``executemany`` per table and pulls the feed from that cursor.
 
 Consistency: the snapshot is read in ONE read transaction (``Database.consistent_read``), and
