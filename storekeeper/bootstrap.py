@@ -33,6 +33,7 @@ from storekeeper.ordering.stock import InventoryPort, LocalInventory, RemoteInve
 from storekeeper.payments.gateway import ManualGateway, PaymentGateway
 from storekeeper.reporting import handlers as reporting
 from storekeeper.reporting.forecast import handlers as forecast
+from storekeeper.sync.snapshot import SnapshotCache
 from storekeeper.tasks.background import Background, Periodic
 from storekeeper.tasks.queue import JobRegistry
 from storekeeper.tasks.registry import Registry
@@ -56,6 +57,8 @@ class Container:
     telemetry_store: TelemetryStore
     authenticator: Authenticator
     consumers: Consumers = field(default_factory=Consumers)
+    sync_snapshots: SnapshotCache = field(default_factory=SnapshotCache)
+    """Initial-sync snapshots this process built, per scope (``storekeeper.sync.snapshot``)."""
     jobs: JobRegistry = field(default_factory=JobRegistry)
     periodic: list[Periodic] = field(default_factory=list)
 
@@ -72,6 +75,7 @@ class Container:
             "telemetry_ingest": self.ingest,
             "authenticator": self.authenticator,
             "consumers": self.consumers,
+            "sync_snapshots": self.sync_snapshots,
         }
 
     @property

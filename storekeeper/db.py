@@ -202,6 +202,28 @@ class Database:
         with self._readers() as session:
             yield session
 
+    @contextlib.contextmanager
+    def consistent_read(self) -> Iterator[Connection]:
+        """A read-only transaction whose statements all see one snapshot of the database.
+
+        ``reading()`` runs each statement on its own (autocommit); a reader that must copy
+        several tables as of one moment, and name that moment (the sync snapshot, with the
+        outbox position it is valid at), needs this instead: SQLite ``BEGIN DEFERRED`` (the
+        first read fixes the WAL snapshot), PostgreSQL ``REPEATABLE READ READ ONLY``.
+        """
+        engine = (
+            self.engine
+            if self.is_sqlite
+            else self.engine.execution_options(
+                isolation_level="REPEATABLE READ", postgresql_readonly=True
+            )
+        )
+        with engine.connect() as connection, connection.begin() as transaction:
+            try:
+                yield connection
+            finally:
+                transaction.rollback()
+
     async def read(self, query: Callable[[Connection], T]) -> T:
         """Run a Core ``query`` from async code without blocking the event loop for long.
 

@@ -77,3 +77,6 @@ class SyncSummary:
     rejected: int = 0
     resynced: bool = False
     verdicts: list[Verdict] = field(default_factory=list)
+    snapshot_rows: int = 0
+    """Rows (products + stock rows) that came in a snapshot rather than pull pages (part of
+    ``pulled``): non-zero when this sync started the copy from nothing."""

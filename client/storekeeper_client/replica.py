@@ -7,6 +7,7 @@ pulls what changed. The wire contract is docs/sync.md.
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from storekeeper_client import hlc
+from storekeeper_client import hlc, snapshot
 from storekeeper_client.credentials import Credentials
 from storekeeper_client.records import (
     Mutation,
@@ -55,6 +56,7 @@ class Replica:
         replica_id: str | None = None,
         timeout: float = 30.0,
         page_size: int = 1000,
+        use_snapshot: bool = True,
     ) -> None:
         self._store = Store(path)
         try:
@@ -70,6 +72,9 @@ class Replica:
             raise
         self.warehouse = self.scope.removeprefix("warehouse:")
         self.page_size = page_size
+        # A copy started from nothing downloads the server's snapshot (docs/sync.md); False,
+        # or a server without one (404), pages through the pull from the start instead.
+        self.use_snapshot = use_snapshot
         self._http: httpx.Client | None = None
         if server_url is not None:
             self._http = httpx.Client(base_url=server_url.rstrip("/"), timeout=timeout)
@@ -305,6 +310,8 @@ class Replica:
         while True:
             params: dict[str, Any] = {"scope": self.scope, "limit": self.page_size}
             cursor = self._store.get_meta("cursor")
+            if cursor is None and self.use_snapshot:
+                cursor = self._load_snapshot(summary, on_progress)
             if cursor is not None:
                 params["since"] = cursor
             try:
@@ -324,28 +331,68 @@ class Replica:
             if not page["has_more"]:
                 return
 
+    def _load_snapshot(
+        self, summary: SyncSummary, on_progress: Callable[[int], None] | None
+    ) -> str | None:
+        """Start the copy from the server's snapshot; its cursor, or None to page instead.
+
+        The copy is replaced by the snapshot and its cursor in ONE local transaction, so an
+        interruption leaves the file as it was (no cursor: the next sync downloads again).
+        """
+        response = self._fetch("GET", "/api/v1/sync/snapshot", params={"scope": self.scope})
+        if response.status_code == 404:
+            # A server from before snapshots (or an unknown warehouse, which the pull reports
+            # with its own error): page through the pull from the start.
+            self.use_snapshot = False
+            return None
+        _raise_for_status(response, "GET /api/v1/sync/snapshot")
+        loaded = snapshot.parse(response.content)
+        if loaded is None:  # a format this client does not know: the pull still works
+            self.use_snapshot = False
+            return None
+        try:
+            self._store.load_snapshot(loaded)
+        except (sqlite3.ProgrammingError, sqlite3.IntegrityError) as exc:
+            raise SyncError(f"the server's snapshot is malformed: {exc}") from exc
+        rows = len(loaded.products[0]) + len(loaded.stock[0])
+        summary.pulled += rows
+        summary.snapshot_rows += rows
+        if on_progress is not None:
+            on_progress(summary.pulled)
+        return loaded.cursor
+
     def _request(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
+        response = self._fetch(method, url, **kwargs)
+        _raise_for_status(response, f"{method} {url}")
+        result: dict[str, Any] = response.json()
+        return result
+
+    def _fetch(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         response = self._send(method, url, **kwargs)
         if response.status_code == 401 and self._credentials.can_refresh():
             # The access token ran out (or was revoked): renew it once and repeat. A 401 means
             # the request did nothing, and a push repeated is answered by mutation id anyway.
             self._credentials.refresh(self._client())
             response = self._send(method, url, **kwargs)
-        if response.status_code != 200:
-            code: str | None = None
-            message = response.text[:500]
-            try:
-                body = response.json()
-                code, message = body.get("code"), str(body.get("detail", message))
-            except ValueError:
-                pass
-            raise SyncError(
-                f"{method} {url}: {response.status_code} {message}",
-                status=response.status_code,
-                code=code,
-            )
-        result: dict[str, Any] = response.json()
-        return result
+        return response
+
+
+def _raise_for_status(response: httpx.Response, what: str) -> None:
+    """``SyncError`` with the server's ``code`` for anything but 200."""
+    if response.status_code == 200:
+        return
+    code: str | None = None
+    message = response.text[:500]
+    try:
+        body = response.json()
+        code, message = body.get("code"), str(body.get("detail", message))
+    except ValueError:
+        pass
+    raise SyncError(
+        f"{what}: {response.status_code} {message}",
+        status=response.status_code,
+        code=code,
+    )
 
 
 # --- pure helpers --------------------------------------------------------------------------------

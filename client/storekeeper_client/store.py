@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from storekeeper_client.hlc import Clock
+from storekeeper_client.snapshot import Snapshot
 
 SCHEMA_VERSION = 2
 """1: the first files. 2: the ``barcode`` index of the products' barcodes."""
@@ -211,6 +212,30 @@ class Store:
                     self._index_barcodes(conn, key, data)
             self.set_clock(clock)
             self.set_meta("cursor", cursor)
+
+    def load_snapshot(self, snapshot: Snapshot) -> None:
+        """Replace the server copy by a downloaded snapshot, and store its cursor, in ONE
+        transaction: one ``executemany`` per table, the documents stored as the server wrote
+        them. The clock observes the snapshot's newest product stamp (the same as observing
+        every product's). Interrupted, the file is as before; the queue is not touched."""
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM product")
+            conn.execute("DELETE FROM barcode")
+            conn.execute("DELETE FROM stock")
+            # The version arrives as text; the INTEGER column's affinity stores it as a number.
+            conn.executemany(
+                "INSERT INTO product (sku, version, data) VALUES (?, ?, ?)",
+                snapshot.rows("product"),
+            )
+            conn.executemany(
+                "INSERT INTO stock (sku, version, data) VALUES (?, ?, ?)", snapshot.rows("stock")
+            )
+            conn.executemany(
+                "INSERT OR REPLACE INTO barcode (code, sku) VALUES (?, ?)",
+                snapshot.rows("barcode"),
+            )
+            self.set_clock(self.clock().observe(snapshot.newest_hlc))
+            self.set_meta("cursor", snapshot.cursor)
 
     def clear_copy(self) -> None:
         """Drop the server copy and the cursor, keeping the queue: the next pull starts over."""

@@ -36,6 +36,11 @@ SYNC_PUSHED = Counter(
     "storekeeper_sync_mutations_total", "Replica mutations pushed, by result status.", ["status"]
 )
 SYNC_PULLS = Counter("storekeeper_sync_pulls_total", "Replica pull pages served.")
+SYNC_SNAPSHOTS = Counter(
+    "storekeeper_sync_snapshots_total",
+    "Sync snapshots served to fresh replicas, by source (built, cached).",
+    ["source"],
+)
 SYNC_EXCEPTIONS = Counter(
     "storekeeper_sync_exceptions_total", "Offline sales flagged as exceptions."
 )

@@ -5,16 +5,17 @@ The protocol is docs/design.md section 7; docs/sync.md documents every field.
 
 from __future__ import annotations
 
+import gzip
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Response
 
 from storekeeper.accounts.domain import DEVICES, STAFF, STOCK_HANDLERS, Principal
 from storekeeper.accounts.schemas import Scope
-from storekeeper.api.deps import DatabaseDep, require
+from storekeeper.api.deps import DatabaseDep, provided, require
 from storekeeper.api.errors import responses
 from storekeeper.inventory.schemas import WarehouseCode
-from storekeeper.sync import exceptions, feed, service
+from storekeeper.sync import exceptions, feed, service, snapshot
 from storekeeper.sync.schemas import (
     ExceptionPage,
     ExceptionRead,
@@ -29,6 +30,7 @@ router = APIRouter(prefix="/sync", tags=["sync"])
 Syncer = Annotated[Principal, Depends(require(STOCK_HANDLERS | DEVICES))]
 StockHandler = Annotated[Principal, Depends(require(STOCK_HANDLERS))]
 Staff = Annotated[Principal, Depends(require(STAFF))]
+Snapshots = Annotated[snapshot.SnapshotCache, Depends(provided("sync_snapshots"))]
 
 
 @router.get("/pull", response_model=PullPage, responses=responses(401, 403, 404, 409, 422))
@@ -50,6 +52,40 @@ def pull(
     body = feed.pull(db, principal=who, scope=scope, since=since, limit=limit)
     # Written straight from plain rows (orjson): the initial pull of a big catalog is all this.
     return Response(body, media_type="application/json")
+
+
+@router.get(
+    "/snapshot",
+    response_class=Response,
+    responses={
+        **responses(401, 403, 404, 422),
+        200: {
+            "content": {snapshot.MEDIA_TYPE: {}},
+            "description": "The scope's copy, one value per line; the cursor on the first.",
+        },
+    },
+)
+def get_snapshot(
+    who: Syncer,
+    db: DatabaseDep,
+    cache: Snapshots,
+    scope: Annotated[Scope, Query(description="warehouse:CODE")],
+    accept_encoding: Annotated[str, Header()] = "",
+) -> Response:
+    """Everything a fresh replica of ``scope`` needs, as one file, and the cursor to pull from.
+
+    Products on sale, the scope's stock rows and the barcodes, as of one moment; the first line
+    (JSON) holds the ``cursor`` of that moment: store the rows and the cursor in one local
+    transaction, then pull with ``since=cursor``. Built once and served from a cache while
+    current or young (docs/sync.md). gzip'd when the client accepts it. 403 for a scope the
+    caller may not sync, 404 ``unknown_warehouse``.
+    """
+    built = snapshot.get(db, cache, principal=who, scope=scope)
+    headers = {"Cache-Control": "private, no-store", "Vary": "Accept-Encoding"}
+    if "gzip" in accept_encoding.lower():
+        headers["Content-Encoding"] = "gzip"
+        return Response(built.body, media_type=snapshot.MEDIA_TYPE, headers=headers)
+    return Response(gzip.decompress(built.body), media_type=snapshot.MEDIA_TYPE, headers=headers)
 
 
 @router.post("/push", response_model=PushResult, responses=responses(401, 403, 422))

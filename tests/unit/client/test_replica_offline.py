@@ -197,7 +197,8 @@ with Replica({str(tmp_path / "d.db")!r}, scope="warehouse:BER") as r:
 loaded = sorted(m for m, mod in sys.modules.items() if m.startswith("storekeeper") and mod)
 assert loaded == ["storekeeper_client", "storekeeper_client.credentials",
                   "storekeeper_client.hlc", "storekeeper_client.records",
-                  "storekeeper_client.replica", "storekeeper_client.store"], loaded
+                  "storekeeper_client.replica", "storekeeper_client.snapshot",
+                  "storekeeper_client.store"], loaded
 print("ok")
 """
     done = subprocess.run(
