@@ -37,6 +37,7 @@ _UPDATE = (
         updated_at=bindparam("b_at"),
     )
 )
+_INSERT_MOVEMENTS = insert(_movement).returning(_movement.c.id, sort_by_parameter_order=True)
 
 
 class Change(NamedTuple):
@@ -91,7 +92,8 @@ def apply(
             .with_for_update()
         )
     }
-    updates, movements, events = [], [], []
+    reason = "count" if mode == "set" else "receipt"
+    updates, movements, after = [], [], []
     for change in changes:
         on_hand, reserved = held[change.sku]
         if mode == "set":
@@ -105,7 +107,6 @@ def apply(
             delta = change.quantity
         if delta == 0:
             continue
-        reason = "count" if mode == "set" else "receipt"
         updates.append({"b_sku": change.sku, "b_wh": warehouse, "b_delta": delta, "b_at": now})
         movements.append(
             {
@@ -118,20 +119,28 @@ def apply(
                 "created_at": now,
             }
         )
-        events.append(
-            StockChanged(
-                sku=change.sku,
-                warehouse=warehouse,
-                on_hand=on_hand + delta,
-                reserved=reserved,
-                reason=reason,
-                ref=change.ref,
-            )
-        )
+        after.append((change, on_hand + delta, reserved, delta))
     if not movements:
         return 0
     connection.execute(_UPDATE, updates)
-    connection.execute(insert(_movement), movements)
-    count_on_commit(session, metrics.STOCK_MOVEMENTS.labels(movements[0]["reason"]), len(movements))
+    # One executemany that answers each row's id in the order given: the events carry their
+    # movement, as one ``record_movement``'s does (the reporting read model copies it).
+    ids = connection.execute(_INSERT_MOVEMENTS, movements).scalars().all()
+    moved_at = now.isoformat()
+    events = [
+        StockChanged(
+            sku=change.sku,
+            warehouse=warehouse,
+            on_hand=level,
+            reserved=reserved,
+            reason=reason,
+            ref=change.ref,
+            delta=delta,
+            movement_id=int(movement_id),
+            moved_at=moved_at,
+        )
+        for (change, level, reserved, delta), movement_id in zip(after, ids, strict=True)
+    ]
+    count_on_commit(session, metrics.STOCK_MOVEMENTS.labels(reason), len(movements))
     outbox.record(session, *events)
     return len(movements)
