@@ -9,15 +9,15 @@ period, reopens that period and every later one (:func:`reopen_from`); the next
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
+from operator import itemgetter
 from typing import Any, cast
 
 from sqlalchemy import Select, Subquery, Table, delete, func, insert, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from storekeeper.db import utcnow
-from storekeeper.reporting.domain import Book, Move, Position, Series
+from storekeeper.reporting.domain import Book, MoveRow, Position, Series
 from storekeeper.reporting.models import LedgerRow, LevelRow, Period, SnapshotRow
 
 _ledger = cast(Table, LedgerRow.__table__)
@@ -89,7 +89,8 @@ def on_hand(session: Session, *, until: datetime, sku: str | None = None) -> dic
 
 def _moves(
     session: Session, *, since: datetime | None, until: datetime, sku: str | None
-) -> Iterator[Move]:
+) -> list[MoveRow]:
+    """The movements in ``since``..``until`` as rows, in ledger order."""
     query = select(
         _ledger.c.movement_id,
         _ledger.c.sku,
@@ -105,26 +106,32 @@ def _moves(
         query = query.where(_ledger.c.sku == sku)
     # Sorted here, not by ORDER BY movement_id: that tempts the planner to walk the whole
     # table in key order instead of the time index over the window. (Not streamed: readers
-    # run in autocommit on PostgreSQL, where a server-side cursor needs a transaction.)
-    rows = sorted(session.execute(query), key=lambda row: row.movement_id)
-    for row in rows:
-        yield Move(row.sku, row.warehouse, row.delta, row.reason, row.ref, row.unit_cost_cents)
+    # run in autocommit on PostgreSQL, where a server-side cursor needs a transaction.) Plain
+    # tuples from the driver's rows: a valuation replays tens of thousands of them.
+    rows = sorted(session.connection().execute(query), key=itemgetter(0))
+    return [cast(MoveRow, row[1:]) for row in rows]
 
 
 def positions_as_of(
     session: Session, *, until: datetime, sku: str | None = None
 ) -> dict[Series, Position]:
-    """Units and value (moving average cost) of every series before ``until``."""
+    """Units and value (moving average cost) of every series before ``until``: the latest
+    snapshot's positions, then the movements after it replayed onto them (one pass over at
+    most a month and some days of the ledger)."""
     ends_on = snapshot_before(session, until=until)
     positions: dict[Series, Position] = {}
     if ends_on is not None:
-        query = select(_snapshot).where(_snapshot.c.ends_on == ends_on)
+        query = select(
+            _snapshot.c.sku, _snapshot.c.warehouse, _snapshot.c.on_hand, _snapshot.c.value_cents
+        ).where(_snapshot.c.ends_on == ends_on)
         if sku is not None:
             query = query.where(_snapshot.c.sku == sku)
-        for row in session.execute(query):
-            positions[(row.sku, row.warehouse)] = Position(row.on_hand, row.value_cents)
+        positions = {
+            (sku_, wh): Position(units, value)
+            for sku_, wh, units, value in session.connection().execute(query)
+        }
     since = midnight(ends_on) if ends_on is not None else None
-    book = Book(positions).apply_all(_moves(session, since=since, until=until, sku=sku))
+    book = Book(positions).apply_rows(_moves(session, since=since, until=until, sku=sku))
     return book.positions
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from itertools import accumulate, repeat
 from typing import Any, Literal, cast
 
 from sqlalchemy import ColumnElement, Table, and_, case, exists, func, literal, select
@@ -20,6 +21,7 @@ from storekeeper.errors import InvalidRequest
 from storekeeper.inventory import warehouses as inventory_warehouses
 from storekeeper.reporting import balances
 from storekeeper.reporting.balances import midnight
+from storekeeper.reporting.domain import Series
 from storekeeper.reporting.forecast.models import ReorderPoint
 from storekeeper.reporting.models import LedgerRow, LevelRow
 
@@ -279,17 +281,26 @@ def daily_demand(
         .where(_ledger.c.moved_at >= start, _ledger.c.moved_at < end)
         .group_by(_ledger.c.sku, _ledger.c.warehouse, day)
     )
-    per_day: dict[tuple[str, str], dict[date, tuple[int, int]]] = {}
-    for sku, wh, moved_on, units, net in session.execute(query):
-        on = moved_on if isinstance(moved_on, date) else date.fromisoformat(str(moved_on))
-        per_day.setdefault((sku, wh), {})[on] = (int(units), int(net))
-    days = [since + timedelta(days=n) for n in range((until - since).days + 1)]
+    count = (until - since).days + 1
+    days = [since + timedelta(days=n) for n in range(count)]
+    index = {on.isoformat(): n for n, on in enumerate(days)}
+    # Per series, the day's units sold and net change in two arrays by day number; then the
+    # running on-hand (accumulate) and the rows (zip) are built in C, not a loop per day: the
+    # forecast reads 90 days of 15,000 series, 1.35 million rows (bench W9).
+    per_series: dict[Series, tuple[list[int], list[int]]] = {}
+    for sku, wh, moved_on, units, net in session.connection().execute(query):
+        arrays = per_series.get((sku, wh))
+        if arrays is None:
+            arrays = per_series[(sku, wh)] = ([0] * count, [0] * count)
+        n = index[moved_on if isinstance(moved_on, str) else moved_on.isoformat()]
+        arrays[0][n] = int(units)
+        arrays[1][n] = int(net)
     result: list[tuple[str, str, date, int, int]] = []
-    for series in sorted(per_day.keys() | opening.keys()):
+    quiet = [0] * count
+    for series in sorted(per_series.keys() | opening.keys()):
         level = opening.get(series, 0)
-        moves = per_day.get(series, {})
-        for on in days:
-            units, net = moves.get(on, (0, 0))
-            level += net
-            result.append((series[0], series[1], on, units, level))
+        sold_by_day, net_by_day = per_series.get(series, (quiet, quiet))
+        levels = accumulate(net_by_day, initial=level)
+        next(levels)  # the opening itself
+        result.extend(zip(repeat(series[0]), repeat(series[1]), days, sold_by_day, levels))
     return result
