@@ -92,13 +92,13 @@ def _moves(
 ) -> list[MoveRow]:
     """The movements in ``since``..``until`` as rows, in ledger order."""
     query = select(
-        _ledger.c.movement_id,
         _ledger.c.sku,
         _ledger.c.warehouse,
         _ledger.c.delta,
         _ledger.c.reason,
         _ledger.c.ref,
         _ledger.c.unit_cost_cents,
+        _ledger.c.movement_id,
     ).where(_ledger.c.moved_at < until)
     if since is not None:
         query = query.where(_ledger.c.moved_at >= since)
@@ -106,33 +106,47 @@ def _moves(
         query = query.where(_ledger.c.sku == sku)
     # Sorted here, not by ORDER BY movement_id: that tempts the planner to walk the whole
     # table in key order instead of the time index over the window. (Not streamed: readers
-    # run in autocommit on PostgreSQL, where a server-side cursor needs a transaction.) Plain
-    # tuples from the driver's rows: a valuation replays tens of thousands of them.
-    rows = sorted(session.connection().execute(query), key=itemgetter(0))
-    return [cast(MoveRow, row[1:]) for row in rows]
+    # run in autocommit on PostgreSQL, where a server-side cursor needs a transaction.) The
+    # rows are replayed as they come, fetched at once: no object is made per movement.
+    rows = session.connection().execute(query).all()
+    return cast(list[MoveRow], sorted(rows, key=itemgetter(6)))
 
 
 def positions_as_of(
     session: Session, *, until: datetime, sku: str | None = None
 ) -> dict[Series, Position]:
-    """Units and value (moving average cost) of every series before ``until``: the latest
-    snapshot's positions, then the movements after it replayed onto them (one pass over at
-    most a month and some days of the ledger)."""
+    """Units and value (moving average cost) of every series before ``until``."""
+    return {
+        series: Position(units, value)
+        for series, (units, value) in values_as_of(session, until=until, sku=sku).items()
+    }
+
+
+def values_as_of(
+    session: Session, *, until: datetime, sku: str | None = None
+) -> dict[Series, tuple[int, int]]:
+    """(units, value in cents by moving average cost) of every series before ``until``: the
+    latest snapshot's rows, then the movements after it replayed onto the series they touch
+    (one pass over at most a month and some days of the ledger). The other series are the
+    snapshot's rows as they are: no object is made for each of the thousands."""
     ends_on = snapshot_before(session, until=until)
-    positions: dict[Series, Position] = {}
+    values: dict[Series, tuple[int, int]] = {}
     if ends_on is not None:
         query = select(
             _snapshot.c.sku, _snapshot.c.warehouse, _snapshot.c.on_hand, _snapshot.c.value_cents
         ).where(_snapshot.c.ends_on == ends_on)
         if sku is not None:
             query = query.where(_snapshot.c.sku == sku)
-        positions = {
-            (sku_, wh): Position(units, value)
-            for sku_, wh, units, value in session.connection().execute(query)
+        values = {
+            (sku_, wh): (units, value)
+            for sku_, wh, units, value in session.connection().execute(query).all()
         }
     since = midnight(ends_on) if ends_on is not None else None
-    book = Book(positions).apply_rows(_moves(session, since=since, until=until, sku=sku))
-    return book.positions
+    moves = _moves(session, since=since, until=until, sku=sku)
+    touched = {(move[0], move[1]) for move in moves}
+    book = Book({s: Position(*values[s]) for s in touched if s in values}).apply_rows(moves)
+    values.update((s, (p.on_hand, p.value_cents)) for s, p in book.positions.items())
+    return values
 
 
 def reopen_from(session: Session, *, moved_at: datetime) -> None:

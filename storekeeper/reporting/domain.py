@@ -22,8 +22,9 @@ from dataclasses import dataclass
 
 Series = tuple[str, str]
 """(SKU, warehouse)."""
-MoveRow = tuple[str, str, int, str, str | None, int | None]
-"""A movement as a row: (SKU, warehouse, delta, reason, ref, unit cost in cents)."""
+MoveRow = tuple[str, str, int, str, str | None, int | None, int]
+"""A movement as a row: (SKU, warehouse, delta, reason, ref, unit cost in cents, movement id);
+the id orders the ledger, the rules do not read it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,9 +49,15 @@ class Position:
     @property
     def average_cents(self) -> int:
         """The average unit cost, rounded half up to a cent (0 for an empty series)."""
-        if self.on_hand <= 0:
-            return 0
-        return (2 * self.value_cents + self.on_hand) // (2 * self.on_hand)
+        return average_cents(self.on_hand, self.value_cents)
+
+
+def average_cents(on_hand: int, value_cents: int) -> int:
+    """The average unit cost of ``on_hand`` units worth ``value_cents``, rounded half up to a
+    cent (0 for an empty series)."""
+    if on_hand <= 0:
+        return 0
+    return (2 * value_cents + on_hand) // (2 * on_hand)
 
 
 class Book:
@@ -64,13 +71,13 @@ class Book:
     def apply(self, move: Move) -> None:
         """Apply one movement by the rules above."""
         self.apply_row(
-            (move.sku, move.warehouse, move.delta, move.reason, move.ref, move.unit_cost_cents)
+            (move.sku, move.warehouse, move.delta, move.reason, move.ref, move.unit_cost_cents, 0)
         )
 
     def apply_row(self, row: MoveRow) -> None:
         """:meth:`apply` of a movement as a plain row (what a query answers): a valuation
         replays tens of thousands, so no object is made for each."""
-        sku, warehouse, delta, reason, ref, unit_cost_cents = row
+        sku, warehouse, delta, reason, ref, unit_cost_cents, _ = row
         position = self.positions.get((sku, warehouse))
         if position is None:
             position = self.positions[(sku, warehouse)] = Position()
