@@ -37,7 +37,9 @@ _UPDATE = (
         updated_at=bindparam("b_at"),
     )
 )
-_INSERT_MOVEMENTS = insert(_movement).returning(_movement.c.id, sort_by_parameter_order=True)
+# Each row's id with its SKU (unique in a call): batched by insertmanyvalues on both
+# databases, where asking for the rows in parameter order would insert one by one on SQLite.
+_INSERT_MOVEMENTS = insert(_movement).returning(_movement.c.sku, _movement.c.id)
 
 
 class Change(NamedTuple):
@@ -123,9 +125,9 @@ def apply(
     if not movements:
         return 0
     connection.execute(_UPDATE, updates)
-    # One executemany that answers each row's id in the order given: the events carry their
-    # movement, as one ``record_movement``'s does (the reporting read model copies it).
-    ids = connection.execute(_INSERT_MOVEMENTS, movements).scalars().all()
+    # The events carry their movement, as one ``record_movement``'s does (the reporting read
+    # model copies it from them).
+    ids: dict[str, int] = dict(connection.execute(_INSERT_MOVEMENTS, movements).all())
     moved_at = now.isoformat()
     events = [
         StockChanged(
@@ -136,10 +138,10 @@ def apply(
             reason=reason,
             ref=change.ref,
             delta=delta,
-            movement_id=int(movement_id),
+            movement_id=int(ids[change.sku]),
             moved_at=moved_at,
         )
-        for (change, level, reserved, delta), movement_id in zip(after, ids, strict=True)
+        for change, level, reserved, delta in after
     ]
     count_on_commit(session, metrics.STOCK_MOVEMENTS.labels(reason), len(movements))
     outbox.record(session, *events)
