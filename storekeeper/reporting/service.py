@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 from itertools import accumulate, repeat
 from typing import Any, Literal, cast
 
-from sqlalchemy import ColumnElement, Subquery, Table, and_, case, exists, func, literal, select
+from sqlalchemy import Subquery, Table, and_, case, exists, func, literal, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import operators
 from sqlalchemy.sql.elements import UnaryExpression
@@ -107,35 +107,45 @@ def window(since: date, until: date) -> tuple[datetime, datetime]:
 
 
 def _sales_per_series(session: Session, start: datetime, end: datetime) -> Subquery:
-    """Units and value sold per (SKU, warehouse, currency) in ``start``..``end``: what the
-    sales report and ABC sum further by product or warehouse (a few thousand rows).
+    """Rows (sku, warehouse, currency, units, value) of the sales in ``start``..``end`` whose
+    sums by product or warehouse are the sales report and ABC: the sale rows themselves, or,
+    on SQLite for a long period, their sums per series.
 
-    On PostgreSQL a hash aggregate over the index on (reason, moved_at) is one pass whatever
-    the period. SQLite has no hash aggregate: it sorts every sale row of the period. For a
-    short period that is cheap; for a long one (more than a quarter of the time the sales
-    span) it walks ``ix_reporting_movement_sales`` instead, which holds the sales in this
-    grouping's order with every column summed, so the whole sum is one pass over the index
-    and no sort. The unary ``+`` on ``moved_at`` keeps SQLite's planner off the time index
-    for it (the documented way to disqualify an index for a term)."""
-    moved_at: ColumnElement[datetime] = _ledger.c.moved_at
-    # Grouped by an expression, not the column: SQLite then has no index in the grouping's
-    # order to prefer over the time index, which a short period wants.
-    currency: ColumnElement[Any] = func.coalesce(_ledger.c.currency, "")
-    if session.get_bind().dialect.name == "sqlite" and _long_period(session, start, end):
-        moved_at = UnaryExpression(
-            _ledger.c.moved_at, operator=operators.custom_op("+"), type_=_ledger.c.moved_at.type
+    PostgreSQL sums the sale rows of any period with a hash aggregate (in parallel) over the
+    index on (reason, moved_at); so does SQLite for a short period, and there the subquery is
+    flattened into the report's one GROUP BY. SQLite has no hash aggregate: for a long period
+    (more than a quarter of the time the sales span) it would sort every sale row. There the
+    rows are summed per (SKU, warehouse, currency) first, walking ``ix_reporting_movement_sales``,
+    which holds the sales in that order with every column summed: one pass over the index and
+    no sort, then a few thousand sums for the report's GROUP BY. The unary ``+`` on
+    ``moved_at`` keeps SQLite's planner off the time index for it (the documented way to
+    disqualify an index for a term)."""
+    sales = _ledger.c.reason == "sale"
+    if session.get_bind().dialect.name != "sqlite" or not _long_period(session, start, end):
+        return (
+            select(
+                _ledger.c.sku,
+                _ledger.c.warehouse,
+                func.coalesce(_ledger.c.currency, "").label("currency"),
+                (-_ledger.c.delta).label("units"),
+                _ledger.c.sale_value_cents.label("value"),
+            )
+            .where(sales, _ledger.c.moved_at >= start, _ledger.c.moved_at < end)
+            .subquery("sale_rows")
         )
-        currency = _ledger.c.currency
+    moved_at = UnaryExpression(
+        _ledger.c.moved_at, operator=operators.custom_op("+"), type_=_ledger.c.moved_at.type
+    )
     return (
         select(
             _ledger.c.sku,
             _ledger.c.warehouse,
-            currency.label("currency"),
+            _ledger.c.currency,
             func.sum(-_ledger.c.delta).label("units"),
             func.sum(_ledger.c.sale_value_cents).label("value"),
         )
-        .where(_ledger.c.reason == "sale", moved_at >= start, moved_at < end)
-        .group_by(_ledger.c.sku, _ledger.c.warehouse, currency)
+        .where(sales, moved_at >= start, moved_at < end)
+        .group_by(_ledger.c.sku, _ledger.c.warehouse, _ledger.c.currency)
         .subquery("per_series")
     )
 
