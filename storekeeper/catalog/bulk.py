@@ -89,14 +89,19 @@ def barcode_holders(session: Session, *, codes: Iterable[str]) -> dict[str, str]
     return held
 
 
-def create_many(session: Session, *, products: Sequence[Mapping[str, Any]]) -> None:
+def create_many(
+    session: Session, *, products: Sequence[Mapping[str, Any]], checked: bool = False
+) -> None:
     """Add new products (as ``service.create`` each, with the same checks: a SKU that exists
     is ``DuplicateSku``, a barcode another product holds ``DuplicateBarcode``), their barcodes
-    and one ``product.changed`` event each, in a few statements."""
+    and one ``product.changed`` event each, in a few statements.
+
+    ``checked``: the caller read :func:`stored` for these SKUs in this transaction and found
+    none, so they are not read again (a SKU added since still fails, on the primary key)."""
     if not products:
         return
     skus = [p["sku"] for p in products]
-    taken = stored(session, skus=skus)
+    taken = {} if checked else stored(session, skus=skus)
     if taken:
         first = min(taken)
         raise DuplicateSku(f"SKU {first} exists already")

@@ -37,6 +37,9 @@ _UPDATE = (
         updated_at=bindparam("b_at"),
     )
 )
+# Each row's id with its SKU (unique in a call): batched by insertmanyvalues on both
+# databases, where asking for the rows in parameter order would insert one by one on SQLite.
+_INSERT_MOVEMENTS = insert(_movement).returning(_movement.c.sku, _movement.c.id)
 
 
 class Change(NamedTuple):
@@ -91,7 +94,8 @@ def apply(
             .with_for_update()
         )
     }
-    updates, movements, events = [], [], []
+    reason = "count" if mode == "set" else "receipt"
+    updates, movements, after = [], [], []
     for change in changes:
         on_hand, reserved = held[change.sku]
         if mode == "set":
@@ -105,7 +109,6 @@ def apply(
             delta = change.quantity
         if delta == 0:
             continue
-        reason = "count" if mode == "set" else "receipt"
         updates.append({"b_sku": change.sku, "b_wh": warehouse, "b_delta": delta, "b_at": now})
         movements.append(
             {
@@ -118,20 +121,28 @@ def apply(
                 "created_at": now,
             }
         )
-        events.append(
-            StockChanged(
-                sku=change.sku,
-                warehouse=warehouse,
-                on_hand=on_hand + delta,
-                reserved=reserved,
-                reason=reason,
-                ref=change.ref,
-            )
-        )
+        after.append((change, on_hand + delta, reserved, delta))
     if not movements:
         return 0
     connection.execute(_UPDATE, updates)
-    connection.execute(insert(_movement), movements)
-    count_on_commit(session, metrics.STOCK_MOVEMENTS.labels(movements[0]["reason"]), len(movements))
+    # The events carry their movement, as one ``record_movement``'s does (the reporting read
+    # model copies it from them).
+    ids: dict[str, int] = dict(connection.execute(_INSERT_MOVEMENTS, movements).all())
+    moved_at = now.isoformat()
+    events = [
+        StockChanged(
+            sku=change.sku,
+            warehouse=warehouse,
+            on_hand=level,
+            reserved=reserved,
+            reason=reason,
+            ref=change.ref,
+            delta=delta,
+            movement_id=int(ids[change.sku]),
+            moved_at=moved_at,
+        )
+        for change, level, reserved, delta in after
+    ]
+    count_on_commit(session, metrics.STOCK_MOVEMENTS.labels(reason), len(movements))
     outbox.record(session, *events)
     return len(movements)

@@ -9,15 +9,15 @@ period, reopens that period and every later one (:func:`reopen_from`); the next
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
+from operator import itemgetter
 from typing import Any, cast
 
 from sqlalchemy import Select, Subquery, Table, delete, func, insert, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from storekeeper.db import utcnow
-from storekeeper.reporting.domain import Book, Move, Position, Series
+from storekeeper.reporting.domain import Book, MoveRow, Position, Series
 from storekeeper.reporting.models import LedgerRow, LevelRow, Period, SnapshotRow
 
 _ledger = cast(Table, LedgerRow.__table__)
@@ -89,15 +89,16 @@ def on_hand(session: Session, *, until: datetime, sku: str | None = None) -> dic
 
 def _moves(
     session: Session, *, since: datetime | None, until: datetime, sku: str | None
-) -> Iterator[Move]:
+) -> list[MoveRow]:
+    """The movements in ``since``..``until`` as rows, in ledger order."""
     query = select(
-        _ledger.c.movement_id,
         _ledger.c.sku,
         _ledger.c.warehouse,
         _ledger.c.delta,
         _ledger.c.reason,
         _ledger.c.ref,
         _ledger.c.unit_cost_cents,
+        _ledger.c.movement_id,
     ).where(_ledger.c.moved_at < until)
     if since is not None:
         query = query.where(_ledger.c.moved_at >= since)
@@ -105,27 +106,47 @@ def _moves(
         query = query.where(_ledger.c.sku == sku)
     # Sorted here, not by ORDER BY movement_id: that tempts the planner to walk the whole
     # table in key order instead of the time index over the window. (Not streamed: readers
-    # run in autocommit on PostgreSQL, where a server-side cursor needs a transaction.)
-    rows = sorted(session.execute(query), key=lambda row: row.movement_id)
-    for row in rows:
-        yield Move(row.sku, row.warehouse, row.delta, row.reason, row.ref, row.unit_cost_cents)
+    # run in autocommit on PostgreSQL, where a server-side cursor needs a transaction.) The
+    # rows are replayed as they come, fetched at once: no object is made per movement.
+    rows = session.connection().execute(query).all()
+    return cast(list[MoveRow], sorted(rows, key=itemgetter(6)))
 
 
 def positions_as_of(
     session: Session, *, until: datetime, sku: str | None = None
 ) -> dict[Series, Position]:
     """Units and value (moving average cost) of every series before ``until``."""
+    return {
+        series: Position(units, value)
+        for series, (units, value) in values_as_of(session, until=until, sku=sku).items()
+    }
+
+
+def values_as_of(
+    session: Session, *, until: datetime, sku: str | None = None
+) -> dict[Series, tuple[int, int]]:
+    """(units, value in cents by moving average cost) of every series before ``until``: the
+    latest snapshot's rows, then the movements after it replayed onto the series they touch
+    (one pass over at most a month and some days of the ledger). The other series are the
+    snapshot's rows as they are: no object is made for each of the thousands."""
     ends_on = snapshot_before(session, until=until)
-    positions: dict[Series, Position] = {}
+    values: dict[Series, tuple[int, int]] = {}
     if ends_on is not None:
-        query = select(_snapshot).where(_snapshot.c.ends_on == ends_on)
+        query = select(
+            _snapshot.c.sku, _snapshot.c.warehouse, _snapshot.c.on_hand, _snapshot.c.value_cents
+        ).where(_snapshot.c.ends_on == ends_on)
         if sku is not None:
             query = query.where(_snapshot.c.sku == sku)
-        for row in session.execute(query):
-            positions[(row.sku, row.warehouse)] = Position(row.on_hand, row.value_cents)
+        values = {
+            (sku_, wh): (units, value)
+            for sku_, wh, units, value in session.connection().execute(query).all()
+        }
     since = midnight(ends_on) if ends_on is not None else None
-    book = Book(positions).apply_all(_moves(session, since=since, until=until, sku=sku))
-    return book.positions
+    moves = _moves(session, since=since, until=until, sku=sku)
+    touched = {(move[0], move[1]) for move in moves}
+    book = Book({s: Position(*values[s]) for s in touched if s in values}).apply_rows(moves)
+    values.update((s, (p.on_hand, p.value_cents)) for s, p in book.positions.items())
+    return values
 
 
 def reopen_from(session: Session, *, moved_at: datetime) -> None:

@@ -22,6 +22,9 @@ from dataclasses import dataclass
 
 Series = tuple[str, str]
 """(SKU, warehouse)."""
+MoveRow = tuple[str, str, int, str, str | None, int | None, int]
+"""A movement as a row: (SKU, warehouse, delta, reason, ref, unit cost in cents, movement id);
+the id orders the ledger, the rules do not read it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,9 +49,15 @@ class Position:
     @property
     def average_cents(self) -> int:
         """The average unit cost, rounded half up to a cent (0 for an empty series)."""
-        if self.on_hand <= 0:
-            return 0
-        return (2 * self.value_cents + self.on_hand) // (2 * self.on_hand)
+        return average_cents(self.on_hand, self.value_cents)
+
+
+def average_cents(on_hand: int, value_cents: int) -> int:
+    """The average unit cost of ``on_hand`` units worth ``value_cents``, rounded half up to a
+    cent (0 for an empty series)."""
+    if on_hand <= 0:
+        return 0
+    return (2 * value_cents + on_hand) // (2 * on_hand)
 
 
 class Book:
@@ -61,27 +70,43 @@ class Book:
 
     def apply(self, move: Move) -> None:
         """Apply one movement by the rules above."""
-        position = self.positions.setdefault((move.sku, move.warehouse), Position())
-        if move.delta < 0:
-            units = -move.delta
-            if position.on_hand <= units:
+        self.apply_row(
+            (move.sku, move.warehouse, move.delta, move.reason, move.ref, move.unit_cost_cents, 0)
+        )
+
+    def apply_row(self, row: MoveRow) -> None:
+        """:meth:`apply` of a movement as a plain row (what a query answers): a valuation
+        replays tens of thousands, so no object is made for each."""
+        sku, warehouse, delta, reason, ref, unit_cost_cents, _ = row
+        position = self.positions.get((sku, warehouse))
+        if position is None:
+            position = self.positions[(sku, warehouse)] = Position()
+        if delta < 0:
+            if position.on_hand <= -delta:
                 taken = position.value_cents
             else:
-                taken = position.value_cents * units // position.on_hand
+                taken = position.value_cents * -delta // position.on_hand
             position.value_cents -= taken
-            if move.reason == "transfer":
-                self._in_transit[(move.ref, move.sku)] = taken
-        elif move.delta > 0:
-            carried = self._in_transit.pop((move.ref, move.sku), None)
-            if move.reason == "receipt" and move.unit_cost_cents is not None:
-                position.value_cents += move.delta * move.unit_cost_cents
-            elif move.reason == "transfer" and carried is not None:
+            if reason == "transfer":
+                self._in_transit[(ref, sku)] = taken
+        elif delta > 0:
+            carried = self._in_transit.pop((ref, sku), None)
+            if reason == "receipt" and unit_cost_cents is not None:
+                position.value_cents += delta * unit_cost_cents
+            elif reason == "transfer" and carried is not None:
                 position.value_cents += carried
             elif position.on_hand > 0:
-                position.value_cents += position.value_cents * move.delta // position.on_hand
-        position.on_hand += move.delta
+                position.value_cents += position.value_cents * delta // position.on_hand
+        position.on_hand += delta
         if position.on_hand <= 0:
             position.value_cents = 0
+
+    def apply_rows(self, rows: Iterable[MoveRow]) -> Book:
+        """Apply movement rows in order; returns itself."""
+        apply_row = self.apply_row
+        for row in rows:
+            apply_row(row)
+        return self
 
     def apply_all(self, moves: Iterable[Move]) -> Book:
         """Apply movements in order; returns itself."""

@@ -26,6 +26,18 @@ class LedgerRow(Base):
         Index("ix_reporting_movement_moved_at", "moved_at"),
         Index("ix_reporting_movement_reason", "reason", "moved_at"),
         Index("ix_reporting_movement_ref", "ref"),
+        # Sales in series order, covering what the sales and ABC reports sum: a long period
+        # is one pass over it with no sort (SQLite has no hash aggregate; see service.py).
+        Index(
+            "ix_reporting_movement_sales",
+            "reason",
+            "sku",
+            "warehouse",
+            "currency",
+            "moved_at",
+            "delta",
+            "sale_value_cents",
+        ),
     )
 
     # inventory's movement id: the ledger's order, and what makes copying it idempotent.

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from storekeeper.reporting import balances
 from storekeeper.reporting.balances import midnight
+from storekeeper.reporting.domain import average_cents
 from storekeeper.reporting.models import LedgerRow
 from storekeeper.reporting.service import window
 
@@ -87,9 +88,9 @@ def stock_history(
 
 def valuation(session: Session, *, at: date) -> list[ValuationRow]:
     """Every series' units and value at the end of ``at`` by moving average cost."""
-    positions = balances.positions_as_of(session, until=midnight(at + timedelta(days=1)))
+    values = balances.values_as_of(session, until=midnight(at + timedelta(days=1)))
     return [
-        ValuationRow(sku, wh, p.on_hand, p.average_cents, p.value_cents)
-        for (sku, wh), p in sorted(positions.items())
-        if p.on_hand or p.value_cents
+        ValuationRow(sku, wh, units, average_cents(units, value), value)
+        for (sku, wh), (units, value) in sorted(values.items())
+        if units or value
     ]

@@ -16,10 +16,12 @@ from sqlalchemy import func, select
 from storekeeper.accounts.domain import Role
 from storekeeper.bootstrap import Container
 from storekeeper.db import Database
+from storekeeper.events.relay import local_delivery, relay_once
 from storekeeper.imports import service
 from storekeeper.inventory import ledger, levels
 from storekeeper.inventory.models import Movement
 from storekeeper.inventory.warehouses import create_warehouse
+from storekeeper.reporting.models import LedgerRow
 from tests.conftest import Actor, Actors
 
 HEADER = "sku,name,price_cents,currency,attributes,min_temp_c,max_temp_c,barcodes,quantity\n"
@@ -370,3 +372,27 @@ def test_export_imports_back_into_a_fresh_database(
     # And into the same database: nothing changes
     again = run_file(shop, exported.content)
     assert again.result["counts"]["unchanged"] == 2
+
+
+def test_imported_stock_reaches_the_reports_through_its_events(container: Container) -> None:
+    """Each movement an import writes announces itself (a ``stock.changed`` carrying the
+    movement's id, delta and time) in its batch's transaction: the reporting read model, fed
+    by those events only, holds exactly the import's ledger rows."""
+    with container.db.transaction() as session:
+        create_warehouse(session, code="BER", name="Berlin", lat=52.5, lon=13.4)
+    run_file(container.db, GOOD, stock="set", warehouse="BER")
+    run_file(container.db, "sku,quantity\nTEA-1,3\nTEA-2,5\n", stock="add", warehouse="BER")
+    while relay_once(container.db, local_delivery(container.db, container.consumers)):
+        pass
+    with container.db.reading() as session:
+        ledger_rows = {
+            (m.id, m.sku, m.delta, m.reason)
+            for m in session.scalars(select(Movement).where(Movement.warehouse_code == "BER"))
+        }
+        copied = {
+            (r.movement_id, r.sku, r.delta, r.reason)
+            for r in session.scalars(select(LedgerRow).where(LedgerRow.warehouse == "BER"))
+        }
+    assert copied == ledger_rows
+    # TEA-1 and TEA-2 counted (TEA-3 counted 0: no movement), then both received
+    assert len(ledger_rows) == 4
