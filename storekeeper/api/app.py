@@ -19,7 +19,7 @@ from storekeeper.api.headers import Cors, SecurityHeaders
 from storekeeper.api.limits import BodySizeLimit
 from storekeeper.api.ratelimit import RateLimit
 from storekeeper.bootstrap import Container, background, bootstrap, sensor_listeners
-from storekeeper.catalog.api import CachedProductRead
+from storekeeper.catalog.api import ProductReadRoute
 from storekeeper.catalog.api import router as catalog_router
 from storekeeper.catalog.events import ProductChanged
 from storekeeper.catalog.viewcache import ProductViewCache
@@ -174,12 +174,13 @@ def create_app(
     # `serve --only CONTEXT,...` (STOREKEEPER_ONLY) serves some contexts; the others run in
     # other processes (docs/scaling.md). Live updates and the ops endpoints are served always.
     if "catalog" in (container.settings.only or CONTEXT_ROUTERS):
-        # Cached product views skip FastAPI's routing: first in the list (see the class).
+        # The hottest read skips FastAPI's routing: first in the list (see the class).
         app.router.routes.insert(
             0,
-            CachedProductRead(
+            ProductReadRoute(
                 API_PREFIX,
-                product_views,
+                db=container.db,
+                views=product_views,
                 max_age_s=container.settings.catalog_http_max_age_s,
             ),
         )
