@@ -126,7 +126,13 @@ class ProductViewCache:
     def on_outbox(self, rows: list[FeedRow], began_at: float) -> None:
         """The hub read the outbox (a read that began at ``began_at``, this cache's clock):
         drop the products of its ``product.changed`` rows; the cache is fresh as of then."""
-        skus = [row.aggregate_id for row in rows if row.type == ProductChanged.type]
+        # A creation has no older view to drop (a SKU is created once); skipping it spares a
+        # bulk import's rows, and a view read just after the creation is kept.
+        skus = [
+            row.aggregate_id
+            for row in rows
+            if row.type == ProductChanged.type and row.payload.get("change") != "created"
+        ]
         if skus:
             self.drop(skus)
         self._fresh_as_of = began_at

@@ -16,8 +16,8 @@ class Clock:
         return self.now
 
 
-def _row(sku: str, type_: str = "product.changed") -> FeedRow:
-    return FeedRow(1, 1, type_, "product", sku, {"sku": sku})
+def _row(sku: str, type_: str = "product.changed", change: str = "updated") -> FeedRow:
+    return FeedRow(1, 1, type_, "product", sku, {"sku": sku, "change": change})
 
 
 def _fresh_cache(size: int = 3, max_stale_s: float = 1.0) -> tuple[ProductViewCache, Clock]:
@@ -46,9 +46,11 @@ def test_a_changed_product_is_dropped_and_others_stay() -> None:
     cache, clock = _fresh_cache()
     cache.put("A", CachedView(b"a", 1), cache.ticket())
     cache.put("B", CachedView(b"b", 1), cache.ticket())
-    cache.on_outbox([_row("A"), _row("B", "stock.changed")], clock.now)
+    cache.put("C", CachedView(b"c", 1), cache.ticket())
+    cache.on_outbox([_row("A"), _row("B", "stock.changed"), _row("C", change="created")], clock.now)
     assert cache.get("A") is None
     assert cache.get("B") is not None
+    assert cache.get("C") is not None  # read after its creation: nothing older to drop
 
 
 def test_a_view_read_before_a_drop_is_not_kept_after_it() -> None:
