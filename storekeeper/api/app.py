@@ -10,6 +10,7 @@ import anyio.to_thread
 from fastapi import APIRouter, FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.responses import HTMLResponse
+from fastapi.routing import iter_route_contexts
 from fastapi.staticfiles import StaticFiles
 
 import storekeeper
@@ -54,6 +55,18 @@ CONTEXT_ROUTERS: dict[Context, APIRouter] = {
     "sync": sync_router,
     "telemetry": telemetry_router,
 }
+
+
+def _fixed_names(app: FastAPI, under: str) -> set[str]:
+    """The last segments of GET routes ``under/<name>`` with no parameter (``export``)."""
+    names = set()
+    for context in iter_route_contexts(app.routes):
+        path, methods = context.path_format or "", context.methods or set()
+        rest = path.removeprefix(under)
+        fixed = rest and "/" not in rest and "{" not in rest
+        if path.startswith(under) and "GET" in methods and fixed:
+            names.add(rest)
+    return names
 
 
 def _ops_router(container: Container) -> APIRouter:
@@ -173,20 +186,21 @@ def create_app(
     app.add_middleware(RequestObservability)
     # `serve --only CONTEXT,...` (STOREKEEPER_ONLY) serves some contexts; the others run in
     # other processes (docs/scaling.md). Live updates and the ops endpoints are served always.
+    product_read = None
     if "catalog" in (container.settings.only or CONTEXT_ROUTERS):
         # The hottest read skips FastAPI's routing: first in the list (see the class).
-        app.router.routes.insert(
-            0,
-            ProductReadRoute(
-                API_PREFIX,
-                db=container.db,
-                views=product_views,
-                max_age_s=container.settings.catalog_http_max_age_s,
-            ),
+        product_read = ProductReadRoute(
+            API_PREFIX,
+            db=container.db,
+            views=product_views,
+            max_age_s=container.settings.catalog_http_max_age_s,
         )
+        app.router.routes.insert(0, product_read)
     for context in container.settings.only or list(CONTEXT_ROUTERS):
         app.include_router(CONTEXT_ROUTERS[context], prefix=API_PREFIX)
     app.include_router(live_router, prefix=API_PREFIX)
+    if product_read is not None:
+        product_read.leave(_fixed_names(app, f"{API_PREFIX}/products/"))
     app.include_router(_ops_router(container))
     _docs(app)
     if not container.settings.only:

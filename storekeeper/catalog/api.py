@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Response, status
@@ -175,9 +176,15 @@ class ProductReadRoute(BaseRoute):
         self._db = db
         self._views = views
         self._max_age_s = max_age_s
+        self._taken: frozenset[str] = frozenset()
+
+    def leave(self, names: Iterable[str]) -> None:
+        """Match no SKU among ``names``: other routes' fixed paths (``/products/export``),
+        which FastAPI's order puts before ``/products/{sku}``."""
+        self._taken = frozenset(names)
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        """FULL for a GET of one product by a SKU of a valid length."""
+        """FULL for a GET of one product by a SKU of a valid length (and no other route's)."""
         if scope["type"] != "http" or scope["method"] != "GET":
             return Match.NONE, {}
         path: str = scope["path"]
@@ -187,7 +194,7 @@ class ProductReadRoute(BaseRoute):
         if not path.startswith(self._start):
             return Match.NONE, {}
         sku = path[len(self._start) :]
-        if not 0 < len(sku) <= _SKU_MAX or "/" in sku:
+        if not 0 < len(sku) <= _SKU_MAX or "/" in sku or sku in self._taken:
             return Match.NONE, {}
         return Match.FULL, {"route": self, "path_params": {"sku": sku}}
 
