@@ -193,6 +193,13 @@ class Settings(BaseSettings):
     live_queue_size: int = Field(default=1000, ge=1)
     live_replay_limit: int = Field(default=10_000, ge=1)
 
+    # Product reads (docs/api.md, "Caching"; docs/scaling.md): views each API process keeps
+    # (0 = no cache), how old the process's last outbox read may be for it to serve from them
+    # (the staleness bound across processes), and the max-age of anonymous reads.
+    catalog_cache_size: int = Field(default=10_000, ge=0)
+    catalog_cache_max_stale_s: float = Field(default=1.0, gt=0)
+    catalog_http_max_age_s: int = Field(default=0, ge=0)
+
     # Observability (docs/observability.md): unset = /metrics open (serve it on an internal
     # address); set = /metrics wants "Authorization: Bearer <token>".
     metrics_token: SecretStr = SecretStr("")

@@ -10,6 +10,7 @@ import anyio.to_thread
 from fastapi import APIRouter, FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.responses import HTMLResponse
+from fastapi.routing import iter_route_contexts
 from fastapi.staticfiles import StaticFiles
 
 import storekeeper
@@ -19,12 +20,15 @@ from storekeeper.api.headers import Cors, SecurityHeaders
 from storekeeper.api.limits import BodySizeLimit
 from storekeeper.api.ratelimit import RateLimit
 from storekeeper.bootstrap import Container, background, bootstrap, sensor_listeners
+from storekeeper.catalog.api import ProductReadRoute
 from storekeeper.catalog.api import router as catalog_router
+from storekeeper.catalog.events import ProductChanged
+from storekeeper.catalog.viewcache import ProductViewCache
 from storekeeper.config import Context, Settings
 from storekeeper.imports.api import router as imports_router
 from storekeeper.inventory.api import router as inventory_router
 from storekeeper.live.api import router as live_router
-from storekeeper.live.hub import Hub
+from storekeeper.live.hub import Hub, Watcher
 from storekeeper.observability import api as observability_api
 from storekeeper.observability.middleware import RequestObservability
 from storekeeper.ordering.api import router as ordering_router
@@ -51,6 +55,18 @@ CONTEXT_ROUTERS: dict[Context, APIRouter] = {
     "sync": sync_router,
     "telemetry": telemetry_router,
 }
+
+
+def _fixed_names(app: FastAPI, under: str) -> set[str]:
+    """The last segments of GET routes ``under/<name>`` with no parameter (``export``)."""
+    names = set()
+    for context in iter_route_contexts(app.routes):
+        path, methods = context.path_format or "", context.methods or set()
+        rest = path.removeprefix(under)
+        fixed = rest and "/" not in rest and "{" not in rest
+        if path.startswith(under) and "GET" in methods and fixed:
+            names.add(rest)
+    return names
 
 
 def _ops_router(container: Container) -> APIRouter:
@@ -106,6 +122,15 @@ def create_app(
     if container.settings.only and "telemetry" not in container.settings.only:
         sensor_transports = False
     live_hub = Hub(container.db, container.settings)
+    # Product views of GET /products/{sku}, dropped as the hub reads their changes in the outbox
+    # (storekeeper.catalog.viewcache: the staleness bound).
+    product_views = ProductViewCache(
+        size=container.settings.catalog_cache_size,
+        max_stale_s=container.settings.catalog_cache_max_stale_s,
+    )
+    live_hub.watch(
+        Watcher((ProductChanged.type,), product_views.on_outbox, product_views.on_outbox_lost)
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -118,6 +143,8 @@ def create_app(
             # Live updates (SSE, WebSocket): stopping it ends the open streams. It hooks the
             # engine's commit event, so it starts before and stops after every thread that
             # commits (SQLAlchemy's listener list must not change while a commit walks it).
+            product_views.listen_to_commits()
+            stack.callback(product_views.stop_listening)
             await live_hub.start()
             stack.push_async_callback(live_hub.stop)
             # The outbox relay, jobs (embedded mode) and sweepers: storekeeper.tasks.background.
@@ -142,7 +169,7 @@ def create_app(
     )
     app.state.container = container
     # What routes ask for by name through storekeeper.api.deps.provided.
-    app.state.dependencies = container.dependencies()
+    app.state.dependencies = {**container.dependencies(), "product_views": product_views}
     app.state.live_hub = live_hub
     errors.install(app)
     app.add_middleware(
@@ -159,9 +186,21 @@ def create_app(
     app.add_middleware(RequestObservability)
     # `serve --only CONTEXT,...` (STOREKEEPER_ONLY) serves some contexts; the others run in
     # other processes (docs/scaling.md). Live updates and the ops endpoints are served always.
+    product_read = None
+    if "catalog" in (container.settings.only or CONTEXT_ROUTERS):
+        # The hottest read skips FastAPI's routing: first in the list (see the class).
+        product_read = ProductReadRoute(
+            API_PREFIX,
+            db=container.db,
+            views=product_views,
+            max_age_s=container.settings.catalog_http_max_age_s,
+        )
+        app.router.routes.insert(0, product_read)
     for context in container.settings.only or list(CONTEXT_ROUTERS):
         app.include_router(CONTEXT_ROUTERS[context], prefix=API_PREFIX)
     app.include_router(live_router, prefix=API_PREFIX)
+    if product_read is not None:
+        product_read.leave(_fixed_names(app, f"{API_PREFIX}/products/"))
     app.include_router(_ops_router(container))
     _docs(app)
     if not container.settings.only:

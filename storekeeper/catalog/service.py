@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from storekeeper.catalog import barcodes
+from storekeeper.catalog import barcodes, viewcache
 from storekeeper.catalog.events import ProductChanged
 from storekeeper.catalog.models import Product, ProductBarcode
 from storekeeper.catalog.schemas import ProductRead
@@ -290,6 +290,7 @@ def update(
     product.updated_at = utcnow()
     session.flush()
     outbox.record(session, ProductChanged(sku=sku, version=product.version, change="updated"))
+    viewcache.note_changed(session, sku)
     return product
 
 
@@ -301,6 +302,7 @@ def archive(session: Session, *, sku: str) -> Product:
         product.version += 1
         session.flush()
         outbox.record(session, ProductChanged(sku=sku, version=product.version, change="archived"))
+        viewcache.note_changed(session, sku)
     return product
 
 

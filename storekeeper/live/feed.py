@@ -7,6 +7,7 @@ with the position to resume after it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Connection
@@ -27,10 +28,13 @@ class Delivery:
     id: str
 
 
-def batch(connection: Connection, since: Snapshot) -> tuple[Snapshot, list[FeedRow]]:
-    """The outbox's snapshot now, and every row committed after ``since`` and by it."""
+def batch(
+    connection: Connection, since: Snapshot, types: Sequence[str] = domain.SOURCE_TYPES
+) -> tuple[Snapshot, list[FeedRow]]:
+    """The outbox's snapshot now, and every row of ``types`` committed after ``since`` and by
+    it (by default those live clients get; the hub adds its watchers' types)."""
     until = outbox.snapshot(connection)
-    return until, _read_range(connection, since, until, None, None) or []
+    return until, _read_range(connection, since, until, None, None, types) or []
 
 
 def replay(
@@ -55,14 +59,13 @@ def _read_range(
     until: Snapshot,
     after: tuple[int, int] | None,
     cap: int | None,
+    types: Sequence[str] = domain.SOURCE_TYPES,
 ) -> list[FeedRow] | None:
-    """Every live-relevant row committed after ``since`` and by ``until``; None if over ``cap``."""
+    """Every row of ``types`` committed after ``since`` and by ``until``; None if over ``cap``."""
     rows: list[FeedRow] = []
     if since == until:
         return rows
-    for row in outbox.read_between(
-        connection, since=since, until=until, after=after, types=domain.SOURCE_TYPES
-    ):
+    for row in outbox.read_between(connection, since=since, until=until, after=after, types=types):
         rows.append(row)
         if cap is not None and len(rows) > cap:
             return None

@@ -14,7 +14,9 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
@@ -87,6 +89,21 @@ class Subscription:
             return None
 
 
+@dataclass(frozen=True, slots=True)
+class Watcher:
+    """Something of this process that follows outbox rows of ``types`` (a cache to invalidate).
+
+    ``on_rows`` gets every such row the hub reads, with the time (``time.monotonic``) the read
+    began: every row committed before then has been handed over. ``on_reset`` is called when
+    the hub's position moved without reading the rows in between (it could not read at start).
+    Both run on the event loop and must not block.
+    """
+
+    types: tuple[str, ...]
+    on_rows: Callable[[list[FeedRow], float], None]
+    on_reset: Callable[[], None]
+
+
 class Hub:
     """Tails the outbox for this process and feeds its live subscriptions."""
 
@@ -104,6 +121,7 @@ class Hub:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
         self._committed = False  # this process committed since the last read
+        self._watchers: list[Watcher] = []
         self._wakeup = (
             RedisWakeup(settings.redis_url, f"{settings.broker_prefix}:live:wake", self.wake)
             if settings.redis_url
@@ -135,6 +153,10 @@ class Hub:
                 await asyncio.wait({self._task}, timeout=5)
         if self._wakeup is not None:
             await self._wakeup.stop()
+
+    def watch(self, watcher: Watcher) -> None:
+        """Hand ``watcher`` the rows of its types from every read of the outbox on."""
+        self._watchers.append(watcher)
 
     def wake(self) -> None:
         """Read the outbox now rather than at the next poll (a hint that something committed)."""
@@ -306,16 +328,24 @@ class Hub:
 
     async def _tick(self) -> None:
         since = self._position
+        began = time.monotonic()
         if since is None:  # the database did not answer at start-up
             await self._read_start()
+            for watcher in self._watchers:
+                watcher.on_reset()
             return
-        if not self._clients:  # nobody to feed: just move on to now
+        watched = tuple(t for watcher in self._watchers for t in watcher.types)
+        feeding = bool(self._clients)
+        types = (*(domain.SOURCE_TYPES if feeding else ()), *watched)
+        if not types:  # nobody to feed: just move on to now
             until, rows = await self._db.read(outbox.snapshot), list[FeedRow]()
-            if self._clients:  # one joined at ``since`` meanwhile: its rows come next tick
-                return
         else:
-            until, rows = await self._db.read(lambda c: feed.batch(c, since))
+            until, rows = await self._db.read(lambda c: feed.batch(c, since, types))
+        if not feeding and self._clients:  # one joined at ``since`` meanwhile: its rows were
+            return  # not read; they come next tick, with the watchers' again
         deliveries = feed.deliveries(rows, since, until, self._db.dialect, self._generation)
+        for watcher in self._watchers:
+            watcher.on_rows([row for row in rows if row.type in watcher.types], began)
         # Offering and moving the position happen with no await in between (see subscribe).
         for delivery in deliveries:
             for sub in list(self._clients):
