@@ -108,7 +108,7 @@ def _round(
     return time.perf_counter() - started, results
 
 
-def _convergence(
+def convergence(
     db: BenchDatabase, server: Server, admin: str, paths: list[Path], skus: list[str]
 ) -> list[str]:
     problems: list[str] = []
@@ -200,7 +200,7 @@ def run(backend: str, opts: Options) -> tuple[dict[str, Any], bool]:
                     made[kind] = made.get(kind, 0) + n
             push_s, pushed = _round(paths, server, tokens, errors)
             final_s, final = _round(paths, server, tokens, errors)
-            problems = _convergence(db, server, admin, paths, skus)
+            problems = convergence(db, server, admin, paths, skus)
         counts = _database_counts(db)
     mutations = REPLICAS * MUTATIONS
     total_pushed = sum(r["pushed"] for r in pushed) + sum(r["pushed"] for r in final)
