@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shutil
 import sys
 import tempfile
 import threading
@@ -383,7 +384,9 @@ def _sample(
 
 def _print_sample(sample: dict[str, Any]) -> None:
     rows = sample["rows"]
-    rss = " ".join(f"{kib / 1024:.0f}" for kib in sample["rss_kib"].values())
+    rss = ", ".join(
+        f"{name.split(':')[0]} {kib / 1024:.0f}" for name, kib in sample["rss_kib"].items()
+    )
     print(
         f"  {sample['minute']:5.1f} min  db {sample['db_bytes'] / 2**20:7.2f} MiB  "
         f"outbox {rows['events_outbox']:6d}  inbox {rows['events_inbox']:6d}  "
@@ -566,8 +569,13 @@ def parse(argv: list[str] | None = None) -> SoakOptions:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the soak; 0 if every check passed, 1 otherwise."""
-    return 0 if run(parse(argv)) else 1
+    """Run the soak; 0 if every check passed, 1 otherwise (the work directory is then kept)."""
+    opts = parse(argv)
+    if run(opts):
+        shutil.rmtree(opts.workdir, ignore_errors=True)
+        return 0
+    print(f"  server log and replica files kept in {opts.workdir}", flush=True)
+    return 1
 
 
 if __name__ == "__main__":
