@@ -29,6 +29,7 @@ import argparse
 import os
 import random
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -410,6 +411,7 @@ def _sample(
         "rest_bytes": db_bytes - sum(table_bytes[t] for t in GROWING),
         "table_bytes": table_bytes,
         "rows": _row_counts(engine),
+        "mail_files": sum(1 for _ in (db.data_dir / "outbox-mail").glob("*.eml")),
         "rss_kib": rss_by_process(server.process.pid),
         "load": done,
     }
@@ -430,6 +432,7 @@ def _print_sample(sample: dict[str, Any]) -> None:
         f"outbox {rows['events_outbox']:6d}  inbox {rows['events_inbox']:6d}  "
         f"jobs {rows['jobs']:5d}  idem {rows['ordering_idempotency']:5d}  "
         f"telem {rows['telemetry_reading']:6d}/{rows['telemetry_minute']:5d}  "
+        f"mail {sample['mail_files']:5d}  "
         f"| orders {rows['ordering_order']:6d}  ledger {rows['inventory_movement']:6d}  "
         f"sync {rows['sync_mutation']:5d}  | RSS MiB {rss}",
         flush=True,
@@ -446,6 +449,7 @@ def _judge(samples: list[dict[str, Any]]) -> tuple[dict[str, Any], list[str]]:
             0.0,
         ),
     }
+    series["mail_files"] = ([s["mail_files"] for s in samples], FLAT_TOLERANCE, ROWS_SLACK)
     for table in PRUNED:
         series[f"rows:{table}"] = ([s["rows"][table] for s in samples], FLAT_TOLERANCE, ROWS_SLACK)
     for name in samples[0]["rss_kib"]:
@@ -614,6 +618,8 @@ def parse(argv: list[str] | None = None) -> SoakOptions:
 def main(argv: list[str] | None = None) -> int:
     """Run the soak; 0 if every check passed, 1 otherwise (the work directory is then kept)."""
     opts = parse(argv)
+    # `kill` stops the load and the server too (the blocks' `finally`), as Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if run(opts):
         shutil.rmtree(opts.workdir, ignore_errors=True)
         return 0
