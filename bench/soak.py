@@ -202,6 +202,22 @@ def _table_bytes(db: BenchDatabase, engine: Engine) -> dict[str, int]:
     return {table: sizes.get(table, 0) for table in (*PRUNED, *GROWING)}
 
 
+def autovacuum_off(db: BenchDatabase, engine: Engine) -> bool:
+    """Whether this PostgreSQL server runs without its autovacuum daemon (a test server tuned
+    for speed): then nothing would reclaim what pruning deletes, whatever Storekeeper does."""
+    if db.backend != "postgresql":
+        return False
+    with engine.connect() as connection:
+        return str(connection.execute(text("SHOW autovacuum")).scalar_one()) == "off"
+
+
+def vacuum_pruned(engine: Engine) -> None:
+    """``VACUUM`` the pruned tables, as the autovacuum daemon would (its naptime is a minute)."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        for table in PRUNED:
+            connection.execute(text(f"VACUUM {table}"))
+
+
 def _row_counts(engine: Engine) -> dict[str, int]:
     with engine.connect() as connection:
         return {
@@ -398,8 +414,16 @@ def _seed(db: BenchDatabase) -> tuple[str, list[str], list[str]]:
 
 
 def _sample(
-    db: BenchDatabase, engine: Engine, server: Server, started: float, tally: Tally
+    db: BenchDatabase,
+    engine: Engine,
+    server: Server,
+    started: float,
+    tally: Tally,
+    *,
+    vacuum: bool,
 ) -> dict[str, Any]:
+    if vacuum:
+        vacuum_pruned(engine)
     with tally.lock:
         done = dict(tally.counts)
     table_bytes = _table_bytes(db, engine)
@@ -486,6 +510,9 @@ def run(opts: SoakOptions) -> bool:
     with infra.fresh_database(opts.backend, "soak", opts.workdir) as db:
         admin, tokens, skus = _seed(db)
         engine = create_engine(db.url)
+        vacuum = autovacuum_off(db, engine)
+        if vacuum:
+            print("  autovacuum is off on this server: the soak vacuums the pruned tables")
         port = infra.free_port()
         with infra.serve(
             infra.storekeeper_command(port, opts.workers),
@@ -526,7 +553,7 @@ def run(opts: SoakOptions) -> bool:
             try:
                 while (now := time.monotonic()) < end:
                     time.sleep(min(opts.sample_s, end - now))
-                    samples.append(_sample(db, engine, server, started, tally))
+                    samples.append(_sample(db, engine, server, started, tally, vacuum=vacuum))
                     _print_sample(samples[-1])
             finally:
                 stop.set()
@@ -579,6 +606,10 @@ def run(opts: SoakOptions) -> bool:
                 "growing_tables": GROWING,
                 "flat_tolerance": FLAT_TOLERANCE,
                 "rss_tolerance": RSS_TOLERANCE,
+                "vacuum": "the soak ran VACUUM on the pruned tables before each sample: "
+                "autovacuum was off on this server"
+                if vacuum
+                else None,
             },
             "environment": environment(),
         },
