@@ -338,6 +338,7 @@ def _replica(
                     continue
                 tally.add("syncs")
                 tally.add("resyncs", int(summary.resynced))
+                tally.add(f"resyncs:replica-{index}", int(summary.resynced))
                 tally.add("sync_conflicts", summary.conflicts)
                 tally.add("sync_rejected", summary.rejected)
                 break
