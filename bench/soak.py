@@ -318,16 +318,7 @@ def _replica(
             final = stop.wait(every_s)
             if not final:
                 for _ in range(rng.randint(3, 10)):
-                    sku = rng.choice(skus)
-                    kind = rng.choices(("receive", "count", "sell"), (3, 1, 6))[0]
-                    if kind == "receive":
-                        replica.receive(sku, rng.randint(1, 5))
-                    elif kind == "sell":
-                        replica.sell(sku, rng.randint(1, 3))
-                    else:
-                        shown = replica.stock(sku)
-                        on_hand = shown.on_hand if shown else 0
-                        replica.count(sku, max(0, on_hand + rng.randint(-2, 2)))
+                    w4.random_mutation(replica, rng, skus)
                     tally.add("replica_mutations")
             for attempt in range(5):
                 try:
