@@ -6,13 +6,14 @@ PIP    := $(BIN)/python -m pip install --disable-pip-version-check -q
 CONSTRAINTS := requirements/constraints.txt
 PYTEST_WORKERS ?= 2
 
-.PHONY: run test lint typecheck typecheck-js bench services cluster cluster-stop clean help proto
+.PHONY: run test lint typecheck typecheck-js bench soak services cluster cluster-stop clean help proto
 
 help:
 	@echo "make run    - install into .venv, migrate, load demo data if empty, serve on :$${STOREKEEPER_PORT:-8000}"
 	@echo "make test   - install test tools, make sure PostgreSQL is up, run ruff, import-linter, mypy and pytest"
 	@echo "make typecheck-js - type-check the browser JavaScript with tsc --checkJs (needs npm)"
 	@echo "make bench  - run the benchmarks in bench/ (results in bench/results/)"
+	@echo "make soak   - ~10 minutes of mixed load with retention in minutes: growth levels off, no leak"
 	@echo "make cluster - 2 API processes + worker behind nginx on PostgreSQL/RabbitMQ/Redis (loopback); make cluster-stop ends it"
 	@echo "make proto  - regenerate storekeeper/grpc/gen/ from proto/ (gRPC code, checked in)"
 
@@ -62,6 +63,11 @@ test: $(VENV)/.installed-dev services lint typecheck typecheck-js
 
 bench: $(VENV)/.installed-dev services
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# Not part of `make test`: about 10 minutes (docs/scaling.md, "Soak"); SOAK_ARGS e.g.
+# "--minutes 10 --backend postgresql".
+soak: $(VENV)/.installed-dev services
+	$(BIN)/python -m bench.soak $(SOAK_ARGS)
 
 proto: $(VENV)/.installed-dev
 	PYTHON=$(BIN)/python bash scripts/gen-proto.sh

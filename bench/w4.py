@@ -53,23 +53,29 @@ def _path(opts: Options, index: int) -> Path:
     return opts.workdir / f"w4-replica-{index:02d}.db"
 
 
+def random_mutation(replica: Replica, rng: random.Random, skus: list[str]) -> str:
+    """One offline mutation of a random SKU in ``skus`` (receive 1-5, count the shown on-hand
+    -2..+2, sell 1-3, weighted 3:1:6); its kind. The soak makes the same ones."""
+    sku = rng.choice(skus)
+    kind = rng.choices(("stock.receive", "stock.count", "stock.sell"), (3, 1, 6))[0]
+    if kind == "stock.receive":
+        replica.receive(sku, rng.randint(1, 5))
+    elif kind == "stock.sell":
+        replica.sell(sku, rng.randint(1, 3))
+    else:
+        shown = replica.stock(sku)
+        on_hand = shown.on_hand if shown else 0
+        replica.count(sku, max(0, on_hand + rng.randint(-2, 2)))
+    return kind
+
+
 def _offline_work(path: Path, index: int, skus: list[str]) -> dict[str, int]:
     """MUTATIONS mutations on the replica file, with no server: receive, count, sell."""
     rng = random.Random(4000 + index)
     made = {"stock.receive": 0, "stock.count": 0, "stock.sell": 0}
     with Replica(path) as replica:
         for _ in range(MUTATIONS):
-            sku = rng.choice(skus)
-            kind = rng.choices(("stock.receive", "stock.count", "stock.sell"), (3, 1, 6))[0]
-            if kind == "stock.receive":
-                replica.receive(sku, rng.randint(1, 5))
-            elif kind == "stock.sell":
-                replica.sell(sku, rng.randint(1, 3))
-            else:
-                shown = replica.stock(sku)
-                on_hand = shown.on_hand if shown else 0
-                replica.count(sku, max(0, on_hand + rng.randint(-2, 2)))
-            made[kind] += 1
+            made[random_mutation(replica, rng, skus)] += 1
     return made
 
 
@@ -108,7 +114,7 @@ def _round(
     return time.perf_counter() - started, results
 
 
-def _convergence(
+def convergence(
     db: BenchDatabase, server: Server, admin: str, paths: list[Path], skus: list[str]
 ) -> list[str]:
     problems: list[str] = []
@@ -200,7 +206,7 @@ def run(backend: str, opts: Options) -> tuple[dict[str, Any], bool]:
                     made[kind] = made.get(kind, 0) + n
             push_s, pushed = _round(paths, server, tokens, errors)
             final_s, final = _round(paths, server, tokens, errors)
-            problems = _convergence(db, server, admin, paths, skus)
+            problems = convergence(db, server, admin, paths, skus)
         counts = _database_counts(db)
     mutations = REPLICAS * MUTATIONS
     total_pushed = sum(r["pushed"] for r in pushed) + sum(r["pushed"] for r in final)

@@ -76,7 +76,7 @@ class _Tally:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def _body(ts: datetime) -> bytes:
+def readings_body(ts: datetime) -> bytes:
     stamp = ts.isoformat()
     return json.dumps(
         {
@@ -102,7 +102,7 @@ def _post_for(server: Server, token: str, clock: _Clock, seconds: float) -> _Tal
     def client() -> None:
         with httpx.Client(base_url=server.url, headers=headers, timeout=60) as http:
             while time.perf_counter() < deadline:
-                response = http.post(f"{_API}/telemetry", content=_body(clock.take()))
+                response = http.post(f"{_API}/telemetry", content=readings_body(clock.take()))
                 with tally.lock:
                     if response.status_code != 200:
                         tally.failed_requests += 1

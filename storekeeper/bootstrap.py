@@ -188,7 +188,7 @@ def bootstrap(
     inventory_handlers.register(registry)
     ordering.register(registry, settings=settings)
     notifications.register(registry)
-    telemetry.register(registry)
+    telemetry.register(registry, settings=settings)
     reporting.register(registry)
     registry.every("retention.prune", settings.prune_every_s, retention.prune_periodically)
     forecast.register(registry, settings=settings)

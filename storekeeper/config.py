@@ -89,9 +89,10 @@ class Settings(BaseSettings):
     grpc_port: int = Field(default=50051, ge=1, le=65535)
     # WatchStock streams one account may hold at once (a clerk's handhelds, a device).
     grpc_max_watches_per_account: int = Field(default=10, ge=1)
-    # Telemetry retention (docs/telemetry.md): raw readings, then per-minute aggregates.
-    telemetry_raw_retention_days: int = Field(default=7, ge=1)
-    telemetry_minute_retention_days: int = Field(default=400, ge=1)
+    # Telemetry retention (docs/telemetry.md): raw readings, then per-minute aggregates. Days
+    # may be fractions, as for the retention below (the soak keeps minutes).
+    telemetry_raw_retention_days: float = Field(default=7.0, gt=0)
+    telemetry_minute_retention_days: float = Field(default=400.0, gt=0)
 
     # Demand forecast and reorder points (docs/forecast.md). The compute URL names a Dask
     # scheduler (tcp://HOST:PORT) that the per-series work fans out to; unset = this process.

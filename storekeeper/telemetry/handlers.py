@@ -15,16 +15,17 @@ from storekeeper.telemetry.store import TelemetryStore
 log = logging.getLogger(__name__)
 
 SWEEP_EVERY_S = 600.0
-"""Retention is counted in days; sweeping every ten minutes keeps each delete small."""
+"""Retention is counted in days; sweeping every ten minutes keeps each delete small. A shorter
+``STOREKEEPER_PRUNE_EVERY_S`` (a soak keeping minutes) makes it sweep as often as the rest."""
 
 
 SILENCE_EVERY_S = 60.0
 """Silence is counted in minutes (at least one): a minute's delay on top is within its error."""
 
 
-def register(registry: Registry) -> None:
+def register(registry: Registry, *, settings: Settings) -> None:
     """Add the retention and silence sweepers to the leader's periodic work."""
-    registry.every("telemetry.sweep_retention", SWEEP_EVERY_S, sweep)
+    registry.every("telemetry.sweep_retention", min(SWEEP_EVERY_S, settings.prune_every_s), sweep)
     registry.every("telemetry.silent_sensors", SILENCE_EVERY_S, sweep_silent)
 
 
