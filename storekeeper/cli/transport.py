@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from dataclasses import dataclass
+from typing import Any
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -49,17 +50,24 @@ def _refusal(status: int, reason: bytes) -> bytes:
     )
 
 
-class GuardedH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol, bounded in head size, head time and connections per worker."""
+class _HeadGuard(asyncio.Protocol):
+    """What both guarded protocols share: the connection cap, the head timer, the refusal.
 
+    Mixed in before uvicorn's protocol class, whose ``connections``, ``loop`` and ``transport``
+    it uses; each subclass counts head bytes and says when a head is complete its own way.
+    """
+
+    connections: set[Any]
+    loop: asyncio.AbstractEventLoop
+    transport: asyncio.Transport
     _head_timer: asyncio.TimerHandle | None = None
     _head_bytes = 0
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Refuse a connection over the cap at once; otherwise start the head timer."""
         super().connection_made(transport)
         if len(self.connections) > limits().max_connections:
-            transport.abort()  # unread: no 503 written to a peer that may never read it
+            self.transport.abort()  # unread: no 503 written to a peer that may never read it
             return
         self._arm_head_timer()
 
@@ -67,6 +75,27 @@ class GuardedH11Protocol(H11Protocol):
         """Stop the head timer with the connection."""
         self._disarm_head_timer()
         super().connection_lost(exc)
+
+    def _arm_head_timer(self) -> None:
+        self._disarm_head_timer()
+        self._head_timer = self.loop.call_later(limits().header_timeout_s, self._head_timed_out)
+
+    def _disarm_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        raise NotImplementedError
+
+    def _refuse(self, status: int, reason: bytes) -> None:
+        self._disarm_head_timer()
+        self.transport.write(_refusal(status, reason))
+        self.transport.close()
+
+
+class GuardedH11Protocol(_HeadGuard, H11Protocol):
+    """uvicorn's h11 protocol, bounded in head size, head time and connections per worker."""
 
     def data_received(self, data: bytes) -> None:
         """Count the head's bytes; once a whole head arrived, the head timer stops."""
@@ -87,15 +116,6 @@ class GuardedH11Protocol(H11Protocol):
             self._head_bytes = 0
             self._arm_head_timer()
 
-    def _arm_head_timer(self) -> None:
-        self._disarm_head_timer()
-        self._head_timer = self.loop.call_later(limits().header_timeout_s, self._head_timed_out)
-
-    def _disarm_head_timer(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
-
     def _head_timed_out(self) -> None:
         self._head_timer = None
         if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
@@ -103,13 +123,8 @@ class GuardedH11Protocol(H11Protocol):
             # first; this one fires for a head that started but never finished.
             self._refuse(408, b"Request Timeout")
 
-    def _refuse(self, status: int, reason: bytes) -> None:
-        self._disarm_head_timer()
-        self.transport.write(_refusal(status, reason))
-        self.transport.close()
 
-
-class GuardedHttpToolsProtocol(HttpToolsProtocol):
+class GuardedHttpToolsProtocol(_HeadGuard, HttpToolsProtocol):
     """uvicorn's httptools protocol with the same bounds as ``GuardedH11Protocol``.
 
     What ``storekeeper serve`` runs: httptools parses in C, and h11's pure-Python parsing was
@@ -119,22 +134,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     cap with 431 before the next read, and times the head out with 408, as for h11.
     """
 
-    _head_timer: asyncio.TimerHandle | None = None
-    _head_bytes = 0
     _awaiting_head = True  # the next bytes are (part of) a request head
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        """Refuse a connection over the cap at once; otherwise start the head timer."""
-        super().connection_made(transport)
-        if len(self.connections) > limits().max_connections:
-            transport.abort()  # unread: no 503 written to a peer that may never read it
-            return
-        self._arm_head_timer()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        """Stop the head timer with the connection."""
-        self._disarm_head_timer()
-        super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         """Count the head's bytes; past the cap, refuse before reading more."""
@@ -164,15 +164,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._head_bytes = 0
             self._arm_head_timer()
 
-    def _arm_head_timer(self) -> None:
-        self._disarm_head_timer()
-        self._head_timer = self.loop.call_later(limits().header_timeout_s, self._head_timed_out)
-
-    def _disarm_head_timer(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
-
     def _head_timed_out(self) -> None:
         self._head_timer = None
         answering = self.cycle is not None and not self.cycle.response_complete
@@ -180,8 +171,3 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             # An idle keep-alive connection is closed by uvicorn's shorter keep-alive timer
             # first; this one fires for a head that started but never finished.
             self._refuse(408, b"Request Timeout")
-
-    def _refuse(self, status: int, reason: bytes) -> None:
-        self._disarm_head_timer()
-        self.transport.write(_refusal(status, reason))
-        self.transport.close()
