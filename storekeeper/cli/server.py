@@ -157,8 +157,6 @@ def serve(
         # Transport limits (docs/security.md): httptools with a guard (it has no head cap of its
         # own); parsing in C, not h11's Python, is about half a cached product read (bench W1).
         http=GuardedHttpToolsProtocol,
-        # A backstop above the guard's own 431: at most one read beyond the cap is buffered.
-        h11_max_incomplete_event_size=settings.http_max_header_bytes + 256 * 1024,
         backlog=settings.http_backlog,
         timeout_keep_alive=settings.http_keep_alive_s,
         # X-Forwarded-For is believed from the listed proxies only (none when serving directly).

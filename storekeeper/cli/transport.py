@@ -1,6 +1,6 @@
 """What one HTTP peer may cost ``storekeeper serve``: header size, header time, connections.
 
-uvicorn's httptools protocol (what ``serve`` runs) or its h11 protocol, with a guard: a request
+uvicorn's httptools protocol (what ``serve`` runs) with a guard: a request
 head larger than ``http_max_header_bytes`` is answered 431 and the connection closed (httptools
 has no such cap of its own); a head not complete within ``http_header_timeout_s`` of the
 connection opening (or of the previous response) is answered 408 and closed, so a slowloris
@@ -14,10 +14,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from dataclasses import dataclass
-from typing import Any
 
-import h11
-from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 
@@ -50,24 +47,25 @@ def _refusal(status: int, reason: bytes) -> bytes:
     )
 
 
-class _HeadGuard(asyncio.Protocol):
-    """What both guarded protocols share: the connection cap, the head timer, the refusal.
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, bounded in head size, head time and connections per worker.
 
-    Mixed in before uvicorn's protocol class, whose ``connections``, ``loop`` and ``transport``
-    it uses; each subclass counts head bytes and says when a head is complete its own way.
+    What ``storekeeper serve`` runs: httptools parses in C, and h11's pure-Python parsing was
+    about half of a cached product read's CPU (bench W1: 0.20 of the bare Starlette ceiling
+    with h11, ~0.8 with httptools, whose ceiling runs on httptools too). httptools itself has no
+    cap on a head's size, so the guard counts a head's bytes as they arrive, refuses past the
+    cap with 431 before the next read, and times the head out with 408.
     """
 
-    connections: set[Any]
-    loop: asyncio.AbstractEventLoop
-    transport: asyncio.Transport
+    _awaiting_head = True  # the next bytes are (part of) a request head
     _head_timer: asyncio.TimerHandle | None = None
     _head_bytes = 0
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """Refuse a connection over the cap at once; otherwise start the head timer."""
         super().connection_made(transport)
         if len(self.connections) > limits().max_connections:
-            self.transport.abort()  # unread: no 503 written to a peer that may never read it
+            transport.abort()  # unread: no 503 written to a peer that may never read it
             return
         self._arm_head_timer()
 
@@ -85,56 +83,10 @@ class _HeadGuard(asyncio.Protocol):
             self._head_timer.cancel()
             self._head_timer = None
 
-    def _head_timed_out(self) -> None:
-        raise NotImplementedError
-
     def _refuse(self, status: int, reason: bytes) -> None:
         self._disarm_head_timer()
         self.transport.write(_refusal(status, reason))
         self.transport.close()
-
-
-class GuardedH11Protocol(_HeadGuard, H11Protocol):
-    """uvicorn's h11 protocol, bounded in head size, head time and connections per worker."""
-
-    def data_received(self, data: bytes) -> None:
-        """Count the head's bytes; once a whole head arrived, the head timer stops."""
-        waiting_for_head = self.conn.their_state is h11.IDLE
-        if waiting_for_head:
-            self._head_bytes += len(data)
-        super().data_received(data)
-        if self.transport.is_closing() or self.conn.their_state is not h11.IDLE:
-            self._disarm_head_timer()
-            self._head_bytes = 0
-        elif self._head_bytes > limits().max_header_bytes:
-            self._refuse(431, b"Request Header Fields Too Large")
-
-    def on_response_complete(self) -> None:
-        """The next request's head gets its own time, from now."""
-        super().on_response_complete()
-        if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
-            self._head_bytes = 0
-            self._arm_head_timer()
-
-    def _head_timed_out(self) -> None:
-        self._head_timer = None
-        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
-            # An idle keep-alive connection is closed by uvicorn's shorter keep-alive timer
-            # first; this one fires for a head that started but never finished.
-            self._refuse(408, b"Request Timeout")
-
-
-class GuardedHttpToolsProtocol(_HeadGuard, HttpToolsProtocol):
-    """uvicorn's httptools protocol with the same bounds as ``GuardedH11Protocol``.
-
-    What ``storekeeper serve`` runs: httptools parses in C, and h11's pure-Python parsing was
-    about half of a cached product read's CPU (bench W1: 0.20 of the bare Starlette ceiling
-    with h11, ~0.8 with httptools, whose ceiling runs on httptools too). httptools itself has no
-    cap on a head's size, so the guard counts a head's bytes as they arrive, refuses past the
-    cap with 431 before the next read, and times the head out with 408, as for h11.
-    """
-
-    _awaiting_head = True  # the next bytes are (part of) a request head
 
     def data_received(self, data: bytes) -> None:
         """Count the head's bytes; past the cap, refuse before reading more."""
