@@ -77,6 +77,7 @@ _EPILOG = """benchmarks (--only; see bench/README.md):
            mutations/s and converged yes/no (no ceiling)
   W5       telemetry over HTTP: 200 sensors, batches of 200 readings, 4 clients;
            readings/s stored; ceiling: the same rows by one executemany transaction
+           (goal ratio >= 0.2)
   W5-mqtt  telemetry over MQTT: 200 sensors, one reading per QoS 1 message, through the
            system Mosquitto into storekeeper serve's subscriber; readings/s stored;
            ceiling: W5's

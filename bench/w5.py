@@ -42,6 +42,8 @@ SENSORS = 200
 BATCH = 200
 CLIENTS = 4
 CEILING_ROWS = 50_000
+GOAL = 0.2
+"""Issue 18's goal for the HTTP part: stored readings/s >= 0.2 of the ceiling's rows/s."""
 WAREHOUSE = "BER"
 _API = "/api/v1"
 _INSERT = "INSERT INTO telemetry_reading (sensor_id, ts, doc, received_at) VALUES ({})"
@@ -195,6 +197,7 @@ def finish(
     problems: list[str],
     setup: dict[str, Any],
     busy: float | None,
+    goal: float | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """Print a W5 part's summary; its results document and whether it was clean.
 
@@ -215,7 +218,10 @@ def finish(
     label, detail = app
     report.line(label, f"{app_rate:9.0f} readings/s  ({detail})")
     report.line("ceiling (executemany)", f"{ceiling_rate:9.0f} rows/s  ({CEILING_ROWS} per txn)")
-    report.line("ratio app / ceiling", f"{value:.3f}")
+    report.line(
+        "ratio app / ceiling",
+        f"{value:.3f}" if goal is None else f"{value:.3f} ({report.verdict(value, goal)})",
+    )
     report.line(clean_label, "yes" if not problems else "NO")
     for problem in problems:
         print(f"  NOT CLEAN: {problem}", flush=True)
@@ -227,6 +233,8 @@ def finish(
         "ceiling": {"rows_per_s": round(ceiling_rate, 1)},
         "ratio": round(value, 4),
         "ratio_meaning": "app readings/s / ceiling rows/s (higher is better)",
+        "goal": goal,
+        "goal_met": None if goal is None else value >= goal,
         "runs": {"app": app_runs, "ceiling": ceiling_runs},
         "clean": not problems,
         "problems": problems,
@@ -318,4 +326,5 @@ def run(backend: str, opts: Options) -> tuple[dict[str, Any], bool]:
             "driver, in turns with the app (A B B A)",
         },
         busy=busy,
+        goal=GOAL,
     )
