@@ -5,6 +5,8 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip install --disable-pip-version-check -q
 CONSTRAINTS := requirements/constraints.txt
 PYTEST_WORKERS ?= 2
+# The slowest tests are listed at the end of every run (and CI log): where the suite's time goes.
+PYTEST_ARGS ?= --durations=30
 
 .PHONY: run test lint typecheck typecheck-js bench soak services cluster cluster-stop clean help proto
 
