@@ -63,6 +63,25 @@ class RetentionMark(Base):
     log: Mapped[str] = mapped_column(String(32), primary_key=True)
     pruned_below: Mapped[int] = mapped_column(BigInteger)
     pruned_at: Mapped[datetime] = mapped_column(default=utcnow)
+    xids_from: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    """``PrunedXid`` holds the writer of every row deleted by a pruning transaction whose own id
+    is at least this (older records are forgotten after a retention window)."""
+
+
+class PrunedXid(Base):
+    """PostgreSQL: a transaction that wrote outbox rows pruning has deleted (``retention``).
+
+    A position whose snapshot had this transaction in progress has lost a row; one that had
+    only other transactions in progress has not, however far the horizon went past them.
+    """
+
+    __tablename__ = "events_pruned_xid"
+    __table_args__ = (Index("ix_events_pruned_xid_pruned_at", "pruned_at"),)
+
+    xid: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    pruned_by: Mapped[int] = mapped_column(BigInteger)
+    """The id of the first pruning transaction that deleted one of its rows."""
+    pruned_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class DeliveryFailure(Base):

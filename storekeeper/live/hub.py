@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 import time
@@ -190,10 +191,6 @@ class Hub:
             start, reset = None, "the server was restored from a backup"
         if start is not None and not await self._reached(start.until):
             start, reset = None, "position ahead of the server"
-        if start is not None and not start.since.saw_all_below(
-            await self._db.read(retention.horizon)
-        ):
-            start, reset = None, "position older than the retention horizon"
         upto = self._position
         if self._stopping or upto is None:
             raise Unavailable("the server is shutting down")
@@ -208,12 +205,19 @@ class Hub:
         try:
             backlog: list[Delivery] | None = []
             if start is not None:
-                cap = self._settings.live_replay_limit
-                generation = self._generation
-                backlog = await self._db.read(
-                    lambda c: feed.replay(c, start, upto, cap, generation)
+                backlog, pruned = await self._db.read(
+                    functools.partial(
+                        _replay,
+                        start=start,
+                        upto=upto,
+                        cap=self._settings.live_replay_limit,
+                        generation=self._generation,
+                    )
                 )
-                reset = None if backlog is not None else "too far behind"
+                if pruned:
+                    reset = "position older than the retention horizon"
+                elif backlog is None:
+                    reset = "too far behind"
             if backlog is None or reset is not None:
                 event = LiveEvent(domain.RESET, 0, {"reason": reset})
                 here = positions.encode(
@@ -358,6 +362,15 @@ class Hub:
         self._stopping = True
         for sub in list(self._clients):
             sub.close("shutdown")
+
+
+def _replay(
+    connection: Connection, *, start: Position, upto: Snapshot, cap: int, generation: str
+) -> tuple[list[Delivery] | None, bool]:
+    """What a client resuming at ``start`` missed, and whether pruning may have taken some of
+    it: asked after the read, so that a pass pruning meanwhile cannot leave a silent hole."""
+    backlog = feed.replay(connection, start, upto, cap, generation)
+    return backlog, retention.pruned_past(connection, start.since)
 
 
 def _server_exiting() -> bool:

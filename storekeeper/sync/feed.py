@@ -68,8 +68,12 @@ def pull(db: Database, *, principal: Principal, scope: str, since: str | None, l
             position = cursors.decode(since, scope=scope, db=db.dialect)
             _ensure_same_history(position, generation)
             _ensure_not_ahead(position, now)
-            _ensure_not_pruned(position, retention.horizon(connection))
+        held = position
         changes, position, has_more = _page(connection, position, warehouse, now, limit)
+        if since is not None:
+            # After the read, not before: a pass pruning in between would otherwise take rows
+            # from under a cursor that was just cleared (each statement here is its own read).
+            _ensure_not_pruned(connection, held)
     body = {"changes": changes, "cursor": cursors.encode(position), "has_more": has_more}
     metrics.SYNC_PULLS.inc()
     try:
@@ -97,11 +101,11 @@ def _ensure_not_ahead(position: Cursor, now: outbox.Snapshot) -> None:
             )
 
 
-def _ensure_not_pruned(position: Cursor, horizon: int) -> None:
-    # Rows below the horizon may be gone: a cursor whose snapshot had not seen them all could
-    # miss some. (Not ``xmin < horizon``: on PostgreSQL xmin trails behind any long transaction
-    # of the whole server, and up-to-date replicas would be sent back to the start.)
-    if not cursors.unsnap(position.since).saw_all_below(horizon):
+def _ensure_not_pruned(connection: Connection, position: Cursor) -> None:
+    # Pruning may have taken a row committed after the cursor's ``since`` (not ``xmin <
+    # horizon``, nor any open transaction below it: on PostgreSQL those are the whole server's,
+    # and up-to-date replicas would be sent back to the start; see ``retention.pruned_past``).
+    if retention.pruned_past(connection, cursors.unsnap(position.since)):
         raise ResyncRequired(
             "this cursor is older than the server keeps changes for (offline longer than "
             "STOREKEEPER_SYNC_RETENTION_DAYS): pull again without since"

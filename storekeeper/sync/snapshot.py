@@ -143,7 +143,7 @@ def _still_good(db: Database, cache: SnapshotCache, cached: Snapshot, warehouse:
             return False
         if cached.position.xmax > now.xmax:  # the database went back (restored over us)
             return False
-        if not cached.position.saw_all_below(retention.horizon(connection)):
+        if retention.pruned_past(connection, cached.position):
             return False
         if time.monotonic() - cached.built_at <= cache.reuse_s:
             return True
