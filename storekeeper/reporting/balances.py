@@ -16,17 +16,30 @@ from datetime import UTC, date, datetime, time, timedelta
 from operator import itemgetter
 from typing import Any, cast
 
-from sqlalchemy import Select, Subquery, Table, delete, func, insert, literal, select, union_all
+from sqlalchemy import (
+    Date,
+    Insert,
+    Select,
+    Subquery,
+    Table,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    union_all,
+)
 from sqlalchemy.orm import Session
 
 from storekeeper.db import utcnow
 from storekeeper.reporting.domain import Book, MoveRow, Position, Series
-from storekeeper.reporting.models import LedgerRow, LevelRow, Period, SnapshotRow
+from storekeeper.reporting.models import LedgerRow, LevelRow, Period, SalesMonthRow, SnapshotRow
 
 _ledger = cast(Table, LedgerRow.__table__)
 _level = cast(Table, LevelRow.__table__)
 _period = cast(Table, Period.__table__)
 _snapshot = cast(Table, SnapshotRow.__table__)
+_sales_month = cast(Table, SalesMonthRow.__table__)
 
 CLOSE_AFTER = timedelta(hours=1)
 """How long after a month ends it is closed: events still in the outbox by then reopen it."""
@@ -40,6 +53,28 @@ def midnight(day: date) -> datetime:
 def next_month(day: date) -> date:
     """The first day of the month after ``day``'s."""
     return date(day.year + day.month // 12, day.month % 12 + 1, 1)
+
+
+def month_start(ends_on: date) -> date:
+    """The first day of the period (month) that ends before ``ends_on``."""
+    return (ends_on - timedelta(days=1)).replace(day=1)
+
+
+def closed_months_within(
+    session: Session, *, start: datetime, end: datetime
+) -> tuple[datetime, datetime] | None:
+    """The whole closed months inside ``start``..``end`` as one span (its first month's start,
+    its last month's end), if there is one. Closed periods run without a gap from the first
+    movement's month, so every month of the span is closed (or before any movement)."""
+    last = session.execute(select(func.max(_period.c.ends_on))).scalar_one()
+    if last is None:
+        return None
+    day = start.astimezone(UTC).date()
+    first = day if start == midnight(day) and day.day == 1 else next_month(day)
+    after = min(last, end.astimezone(UTC).date().replace(day=1))
+    if first >= after:
+        return None
+    return midnight(first), midnight(after)
 
 
 @contextmanager
@@ -179,6 +214,7 @@ def _values_as_of(
 def reopen_from(session: Session, *, moved_at: datetime) -> None:
     """Drop the closed periods a movement at ``moved_at`` falls in or before."""
     day = moved_at.astimezone(UTC).date()
+    session.execute(delete(_sales_month).where(_sales_month.c.ends_on > day))
     session.execute(delete(_snapshot).where(_snapshot.c.ends_on > day))
     session.execute(delete(_period).where(_period.c.ends_on > day))
 
@@ -186,7 +222,8 @@ def reopen_from(session: Session, *, moved_at: datetime) -> None:
 def close_periods(session: Session, *, now: datetime | None = None) -> int:
     """Close every month that ended (``CLOSE_AFTER`` ago) and is not closed yet; returns how many.
 
-    Each closing replays only the month's movements onto the previous month's snapshot.
+    Each closing replays only the month's movements onto the previous month's snapshot, and
+    sums the month's sales per series and currency (one ``INSERT … SELECT … GROUP BY``).
     """
     now = now or utcnow()
     last = session.execute(select(func.max(_period.c.ends_on))).scalar_one()
@@ -214,6 +251,30 @@ def close_periods(session: Session, *, now: datetime | None = None) -> int:
         ]
         if rows:
             session.execute(insert(_snapshot), rows)
+        session.execute(_close_sales(ends_on))
         closed += 1
         ends_on = next_month(ends_on)
     return closed
+
+
+def _close_sales(ends_on: date) -> Insert:
+    """The period's sales summed per series and currency into ``reporting_sales_month``."""
+    currency = func.coalesce(_ledger.c.currency, "")
+    sums = (
+        select(
+            _ledger.c.sku,
+            _ledger.c.warehouse,
+            currency,
+            literal(ends_on, Date),
+            func.sum(-_ledger.c.delta),
+            func.coalesce(func.sum(_ledger.c.sale_value_cents), 0),
+        )
+        .where(
+            _ledger.c.reason == "sale",
+            _ledger.c.moved_at >= midnight(month_start(ends_on)),
+            _ledger.c.moved_at < midnight(ends_on),
+        )
+        .group_by(_ledger.c.sku, _ledger.c.warehouse, currency)
+    )
+    columns = ["sku", "warehouse", "currency", "ends_on", "units", "value_cents"]
+    return insert(_sales_month).from_select(columns, sums)
