@@ -205,8 +205,7 @@ def _values_as_of(
         }
     since = midnight(ends_on) if ends_on is not None else None
     moves = _moves(session, since=since, until=until, sku=sku)
-    touched = {(move[0], move[1]) for move in moves}
-    book = Book({s: Position(*values[s]) for s in touched if s in values}).apply_rows(moves)
+    book = Book(opening=values).apply_rows(moves)
     values.update((s, (p.on_hand, p.value_cents)) for s, p in book.positions.items())
     return values
 
