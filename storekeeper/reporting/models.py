@@ -97,10 +97,14 @@ class SalesMonthRow(Base):
     The sales report and ABC sum these for the whole months of a period instead of every sale
     row (a year is 12 rows per series, not one per sale). The key leads with the series, so
     that summing a period per series walks it in order with no sort (SQLite has no hash
-    aggregate)."""
+    aggregate). On SQLite the table is that key (``WITHOUT ROWID``): walking it in series order
+    reads each row once, with no look-up of the row behind an index entry."""
 
     __tablename__ = "reporting_sales_month"
-    __table_args__ = (Index("ix_reporting_sales_month_ends_on", "ends_on"),)
+    __table_args__ = (
+        Index("ix_reporting_sales_month_ends_on", "ends_on"),
+        {"sqlite_with_rowid": False},
+    )
 
     sku: Mapped[str] = mapped_column(String(64), primary_key=True)
     warehouse: Mapped[str] = mapped_column(String(32), primary_key=True)

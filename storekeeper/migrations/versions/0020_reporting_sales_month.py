@@ -62,6 +62,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint(
             "sku", "warehouse", "currency", "ends_on", name=op.f("pk_reporting_sales_month")
         ),
+        sqlite_with_rowid=False,
     )
     with op.batch_alter_table("reporting_sales_month", schema=None) as batch_op:
         batch_op.create_index("ix_reporting_sales_month_ends_on", ["ends_on"], unique=False)
