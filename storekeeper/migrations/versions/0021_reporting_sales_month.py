@@ -2,8 +2,8 @@
 (``reporting_sales_month``), so that the sales report and ABC over a long period sum a dozen rows
 per series instead of every sale (bench W9). Filled for the periods already closed.
 
-Revision ID: 0020
-Revises: 0019
+Revision ID: 0021
+Revises: 0020
 Create Date: 2026-12-04 21:40:00.000000
 """
 
@@ -14,8 +14,8 @@ from datetime import UTC, date, datetime, time, timedelta
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0020"
-down_revision = "0019"
+revision = "0021"
+down_revision = "0020"
 branch_labels = None
 depends_on = None
 
