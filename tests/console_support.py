@@ -420,6 +420,7 @@ BACKGROUND_TABLES = frozenset(
         "reporting_level",
         "reporting_period",
         "reporting_snapshot",
+        "reporting_sales_month",
     }
 )
 """Tables the app's background threads change on their own (job runs, leases, the in-process

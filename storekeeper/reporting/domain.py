@@ -17,7 +17,7 @@ Integer cents throughout: the same ledger always values the same, on every datab
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 Series = tuple[str, str]
@@ -63,8 +63,16 @@ def average_cents(on_hand: int, value_cents: int) -> int:
 class Book:
     """Positions of many series, replaying movements in ledger order."""
 
-    def __init__(self, positions: dict[Series, Position] | None = None) -> None:
+    def __init__(
+        self,
+        positions: dict[Series, Position] | None = None,
+        *,
+        opening: Mapping[Series, tuple[int, int]] | None = None,
+    ) -> None:
         self.positions: dict[Series, Position] = positions or {}
+        # (units, value) a series starts from when a movement first touches it and it has no
+        # position yet: a snapshot's rows, of which a replay touches only some.
+        self._opening: Mapping[Series, tuple[int, int]] = opening or {}
         # Value taken by each transfer out, waiting for its transfer in: (ref, SKU) → cents.
         self._in_transit: dict[tuple[str | None, str], int] = {}
 
@@ -80,7 +88,8 @@ class Book:
         sku, warehouse, delta, reason, ref, unit_cost_cents, _ = row
         position = self.positions.get((sku, warehouse))
         if position is None:
-            position = self.positions[(sku, warehouse)] = Position()
+            units, value = self._opening.get((sku, warehouse), (0, 0))
+            position = self.positions[(sku, warehouse)] = Position(units, value)
         if delta < 0:
             if position.on_hand <= -delta:
                 taken = position.value_cents

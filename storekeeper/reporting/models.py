@@ -3,7 +3,9 @@
 Nothing here is another context's table: ``reporting_movement`` copies each ``stock.changed``
 event of a ledger movement (with the sale's value, priced when it was read), ``reporting_level``
 the latest levels, and ``reporting_snapshot`` closes each period (a calendar month) so that "as
-of a date" reads one snapshot plus the movements after it instead of the whole ledger.
+of a date" reads one snapshot plus the movements after it instead of the whole ledger;
+``reporting_sales_month`` closes the period's sales alongside, so that the sales of a long period
+are its whole months' sums plus the sale rows of its ends.
 """
 
 from __future__ import annotations
@@ -86,4 +88,30 @@ class SnapshotRow(Base):
     sku: Mapped[str] = mapped_column(String(64), primary_key=True)
     warehouse: Mapped[str] = mapped_column(String(32), primary_key=True)
     on_hand: Mapped[int] = mapped_column(BigInteger)
+    value_cents: Mapped[int] = mapped_column(BigInteger)
+
+
+class SalesMonthRow(Base):
+    """Units and value sold of one series in one currency over a closed period (a month).
+
+    The sales report and ABC sum these for the whole months of a period instead of every sale
+    row (a year is 12 rows per series, not one per sale). The key leads with the series, so
+    that summing a period per series walks it in order with no sort (SQLite has no hash
+    aggregate). On SQLite the table is that key (``WITHOUT ROWID``): walking it in series order
+    reads each row once, with no look-up of the row behind an index entry."""
+
+    __tablename__ = "reporting_sales_month"
+    __table_args__ = (
+        Index("ix_reporting_sales_month_ends_on", "ends_on"),
+        {"sqlite_with_rowid": False},
+    )
+
+    sku: Mapped[str] = mapped_column(String(64), primary_key=True)
+    warehouse: Mapped[str] = mapped_column(String(32), primary_key=True)
+    # '' for sales that had no price (their value is 0 and counts in no currency).
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    ends_on: Mapped[date] = mapped_column(
+        Date, ForeignKey("reporting_period.ends_on"), primary_key=True
+    )
+    units: Mapped[int] = mapped_column(BigInteger)
     value_cents: Mapped[int] = mapped_column(BigInteger)

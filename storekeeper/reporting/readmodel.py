@@ -26,12 +26,13 @@ from storekeeper.inventory import levels as inventory_levels
 from storekeeper.inventory import warehouses as inventory_warehouses
 from storekeeper.ordering import service as ordering_service
 from storekeeper.reporting import balances
-from storekeeper.reporting.models import LedgerRow, LevelRow, Period, SnapshotRow
+from storekeeper.reporting.models import LedgerRow, LevelRow, Period, SalesMonthRow, SnapshotRow
 
 _ledger = cast(Table, LedgerRow.__table__)
 _level = cast(Table, LevelRow.__table__)
 _period = cast(Table, Period.__table__)
 _snapshot = cast(Table, SnapshotRow.__table__)
+_sales_month = cast(Table, SalesMonthRow.__table__)
 
 REBUILD_PAGE = 5000
 
@@ -130,7 +131,7 @@ def rebuild(db: Database, *, progress: Callable[[int], None] | None = None) -> i
     meanwhile are copied once (the movement id is the key).
     """
     with db.transaction() as session:
-        for table in (_snapshot, _period):
+        for table in (_sales_month, _snapshot, _period):
             session.execute(delete(table))
         had = session.execute(select(func.count()).select_from(_ledger)).scalar_one()
     after = 0

@@ -88,9 +88,10 @@ def stock_history(
 
 def valuation(session: Session, *, at: date) -> list[ValuationRow]:
     """Every series' units and value at the end of ``at`` by moving average cost."""
-    values = balances.values_as_of(session, until=midnight(at + timedelta(days=1)))
-    return [
-        ValuationRow(sku, wh, units, average_cents(units, value), value)
-        for (sku, wh), (units, value) in sorted(values.items())
-        if units or value
-    ]
+    with balances.no_cyclic_gc():
+        values = balances.values_as_of(session, until=midnight(at + timedelta(days=1)))
+        return [
+            ValuationRow(sku, wh, units, average_cents(units, value), value)
+            for (sku, wh), (units, value) in sorted(values.items())
+            if units or value
+        ]
