@@ -12,13 +12,13 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from storekeeper.catalog.events import ProductChanged
 from storekeeper.catalog.models import Product, ProductBarcode
 from storekeeper.catalog.service import LWW_FIELDS, DuplicateSku, _ensure_free, _now_ms
-from storekeeper.db import utcnow
+from storekeeper.db import insert_many, utcnow
 from storekeeper.events import outbox
 from storekeeper.sync import hlc
 
@@ -131,7 +131,7 @@ def create_many(
         for p in products
     ]
     connection = session.connection()
-    connection.execute(insert(_product), rows)
+    insert_many(connection, _product, rows)
     if codes:
-        connection.execute(insert(_barcode), [{"code": c, "sku": s} for c, s in codes])
+        insert_many(connection, _barcode, [{"code": c, "sku": s} for c, s in codes])
     outbox.record(session, *(ProductChanged(sku=sku, version=1, change="created") for sku in skus))

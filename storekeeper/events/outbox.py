@@ -4,6 +4,8 @@ commit order (``read_feed``), for consumers that keep a position in it, such as 
 from __future__ import annotations
 
 import dataclasses
+import os
+import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar, Protocol, TypeVar, cast
@@ -14,7 +16,7 @@ from sqlalchemy import text as sql_text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from storekeeper.db import as_aware, utcnow
+from storekeeper.db import as_aware, insert_many, utcnow
 from storekeeper.events.models import OutboxEvent
 from storekeeper.events.rows import FeedRow
 
@@ -58,21 +60,40 @@ def record(session: Session, *events: Event) -> None:
     if not events:
         return
     connection = session.connection()
-    statement = _INSERT_WITH_XID if connection.dialect.name == "postgresql" else _INSERT
-    connection.execute(
-        statement,
-        [
-            {
-                "event_id": uuid.uuid4(),
-                "type": event.type,
-                "aggregate_type": event.aggregate_type,
-                "aggregate_id": event.aggregate_id,
-                "payload": _payload(event),
-                "occurred_at": utcnow(),
-            }
-            for event in events
-        ],
-    )
+    now = utcnow()
+    rows = [
+        {
+            "event_id": event_id,
+            "type": event.type,
+            "aggregate_type": event.aggregate_type,
+            "aggregate_id": event.aggregate_id,
+            "payload": _payload(event),
+            "occurred_at": now,
+        }
+        for event, event_id in zip(events, event_ids(len(events)), strict=True)
+    ]
+    if connection.dialect.name == "postgresql":
+        connection.execute(_INSERT_WITH_XID, rows)
+    else:
+        insert_many(connection, _outbox, rows)
+
+
+def event_ids(count: int) -> list[uuid.UUID]:
+    """Ids for ``count`` new events: version 7 UUIDs (RFC 9562), the time in milliseconds
+    first, then 74 random bits.
+
+    Unique like random (version 4) ones, but ids written together sort together: the unique
+    index on ``event_id`` then grows at its end instead of at a random leaf per event, which
+    keeps a bulk writer's pages few (bench W8: an import's batches on SQLite wrote ever more
+    pages as the outbox outgrew the page cache).
+    """
+    stamp = (time.time_ns() // 1_000_000) << 80 | 0x7 << 76 | 0b10 << 62
+    noise = os.urandom(10 * count)
+    ids = []
+    for start in range(0, 10 * count, 10):
+        random = int.from_bytes(noise[start : start + 10])
+        ids.append(uuid.UUID(int=stamp | (random >> 68) << 64 | (random & ((1 << 62) - 1))))
+    return ids
 
 
 _FIELDS: dict[type, tuple[str, ...]] = {}

@@ -15,7 +15,7 @@ from typing import Literal, NamedTuple, cast
 from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from storekeeper.db import insert_ignoring_conflicts, utcnow
+from storekeeper.db import insert_many, utcnow
 from storekeeper.errors import InvalidRequest
 from storekeeper.events import outbox
 from storekeeper.inventory.events import StockChanged
@@ -75,14 +75,15 @@ def apply(
         if not (0 <= change.quantity <= MAX_COUNT) or (mode == "add" and change.quantity == 0):
             raise InvalidRequest(f"quantity {change.quantity} of {change.sku} is out of range")
     now = utcnow()
-    dialect = session.get_bind().dialect.name
     connection = session.connection()
-    connection.execute(
-        insert_ignoring_conflicts(dialect, _stock),
+    insert_many(
+        connection,
+        _stock,
         [
             {"sku": s, "warehouse_code": warehouse, "on_hand": 0, "reserved": 0, "updated_at": now}
             for s in skus
         ],
+        ignore_conflicts=True,
     )
     # Locked in SKU order (PostgreSQL), as a transfer locks its rows: no deadlock with others.
     held = {
