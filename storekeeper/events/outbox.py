@@ -10,8 +10,7 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar, Protocol, TypeVar, cast
 
-from sqlalchemy import BigInteger, Table, Text, and_, func, insert, or_, select, tuple_
-from sqlalchemy import cast as sql_cast
+from sqlalchemy import Table, and_, func, insert, or_, select, tuple_
 from sqlalchemy import text as sql_text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
@@ -23,9 +22,7 @@ from storekeeper.events.rows import FeedRow
 _outbox = cast(Table, OutboxEvent.__table__)
 _INSERT = insert(_outbox)
 # PostgreSQL stamps each row with its writing transaction's id: see ``read_feed``.
-_INSERT_WITH_XID = insert(_outbox).values(
-    xid=sql_cast(sql_cast(func.pg_current_xact_id(), Text), BigInteger)
-)
+_XID = {"xid": "pg_current_xact_id()::text::bigint"}
 
 
 class Event(Protocol):
@@ -72,10 +69,8 @@ def record(session: Session, *events: Event) -> None:
         }
         for event, event_id in zip(events, event_ids(len(events)), strict=True)
     ]
-    if connection.dialect.name == "postgresql":
-        connection.execute(_INSERT_WITH_XID, rows)
-    else:
-        insert_many(connection, _outbox, rows)
+    postgres = connection.dialect.name == "postgresql"
+    insert_many(connection, _outbox, rows, computed=_XID if postgres else None)
 
 
 def event_ids(count: int) -> list[uuid.UUID]:
