@@ -3,7 +3,8 @@ new products in a few statements (with their barcodes and ``product.changed`` ev
 
 Edits of existing products still go one by one through ``service.update`` (it locks the row and
 stamps each changed field's clock); adding is what a first import of a catalog does 100,000s of
-times, so it is done by executemany here rather than an ORM object per product.
+times, so it is one insert per table here (``storekeeper.db.insert_many``) rather than an ORM
+object per product.
 """
 
 from __future__ import annotations
