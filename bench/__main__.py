@@ -95,7 +95,8 @@ _EPILOG = """benchmarks (--only; see bench/README.md):
            figures; floor: the same pages by fetch + JSON.parse, not stored
   W8       import: a 100k-row product + stock CSV (stock add) through storekeeper.imports;
            rows/s and the longest write transaction (goal <= 250 ms); ceiling: the same
-           rows by one executemany transaction per run (goal ratio >= 0.3)
+           rows by one executemany transaction per run (goal ratio >= 0.3); then W2's
+           orders (8 clients) during the import against alone, same server, same run
   W9       reports over 1M ledger rows (reporting's read model, months closed into
            snapshots): each report's time as a multiple of one full scan of the same
            rows (goal <= 3; reads as of a date <= 1)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -16,8 +17,12 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     create_engine,
     event,
+    insert,
+    literal_column,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Dialect, Engine
@@ -26,6 +31,7 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import GenericFunction
+from sqlalchemy.sql.schema import ScalarElementColumnDefault
 from sqlalchemy.types import TypeDecorator
 
 T = TypeVar("T")
@@ -243,6 +249,105 @@ class Database:
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+
+
+def plan_each_time(session: Session) -> None:
+    """Make PostgreSQL plan each statement of this transaction for its parameters.
+
+    psycopg prepares a statement run five times on a connection, and PostgreSQL may then keep
+    one generic plan for it, costed for the table as it was then: a bulk writer whose lookups
+    by key began on a nearly empty table goes on scanning it whole as it grows (bench W8: a
+    batch of 100 SKUs looked up by ``IN`` took 10 ms at 3,000 products and grew with each
+    batch). Planning each time costs little next to such a batch. SQLite plans
+    every statement afresh: nothing to do there.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+
+
+_ARRAY_ROWS = 10
+"""Fewer rows than this (an order's few events) go by a plain INSERT on PostgreSQL: arrays
+and ``unnest`` pay off for a batch, not for a row or two."""
+
+
+def insert_many(
+    connection: Connection,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    ignore_conflicts: bool = False,
+    computed: Mapping[str, str] | None = None,
+) -> None:
+    """INSERT ``rows`` (dicts with the same keys) into ``table`` in one statement's time.
+
+    An import writes 100,000s of rows this way, and the generic executemany costs per row
+    where it need not (bench W8): SQLAlchemy builds and converts every parameter of every row,
+    and psycopg's executemany runs one INSERT per row on the server. So SQLite gets one
+    executemany straight through the driver, each column converted to its stored form once
+    when every row holds the same object (a batch's ``now``); PostgreSQL gets one
+    ``INSERT … SELECT * FROM unnest(<one array per column>)``. Columns left out get their
+    scalar Python default (one with a computed default must be given); ``computed`` adds
+    columns as SQL expressions (PostgreSQL only: the writing transaction's id). With
+    ``ignore_conflicts`` a row whose key exists already is skipped.
+    """
+    if not rows:
+        return
+    dialect = connection.dialect
+    names = list(rows[0])
+    values: list[list[Any]] = [[row[name] for row in rows] for name in names]
+    for column in table.columns:
+        if column.name in names or column.name in (computed or {}) or column.default is None:
+            continue
+        if not isinstance(column.default, ScalarElementColumnDefault):
+            raise ValueError(f"{table.name}.{column.name} has a computed default: give it")
+        names.append(column.name)
+        values.append([column.default.arg] * len(rows))
+    quote = dialect.identifier_preparer.quote
+    targets = [*names, *(computed or {})]
+    # Names from the table's metadata, quoted; values are all bound parameters.
+    into = f"{quote(table.name)} ({', '.join(quote(n) for n in targets)})"
+    conflicts = " ON CONFLICT DO NOTHING" if ignore_conflicts else ""
+    if dialect.name == "postgresql" and len(rows) < _ARRAY_ROWS:
+        statement = (
+            insert_ignoring_conflicts(dialect.name, table) if ignore_conflicts else insert(table)
+        )
+        if computed:
+            statement = statement.values(
+                {name: literal_column(sql) for name, sql in computed.items()}
+            )
+        connection.execute(statement, list(rows))
+        return
+    if dialect.name == "postgresql":
+        arrays, casts = [], []
+        for name, column_values in zip(names, values, strict=True):
+            kind = table.c[name].type
+            if isinstance(kind, JSON):  # as text, cast by the server: one array of JSON texts
+                arrays.append([None if v is None else json.dumps(v) for v in column_values])
+                casts.append("%s::text[]::jsonb[]")
+                continue
+            convert = kind._cached_bind_processor(dialect)
+            arrays.append([convert(v) for v in column_values] if convert else column_values)
+            casts.append(f"%s::{kind.compile(dialect=dialect)}[]")
+        extra = "".join(f", {expression}" for expression in (computed or {}).values())
+        sql = f"INSERT INTO {into} SELECT u.*{extra} FROM unnest({', '.join(casts)}) AS u"  # noqa: S608
+        # psycopg's own cursor, for binary parameters: its text form escapes every array
+        # element with a regular expression, which cost more than the INSERT itself.
+        driver: Any = connection.connection.driver_connection
+        with driver.cursor() as cursor:
+            cursor.execute(sql + conflicts, tuple(arrays), binary=True)
+        return
+    if computed:
+        raise ValueError("computed columns are for PostgreSQL only")
+    columns: list[list[Any]] = []
+    for name, column_values in zip(names, values, strict=True):
+        convert = table.c[name].type._cached_bind_processor(dialect)
+        first = column_values[0]
+        if all(value is first for value in column_values):
+            columns.append([convert(first) if convert else first] * len(rows))
+        else:
+            columns.append([convert(v) for v in column_values] if convert else column_values)
+    sql = f"INSERT INTO {into} VALUES ({', '.join('?' * len(names))}){conflicts}"  # noqa: S608
+    connection.exec_driver_sql(sql, list(zip(*columns, strict=True)))
 
 
 def insert_ignoring_conflicts(dialect: str, table: Any) -> Any:

@@ -3,7 +3,8 @@ new products in a few statements (with their barcodes and ``product.changed`` ev
 
 Edits of existing products still go one by one through ``service.update`` (it locks the row and
 stamps each changed field's clock); adding is what a first import of a catalog does 100,000s of
-times, so it is done by executemany here rather than an ORM object per product.
+times, so it is one insert per table here (``storekeeper.db.insert_many``) rather than an ORM
+object per product.
 """
 
 from __future__ import annotations
@@ -12,13 +13,13 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from storekeeper.catalog.events import ProductChanged
 from storekeeper.catalog.models import Product, ProductBarcode
 from storekeeper.catalog.service import LWW_FIELDS, DuplicateSku, _ensure_free, _now_ms
-from storekeeper.db import utcnow
+from storekeeper.db import insert_many, utcnow
 from storekeeper.events import outbox
 from storekeeper.sync import hlc
 
@@ -131,7 +132,7 @@ def create_many(
         for p in products
     ]
     connection = session.connection()
-    connection.execute(insert(_product), rows)
+    insert_many(connection, _product, rows)
     if codes:
-        connection.execute(insert(_barcode), [{"code": c, "sku": s} for c, s in codes])
+        insert_many(connection, _barcode, [{"code": c, "sku": s} for c, s in codes])
     outbox.record(session, *(ProductChanged(sku=sku, version=1, change="created") for sku in skus))

@@ -4,26 +4,25 @@ commit order (``read_feed``), for consumers that keep a position in it, such as 
 from __future__ import annotations
 
 import dataclasses
+import os
+import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar, Protocol, TypeVar, cast
 
-from sqlalchemy import BigInteger, Table, Text, and_, func, insert, or_, select, tuple_
-from sqlalchemy import cast as sql_cast
+from sqlalchemy import Table, and_, func, insert, or_, select, tuple_
 from sqlalchemy import text as sql_text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from storekeeper.db import as_aware, utcnow
+from storekeeper.db import as_aware, insert_many, utcnow
 from storekeeper.events.models import OutboxEvent
 from storekeeper.events.rows import FeedRow
 
 _outbox = cast(Table, OutboxEvent.__table__)
 _INSERT = insert(_outbox)
 # PostgreSQL stamps each row with its writing transaction's id: see ``read_feed``.
-_INSERT_WITH_XID = insert(_outbox).values(
-    xid=sql_cast(sql_cast(func.pg_current_xact_id(), Text), BigInteger)
-)
+_XID = {"xid": "pg_current_xact_id()::text::bigint"}
 
 
 class Event(Protocol):
@@ -58,21 +57,38 @@ def record(session: Session, *events: Event) -> None:
     if not events:
         return
     connection = session.connection()
-    statement = _INSERT_WITH_XID if connection.dialect.name == "postgresql" else _INSERT
-    connection.execute(
-        statement,
-        [
-            {
-                "event_id": uuid.uuid4(),
-                "type": event.type,
-                "aggregate_type": event.aggregate_type,
-                "aggregate_id": event.aggregate_id,
-                "payload": _payload(event),
-                "occurred_at": utcnow(),
-            }
-            for event in events
-        ],
-    )
+    now = utcnow()
+    rows = [
+        {
+            "event_id": event_id,
+            "type": event.type,
+            "aggregate_type": event.aggregate_type,
+            "aggregate_id": event.aggregate_id,
+            "payload": _payload(event),
+            "occurred_at": now,
+        }
+        for event, event_id in zip(events, event_ids(len(events)), strict=True)
+    ]
+    postgres = connection.dialect.name == "postgresql"
+    insert_many(connection, _outbox, rows, computed=_XID if postgres else None)
+
+
+def event_ids(count: int) -> list[uuid.UUID]:
+    """Ids for ``count`` new events: version 7 UUIDs (RFC 9562), the time in milliseconds
+    first, then 74 random bits.
+
+    Unique like random (version 4) ones, but ids written together sort together: the unique
+    index on ``event_id`` then grows at its end instead of at a random leaf per event, which
+    keeps a bulk writer's pages few (bench W8: an import's batches on SQLite wrote ever more
+    pages as the outbox outgrew the page cache).
+    """
+    stamp = (time.time_ns() // 1_000_000) << 80 | 0x7 << 76 | 0b10 << 62
+    noise = os.urandom(10 * count)
+    ids = []
+    for start in range(0, 10 * count, 10):
+        random = int.from_bytes(noise[start : start + 10])
+        ids.append(uuid.UUID(int=stamp | (random >> 68) << 64 | (random & ((1 << 62) - 1))))
+    return ids
 
 
 _FIELDS: dict[type, tuple[str, ...]] = {}

@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal, NamedTuple, cast
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, text, update
 from sqlalchemy.orm import Session
 
-from storekeeper.db import insert_ignoring_conflicts, utcnow
+from storekeeper.db import UTCDateTime, insert_many, utcnow
 from storekeeper.errors import InvalidRequest
 from storekeeper.events import outbox
 from storekeeper.inventory.events import StockChanged
@@ -37,6 +37,11 @@ _UPDATE = (
         updated_at=bindparam("b_at"),
     )
 )
+_UPDATE_FROM_ARRAYS = text(
+    "UPDATE inventory_stock AS s SET on_hand = s.on_hand + u.delta, version = s.version + 1, "
+    "updated_at = :at FROM unnest(CAST(:skus AS VARCHAR[]), CAST(:deltas AS BIGINT[])) "
+    "AS u(sku, delta) WHERE s.sku = u.sku AND s.warehouse_code = :wh"
+).bindparams(bindparam("at", type_=UTCDateTime()))
 # Each row's id with its SKU (unique in a call): batched by insertmanyvalues on both
 # databases, where asking for the rows in parameter order would insert one by one on SQLite.
 _INSERT_MOVEMENTS = insert(_movement).returning(_movement.c.sku, _movement.c.id)
@@ -75,14 +80,15 @@ def apply(
         if not (0 <= change.quantity <= MAX_COUNT) or (mode == "add" and change.quantity == 0):
             raise InvalidRequest(f"quantity {change.quantity} of {change.sku} is out of range")
     now = utcnow()
-    dialect = session.get_bind().dialect.name
     connection = session.connection()
-    connection.execute(
-        insert_ignoring_conflicts(dialect, _stock),
+    insert_many(
+        connection,
+        _stock,
         [
             {"sku": s, "warehouse_code": warehouse, "on_hand": 0, "reserved": 0, "updated_at": now}
             for s in skus
         ],
+        ignore_conflicts=True,
     )
     # Locked in SKU order (PostgreSQL), as a transfer locks its rows: no deadlock with others.
     held = {
@@ -124,7 +130,19 @@ def apply(
         after.append((change, on_hand + delta, reserved, delta))
     if not movements:
         return 0
-    connection.execute(_UPDATE, updates)
+    if connection.dialect.name == "postgresql":
+        # One statement for the batch: psycopg's executemany runs one UPDATE per row.
+        connection.execute(
+            _UPDATE_FROM_ARRAYS,
+            {
+                "skus": [u["b_sku"] for u in updates],
+                "deltas": [u["b_delta"] for u in updates],
+                "wh": warehouse,
+                "at": now,
+            },
+        )
+    else:
+        connection.execute(_UPDATE, updates)
     # The events carry their movement, as one ``record_movement``'s does (the reporting read
     # model copies it from them).
     ids: dict[str, int] = dict(connection.execute(_INSERT_MOVEMENTS, movements).all())

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from typing import cast
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import Table, func, select, text
 
 from storekeeper.bootstrap import Container
 from storekeeper.catalog import service as catalog_service
 from storekeeper.catalog.models import Product
+from storekeeper.db import insert_many
 from storekeeper.events.models import OutboxEvent
+from storekeeper.events.outbox import event_ids
 
 
 def _product(sku: str) -> dict[str, object]:
@@ -61,3 +64,51 @@ def test_sqlite_runs_in_wal_mode(container: Container, backend: str) -> None:
     with container.db.reading() as session:
         assert session.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert session.execute(text("PRAGMA foreign_keys")).scalar() == 1
+
+
+@pytest.mark.parametrize("rows", [3, 40])  # a plain INSERT on PostgreSQL, then arrays
+def test_insert_many_stores_rows_as_the_orm_reads_them(container: Container, rows: int) -> None:
+    now = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
+    products = [
+        {
+            "sku": f"IM-{n:03d}",
+            "name": f"Item {n}",
+            "price_cents": 100 + n,
+            "currency": "EUR",
+            "attributes": {"n": n, "tags": ["a", "b"]} if n % 2 else {},
+            "min_temp_c": 2.5 if n % 3 == 0 else None,
+            "max_temp_c": None,
+            "created_at": now,
+            "updated_at": now + timedelta(seconds=n),
+            "field_hlcs": {},
+        }
+        for n in range(rows)
+    ]
+    table = cast(Table, Product.__table__)
+    with container.db.transaction() as session:
+        insert_many(session.connection(), table, products)
+        # The same keys again are skipped, not refused; a new one goes in.
+        again = [{**products[0], "name": "changed"}, {**products[0], "sku": "IM-NEW"}]
+        insert_many(session.connection(), table, again, ignore_conflicts=True)
+
+    with container.db.reading() as session:
+        stored = {p.sku: p for p in session.scalars(select(Product))}
+    assert len(stored) == rows + 1
+    for n, row in enumerate(products):
+        product = stored[f"IM-{n:03d}"]
+        assert (product.name, product.price_cents, product.attributes) == (
+            row["name"],
+            row["price_cents"],
+            row["attributes"],
+        )
+        assert (product.min_temp_c, product.max_temp_c) == (row["min_temp_c"], None)
+        assert product.updated_at == now + timedelta(seconds=n)
+        assert product.version == 1  # the column's default, left out of the rows
+        assert product.archived_at is None
+
+
+def test_outbox_event_ids_are_unique_and_in_time_order() -> None:
+    first, second = event_ids(1000), event_ids(1000)
+    assert len(set(first + second)) == 2000
+    assert all(e.version == 7 for e in first)
+    assert max(first).int >> 80 <= min(second).int >> 80  # the millisecond comes first
