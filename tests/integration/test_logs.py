@@ -179,14 +179,16 @@ def _access_handler(
     for log_filter in (logs.RequestContext(), logs.RedactSecrets(), *extra_filters):
         handler.addFilter(log_filter)
     logger = logging.getLogger("storekeeper.access")
-    saved = logger.propagate, logger.level
-    logger.addHandler(handler)
-    logger.propagate, logger.level = False, logging.INFO
+    saved = logger.propagate, logger.level, logger.disabled  # another test's dictConfig may
+    logger.addHandler(handler)  # have disabled it: this process's earlier tests are unknown
+    logger.propagate, logger.disabled = False, False
+    logger.setLevel(logging.INFO)  # setLevel, not .level: it clears isEnabledFor's cache
     try:
         yield stream, handler
     finally:
         logger.removeHandler(handler)
-        logger.propagate, logger.level = saved
+        logger.propagate, _, logger.disabled = saved
+        logger.setLevel(saved[1])
         handler.close()
 
 
@@ -194,7 +196,9 @@ def _access_lines(path: str, *extra_filters: logging.Filter) -> list[dict[str, A
     with _access_handler(*extra_filters) as (stream, handler), TestClient(_access_app()) as http:
         assert http.get(path, headers={"X-Request-ID": "req-42"}).status_code == 200
         handler.close()  # writes what is queued
-    return [orjson.loads(line) for line in stream.getvalue().splitlines()]
+    lines = [orjson.loads(line) for line in stream.getvalue().splitlines()]
+    assert len(lines) == 1, stream.getvalue()
+    return lines
 
 
 def test_the_access_line_is_written_directly_as_the_record_would_have_been() -> None:
