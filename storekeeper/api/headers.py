@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # The API answers JSON only: it needs nothing from a browser, and nobody may frame it.
 API_POLICY = "default-src 'none'; frame-ancestors 'none'"
+_API_POLICY_RAW = API_POLICY.encode("latin-1")
 
 # The documentation page (storekeeper.api.app._docs: FastAPI's get_swagger_ui_html and
 # get_swagger_ui_oauth2_redirect_html with the vendored Swagger UI), with exactly the sources its
@@ -79,6 +80,12 @@ class SecurityHeaders:
     def __init__(self, app: ASGIApp, *, hsts: bool) -> None:
         self.app = app
         self.hsts = hsts
+        # What every JSON answer gets, as raw ASGI headers: see _add_api_headers.
+        self._baseline = [
+            (name.lower().encode("latin-1"), value.encode("latin-1"))
+            for name, value in baseline(hsts=hsts).items()
+        ]
+        self._baseline_names = frozenset(name for name, _ in self._baseline)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -92,18 +99,15 @@ class SecurityHeaders:
         async def send_with_headers(message: Message) -> None:
             nonlocal held
             if message["type"] == "http.response.start":
-                message.setdefault("headers", [])
-                headers = MutableHeaders(scope=message)
-                headers.update(baseline(hsts=self.hsts))
-                is_html = headers.get("content-type", "").startswith("text/html")
-                if page_policy is not None and is_html:
-                    held = message  # sent with the body, once the scripts are hashed
-                    return
-                # A console page sets its own policy (storekeeper.web.templating.PAGE_POLICY).
-                headers.setdefault("Content-Security-Policy", API_POLICY)
+                if page_policy is not None:
+                    message.setdefault("headers", [])
+                    headers = MutableHeaders(scope=message)
+                    if headers.get("content-type", "").startswith("text/html"):
+                        headers.update(baseline(hsts=self.hsts))
+                        held = message  # sent with the body, once the scripts are hashed
+                        return
                 cacheable = path in CACHEABLE or path.startswith(DOCS_ASSETS_PREFIX)
-                if not cacheable and "cache-control" not in headers:
-                    headers["Cache-Control"] = "no-store"
+                self._add_api_headers(message, cacheable=cacheable)
             elif message["type"] == "http.response.body" and held is not None:
                 body.extend(message.get("body", b""))
                 if message.get("more_body", False):
@@ -117,6 +121,23 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+    def _add_api_headers(self, message: Message, *, cacheable: bool) -> None:
+        """What ``MutableHeaders`` would do for any answer but a documentation page, on the
+        raw list: every answer passes here (W1: the header object's scans of the list for
+        each name were as costly as the rest of the answer's headers)."""
+        raw: list[tuple[bytes, bytes]] = list(message.get("headers", ()))
+        message["headers"] = raw
+        present = {name for name, _ in raw}  # ASGI header names are lower case
+        if present.isdisjoint(self._baseline_names):
+            raw.extend(self._baseline)
+        else:  # replacing a header the app set: rare, and MutableHeaders knows how
+            MutableHeaders(raw=raw).update(baseline(hsts=self.hsts))
+        # A console page sets its own policy (storekeeper.web.templating.PAGE_POLICY).
+        if b"content-security-policy" not in present:
+            raw.append((b"content-security-policy", _API_POLICY_RAW))
+        if not cacheable and b"cache-control" not in present:
+            raw.append((b"cache-control", b"no-store"))
 
 
 class Cors:

@@ -53,6 +53,12 @@ _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")
 _MAYBE_SECRET = re.compile(r"(?i)bearer|authoriz|eyJ|passw|pwd|secret|token|api_?key|otp|://")
 
 
+def may_hold_secret(text: str) -> bool:
+    """Whether ``redact`` could change ``text`` (or a longer text it starts, see the access
+    log); False is certain, True only means "look closer"."""
+    return _MAYBE_SECRET.search(text) is not None
+
+
 def redact(text: str) -> str:
     """``text`` with tokens, passwords and other secrets replaced by ``***``."""
     if not _MAYBE_SECRET.search(text):
@@ -139,12 +145,34 @@ _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) 
 }
 
 
+_second: tuple[int, str] = (0, "1970-01-01T00:00:00")  # the last second formatted, and how
+
+
+def timestamp(created: float) -> str:
+    """``created`` (``time.time()``) as ``datetime.fromtimestamp(created, UTC)`` writes it with
+    ``isoformat(timespec="milliseconds")``, from a cache of the current second's part.
+
+    Every access line needs one; building a datetime for each cost more than the rest of the
+    line's JSON. Rounding is fromtimestamp's: to the microsecond, half to even, then truncated.
+    """
+    global _second
+    second = int(created)
+    micros = round((created - second) * 1_000_000)
+    if micros >= 1_000_000:
+        second, micros = second + 1, micros - 1_000_000
+    cached, text = _second  # one read: other threads may replace it meanwhile
+    if cached != second:
+        text = datetime.fromtimestamp(second, UTC).isoformat(timespec="seconds")[:-6]
+        _second = (second, text)
+    return f"{text}.{micros // 1000:03d}+00:00"
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per record: ts, level, logger, msg, request context, extras, exc."""
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "ts": timestamp(record.created),
             "level": record.levelname,
             "logger": record.name,
             "msg": record.getMessage(),
@@ -159,6 +187,24 @@ class JsonFormatter(logging.Formatter):
             line["exc"] = record.exc_text
         # orjson: several times faster than json, and this runs for every access-log line.
         return orjson.dumps(line, default=str).decode()
+
+
+Fields = dict[str, Any]
+"""A line's fields after ``pid``, in order, None values left out (see ``direct_stream``)."""
+_Prepared = tuple[float, str, str, Fields]  # created, logger name, message, fields
+
+
+def _prepared_json(created: float, logger: str, msg: str, fields: Fields) -> str:
+    """The line ``JsonFormatter`` writes for an INFO record with these attributes."""
+    line: dict[str, Any] = {
+        "ts": timestamp(created),
+        "level": "INFO",
+        "logger": logger,
+        "msg": msg,
+        "pid": os.getpid() if logging.logProcesses else None,
+        **fields,
+    }
+    return orjson.dumps(line, default=str).decode()
 
 
 class BackgroundStream(logging.Handler):
@@ -178,7 +224,8 @@ class BackgroundStream(logging.Handler):
         super().__init__()
         self._stream = stream or sys.stderr
         self._interval = interval_s
-        self._pending: deque[logging.LogRecord] = deque()  # append/popleft are thread-safe
+        # append/popleft are thread-safe
+        self._pending: deque[logging.LogRecord | _Prepared] = deque()
         self._wake = threading.Event()
         self._closing = False
         self._writer = threading.Thread(target=self._write_loop, name="log-writer", daemon=True)
@@ -190,6 +237,13 @@ class BackgroundStream(logging.Handler):
         if record.levelno >= logging.ERROR:
             self._wake.set()
 
+    def emit_info(self, created: float, logger: str, msg: str, fields: Fields) -> None:
+        """Queue an INFO line whose fields the caller built: no LogRecord, lock, filter or
+        formatter on the caller's thread. Only for lines this handler would write the same way
+        (``direct_stream``): ``msg`` needs no redaction and ``fields`` already hold the request
+        context the filters would have added."""
+        self._pending.append((created, logger, msg, fields))
+
     def _write_loop(self) -> None:
         while not self._closing:
             self._wake.wait(self._interval)
@@ -200,11 +254,17 @@ class BackgroundStream(logging.Handler):
     def _write_pending(self) -> None:
         lines = []
         while self._pending:
-            record = self._pending.popleft()
+            item = self._pending.popleft()
             try:
-                lines.append(self.format(record) + "\n")
+                if isinstance(item, logging.LogRecord):
+                    lines.append(self.format(item) + "\n")
+                else:
+                    lines.append(_prepared_json(*item) + "\n")
             except Exception:  # one bad record must not stop the writer
-                self.handleError(record)
+                if isinstance(item, logging.LogRecord):
+                    self.handleError(item)
+                else:
+                    self.handleError(logging.makeLogRecord({"msg": item[2], "name": item[1]}))
         if lines:
             self._stream.write("".join(lines))
             self._stream.flush()
@@ -216,6 +276,39 @@ class BackgroundStream(logging.Handler):
             self._wake.set()
             self._writer.join(timeout=5)
         super().close()
+
+
+_DIRECT_FILTERS = (RequestContext, RedactSecrets)
+
+
+def direct_stream(logger: logging.Logger) -> BackgroundStream | None:
+    """The handler an INFO record of ``logger`` would reach, when it is the only one and
+    writes exactly as the default configuration does; else None.
+
+    Exactly: a ``BackgroundStream`` (not a subclass) with a ``JsonFormatter`` and the two
+    filters above, no filter on ``logger``, no other handler anywhere up the hierarchy (pytest's
+    ``caplog``, a ``LOG_CFG`` file handler: then records take the usual way). A caller holding
+    such a handler may ``emit_info`` the line's fields instead of logging a record: the access
+    log does, once per request, where a LogRecord, its lock, filters and formatter cost more
+    than the rest of the request's bookkeeping. Checked per call, so a reconfiguration counts
+    at once.
+    """
+    if logger.filters or not logger.isEnabledFor(logging.INFO):
+        return None
+    found = None
+    current: logging.Logger | None = logger
+    while current is not None:
+        for handler in current.handlers:
+            if found is not None or type(handler) is not BackgroundStream:
+                return None
+            found = handler
+        current = current.parent if current.propagate else None
+    if found is None or found.level > logging.INFO or type(found.formatter) is not JsonFormatter:
+        return None
+    filters = found.filters
+    if len(filters) != 2 or {type(f) for f in filters} != set(_DIRECT_FILTERS):
+        return None
+    return found
 
 
 def default_config(level: str = "INFO") -> dict[str, Any]:

@@ -146,6 +146,44 @@ def test_slow_header_clients_neither_stall_others_nor_keep_their_connection(
             sock.close()
 
 
+def _answer(sock: socket.socket) -> bytes:
+    """One whole response of a keep-alive connection (its head and Content-Length's body)."""
+    received = b""
+    while b"\r\n\r\n" not in received:
+        chunk = sock.recv(65536)
+        assert chunk, "the server closed the connection"
+        received += chunk
+    head, body = received.split(b"\r\n\r\n", 1)
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head
+
+
+def test_the_head_timeout_counts_from_the_previous_response(
+    settings: Settings, tmp_path: Path, running: list[LiveServer]
+) -> None:
+    server = serve(settings, tmp_path / "server.log", http_header_timeout_s="3")
+    running.append(server)
+    request = b"GET /healthz HTTP/1.1\r\nHost: storekeeper\r\n\r\n"
+    with socket.create_connection(_address(server), timeout=30) as sock:
+        # Quick heads for longer than the timeout on one connection: none is cut (the guard
+        # times each head, not the connection).
+        for _ in range(9):
+            sock.sendall(request)
+            assert _answer(sock).startswith(b"HTTP/1.1 200")
+            time.sleep(0.5)
+        # A head that never ends, after those: answered 408 and closed.
+        sock.sendall(request[:-2])
+        farewell = _closed_by_peer(sock, 30)
+        assert farewell is not None, "the server kept a stalled head's connection open"
+        assert farewell == b"" or farewell.startswith(b"HTTP/1.1 408")
+
+
 @sqlite_only
 def test_connections_beyond_the_cap_are_closed_unread(
     settings: Settings, tmp_path: Path, running: list[LiveServer]

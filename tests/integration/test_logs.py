@@ -1,18 +1,29 @@
-"""Log configuration: secrets masked on every path into a log, and the shipped LOG_CFG example."""
+"""Log configuration: secrets masked on every path into a log, the shipped LOG_CFG example, and
+the access line written directly being the line the logging machinery would have written."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
+import os
+import random
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import orjson
 import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 
 from storekeeper.observability import logs
+from storekeeper.observability.middleware import RequestObservability
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "logging.example.json"
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"
@@ -126,3 +137,112 @@ def test_the_background_stream_writes_in_batches_errors_at_once_and_the_rest_at_
     handler.handle(_record(logging.INFO, "three"))
     handler.close()
     assert stream.getvalue().splitlines() == ["INFO one", "ERROR two", "INFO three"]
+
+
+def test_the_timestamp_is_what_datetime_writes_rounding_included() -> None:
+    rng = random.Random(3)
+    moments = [time.time() + rng.uniform(-1e8, 1e8) for _ in range(20_000)]
+    # Just below, at and just above millisecond and second boundaries (half-even microseconds).
+    moments += [1_764_800_000 + k / 1000 + d for k in range(0, 1001, 7) for d in (0, 5e-7, -5e-7)]
+    moments += [1_700_000_000.9999996, 1_700_000_000.0004995]
+    for moment in moments:
+        expected = datetime.fromtimestamp(moment, UTC).isoformat(timespec="milliseconds")
+        assert logs.timestamp(moment) == expected, moment
+
+
+# --- the access line ------------------------------------------------------------------------
+
+
+def _access_app() -> FastAPI:
+    app = FastAPI()
+
+    @app.get("/api/v1/orders/{order_id}")
+    def order(order_id: str) -> dict[str, str]:
+        logs.set_user("user-7")
+        return {"id": order_id}
+
+    @app.get("/api/v1/reset/password={code}")
+    def reset(code: str) -> dict[str, str]:
+        return {}
+
+    return RequestObservability(app)  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def _access_handler(
+    *extra_filters: logging.Filter,
+) -> Iterator[tuple[io.StringIO, logs.BackgroundStream]]:
+    """storekeeper.access writing only to a BackgroundStream as the default config sets it up."""
+    stream = io.StringIO()
+    handler = logs.BackgroundStream(stream, interval_s=3600)
+    handler.setFormatter(logs.JsonFormatter())
+    for log_filter in (logs.RequestContext(), logs.RedactSecrets(), *extra_filters):
+        handler.addFilter(log_filter)
+    logger = logging.getLogger("storekeeper.access")
+    saved = logger.propagate, logger.level, logger.disabled  # another test's dictConfig may
+    logger.addHandler(handler)  # have disabled it: this process's earlier tests are unknown
+    logger.propagate, logger.disabled = False, False
+    logger.setLevel(logging.INFO)  # setLevel, not .level: it clears isEnabledFor's cache
+    try:
+        yield stream, handler
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate, _, logger.disabled = saved
+        logger.setLevel(saved[1])
+        handler.close()
+
+
+def _access_lines(path: str, *extra_filters: logging.Filter) -> list[dict[str, Any]]:
+    with _access_handler(*extra_filters) as (stream, handler), TestClient(_access_app()) as http:
+        assert http.get(path, headers={"X-Request-ID": "req-42"}).status_code == 200
+        handler.close()  # writes what is queued
+    lines = [orjson.loads(line) for line in stream.getvalue().splitlines()]
+    assert len(lines) == 1, stream.getvalue()
+    return lines
+
+
+def test_the_access_line_is_written_directly_as_the_record_would_have_been() -> None:
+    direct = _access_lines("/api/v1/orders/o-9")
+    # Any other filter (or handler) and the line takes the usual way: LogRecord, filters, format.
+    usual = _access_lines("/api/v1/orders/o-9", logging.Filter())
+    for line in (*direct, *usual):
+        assert line.pop("ts") and line.pop("duration_ms") >= 0
+        line["msg"] = line["msg"].rsplit(" ", 1)[0]  # the duration again
+    assert direct == usual
+    assert list(direct[0]) == list(usual[0])  # the same fields in the same order
+    assert direct[0] == {
+        "level": "INFO",
+        "logger": "storekeeper.access",
+        "msg": "GET /api/v1/orders/{order_id} 200",
+        "pid": os.getpid(),
+        "method": "GET",
+        "route": "/api/v1/orders/{order_id}",
+        "status": 200,
+        "request_id": "req-42",
+        "user_id": "user-7",
+        "order_id": "o-9",
+    }
+
+
+def test_an_access_line_that_could_hold_a_secret_is_redacted() -> None:
+    (line,) = _access_lines("/api/v1/reset/password=abc123")
+    # The usual way, through RedactSecrets (the route template itself is what it masks here).
+    assert line["msg"].startswith("GET /api/v1/reset/password=***")
+    assert "{code}" not in line["msg"] and line["route"] == "/api/v1/reset/password={code}"
+
+
+def test_the_direct_way_needs_the_default_handler_alone() -> None:
+    logger = logging.getLogger("storekeeper.access")
+    with _access_handler() as (_, handler):
+        assert logs.direct_stream(logger) is handler
+        other = logging.NullHandler()  # another handler (caplog's, a file's) sees records only
+        for holder in (logger, logging.getLogger("storekeeper")):
+            holder.addHandler(other)
+            logger.propagate = True  # up to "storekeeper" (and, in this test, the root's)
+            try:
+                assert logs.direct_stream(logger) is None
+            finally:
+                holder.removeHandler(other)
+                logger.propagate = False
+        handler.setFormatter(logging.Formatter())
+        assert logs.direct_stream(logger) is None
