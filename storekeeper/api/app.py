@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -57,16 +58,24 @@ CONTEXT_ROUTERS: dict[Context, APIRouter] = {
 }
 
 
-def _fixed_names(app: FastAPI, under: str) -> set[str]:
-    """The last segments of GET routes ``under/<name>`` with no parameter (``export``)."""
+@functools.cache
+def _fixed_names(contexts: tuple[Context, ...], under: str) -> frozenset[str]:
+    """The last segments of GET routes ``under/<name>`` with no parameter (``export``), of the
+    routers of ``contexts``.
+
+    Once per process: FastAPI builds every route's dependency analysis to list them (about
+    100 ms), and the routers never change after import."""
+    probe = FastAPI()
+    for context in contexts:
+        probe.include_router(CONTEXT_ROUTERS[context], prefix=API_PREFIX)
     names = set()
-    for context in iter_route_contexts(app.routes):
-        path, methods = context.path_format or "", context.methods or set()
+    for route in iter_route_contexts(probe.routes):
+        path, methods = route.path_format or "", route.methods or set()
         rest = path.removeprefix(under)
         fixed = rest and "/" not in rest and "{" not in rest
         if path.startswith(under) and "GET" in methods and fixed:
             names.add(rest)
-    return names
+    return frozenset(names)
 
 
 def _ops_router(container: Container) -> APIRouter:
@@ -196,11 +205,12 @@ def create_app(
             max_age_s=container.settings.catalog_http_max_age_s,
         )
         app.router.routes.insert(0, product_read)
-    for context in container.settings.only or list(CONTEXT_ROUTERS):
+    contexts = tuple(container.settings.only or CONTEXT_ROUTERS)
+    for context in contexts:
         app.include_router(CONTEXT_ROUTERS[context], prefix=API_PREFIX)
     app.include_router(live_router, prefix=API_PREFIX)
     if product_read is not None:
-        product_read.leave(_fixed_names(app, f"{API_PREFIX}/products/"))
+        product_read.leave(_fixed_names(contexts, f"{API_PREFIX}/products/"))
     app.include_router(_ops_router(container))
     _docs(app)
     if not container.settings.only:
