@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from itertools import accumulate, repeat
 from typing import Any, Literal, cast
 
+import numpy as np
+import numpy.typing as npt
 from sqlalchemy import (
     Date,
     Integer,
@@ -38,7 +39,6 @@ from storekeeper.errors import InvalidRequest
 from storekeeper.inventory import warehouses as inventory_warehouses
 from storekeeper.reporting import balances
 from storekeeper.reporting.balances import midnight, no_cyclic_gc
-from storekeeper.reporting.domain import Series
 from storekeeper.reporting.forecast.models import ReorderPoint
 from storekeeper.reporting.models import LedgerRow, LevelRow, SalesMonthRow
 
@@ -375,12 +375,24 @@ def _day_number(session: Session, since: date) -> Any:
     return sql_cast(days, Integer)
 
 
-def daily_demand(
-    session: Session, *, since: date, until: date
-) -> list[tuple[str, str, date, int, int]]:
-    """(sku, warehouse, day, units sold that day, on-hand at the end of that day) for every
-    day ``since``..``until`` (inclusive, UTC) of every series that had a movement in the
-    period or units on hand at its start; sorted by series, then day.
+@dataclass(frozen=True, slots=True)
+class SeriesDemand:
+    """One series' daily demand over the extract's days (``since``..``until``, index 0 is
+    ``since``): arrays rather than a row per day, so 90 days of 15,000 series are 15,000
+    objects, not 1.35 million tuples (bench W9)."""
+
+    sku: str
+    warehouse: str
+    sold: npt.NDArray[np.int64]
+    """Units sold each day."""
+    on_hand: npt.NDArray[np.int64]
+    """Units on hand at the end of each day."""
+
+
+def daily_demand(session: Session, *, since: date, until: date) -> list[SeriesDemand]:
+    """Per series, units sold and on-hand at the end of each day ``since``..``until``
+    (inclusive, UTC), for every series that had a movement in the period or units on hand at
+    its start; sorted by series.
 
     Units sold are the units of ``sale`` movements (a returned sale, a positive one, counts
     against its day); on-hand is what was on hand, whatever the reason of the change. A day at
@@ -392,35 +404,44 @@ def daily_demand(
         return _daily_demand(session, since=since, until=until, start=start, end=end)
 
 
+_KEY_SEPARATOR = "\x1f"
+"""Between SKU and warehouse in the one key column of the daily-demand query (a control
+character no code has): one string per movement rather than two and a tuple."""
+
+
 def _daily_demand(
     session: Session, *, since: date, until: date, start: datetime, end: datetime
-) -> list[tuple[str, str, date, int, int]]:
+) -> list[SeriesDemand]:
     opening = balances.on_hand(session, until=start)
-    day = _day_number(session, since)
-    sold = func.sum(case((_ledger.c.reason == "sale", -_ledger.c.delta), else_=0))
-    query = (
-        select(_ledger.c.sku, _ledger.c.warehouse, day, sold, func.sum(_ledger.c.delta))
-        .where(_ledger.c.moved_at >= start, _ledger.c.moved_at < end)
-        .group_by(_ledger.c.sku, _ledger.c.warehouse, day)
-    )
+    # The period's movements one by one, not grouped by series and day: nearly every
+    # (series, day) has a single movement, so a GROUP BY would cost the database more than it
+    # saves (twice the scan on either backend); numpy sums them into their cells instead.
+    query = select(
+        _ledger.c.sku + _KEY_SEPARATOR + _ledger.c.warehouse,
+        _day_number(session, since),
+        case((_ledger.c.reason == "sale", -_ledger.c.delta), else_=0),
+        _ledger.c.delta,
+    ).where(_ledger.c.moved_at >= start, _ledger.c.moved_at < end)
+    rows = session.connection().execute(query).all()
+    joined, days, units, deltas = zip(*rows, strict=True) if rows else ((),) * 4
+    moved = {key.rpartition(_KEY_SEPARATOR)[::2]: key for key in set(joined)}
+    keys = sorted(opening.keys() | moved.keys())
+    position = {moved.get(key, key): n for n, key in enumerate(keys)}
     count = (until - since).days + 1
-    days = [since + timedelta(days=n) for n in range(count)]
-    # Per series, the day's units sold and net change in two arrays by day number; then the
-    # running on-hand (accumulate) and the rows (zip) are built in C, not a loop per day: the
-    # forecast reads 90 days of 15,000 series, 1.35 million rows (bench W9).
-    per_series: dict[Series, tuple[list[int], list[int]]] = {}
-    for sku, wh, n, units, net in session.connection().execute(query).all():
-        arrays = per_series.get((sku, wh))
-        if arrays is None:
-            arrays = per_series[(sku, wh)] = ([0] * count, [0] * count)
-        arrays[0][n] = int(units)
-        arrays[1][n] = int(net)
-    result: list[tuple[str, str, date, int, int]] = []
-    quiet = [0] * count
-    for series in sorted(per_series.keys() | opening.keys()):
-        level = opening.get(series, 0)
-        sold_by_day, net_by_day = per_series.get(series, (quiet, quiet))
-        levels = accumulate(net_by_day, initial=level)
-        next(levels)  # the opening itself
-        result.extend(zip(repeat(series[0]), repeat(series[1]), days, sold_by_day, levels))
-    return result
+    # Series x day matrices: each movement adds into its cell (flat index series * days + day),
+    # the running on-hand is a cumulative sum along the days; Python loops over the rows and
+    # the series, never over series times days.
+    cells = np.fromiter(map(position.__getitem__, joined), np.int64, len(rows)) * count
+    cells += np.fromiter(days, np.int64, len(rows))
+    sold_by_day = np.zeros((len(keys), count), dtype=np.int64)
+    net_by_day = np.zeros((len(keys), count), dtype=np.int64)
+    np.add.at(sold_by_day.reshape(-1), cells, np.fromiter(units, np.int64, len(rows)))
+    np.add.at(net_by_day.reshape(-1), cells, np.fromiter(deltas, np.int64, len(rows)))
+    levels = np.fromiter((opening.get(key, 0) for key in keys), np.int64, len(keys))
+    on_hand = np.cumsum(net_by_day, axis=1, out=net_by_day)
+    on_hand += levels[:, np.newaxis]
+    sold_by_day.flags.writeable = on_hand.flags.writeable = False  # shared by the items
+    return [
+        SeriesDemand(sku, wh, units_row, level_row)
+        for (sku, wh), units_row, level_row in zip(keys, sold_by_day, on_hand, strict=True)
+    ]

@@ -99,9 +99,9 @@ def run_forecast(
     until = (today or utcnow().date()) - timedelta(days=1)
     since = until - timedelta(days=settings.forecast_history_days - 1)
     with db.reading() as session:
-        rows = source(session, since=since, until=until)
-    series = service.build_series(rows, since=since, until=until)
-    del rows
+        demand = source(session, since=since, until=until)
+    series = service.build_series(demand, since=since, until=until)
+    del demand
     started(len(series.keys))
     own = engine is None
     engine = engine or engine_for(settings.compute_url, processes=settings.forecast_processes)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import math
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -19,7 +19,7 @@ from storekeeper.errors import InvalidRequest
 from storekeeper.reporting.forecast.engines import Block, Done, Engine
 from storekeeper.reporting.forecast.methods import CANDIDATES, Backtest, reorder_point
 from storekeeper.reporting.forecast.models import ReorderPoint
-from storekeeper.reporting.forecast.source import DemandRow
+from storekeeper.reporting.forecast.source import SeriesDemand
 
 MAX_PAGE = 500
 
@@ -68,25 +68,23 @@ class Series:
     until: date
 
 
-def build_series(rows: Iterable[DemandRow], *, since: date, until: date) -> Series:
+def build_series(demand: Sequence[SeriesDemand], *, since: date, until: date) -> Series:
     """Arrays of units sold and censored days, one row per series (sorted by SKU, warehouse).
 
-    A day a source leaves out is censored (nothing is known of it); a day with nothing sold and
-    nothing left at its end is censored too (the shelf was empty, not the demand).
+    A day with nothing sold and nothing left at its end is censored (the shelf was empty, not
+    the demand). The source's per-series arrays are stacked as they are: no row per day.
     """
     days = (until - since).days + 1
-    by_key: dict[tuple[str, str], list[tuple[int, int, int]]] = {}
-    for sku, warehouse, day, units, on_hand in rows:
-        index = (day - since).days
-        if 0 <= index < days:
-            by_key.setdefault((sku, warehouse), []).append((index, units, on_hand))
-    keys = sorted(by_key)
-    sold = np.zeros((len(keys), days), dtype=np.int64)
-    censored = np.ones((len(keys), days), dtype=np.bool_)
-    for row, key in enumerate(keys):
-        for index, units, on_hand in by_key[key]:
-            sold[row, index] = units
-            censored[row, index] = units == 0 and on_hand <= 0
+    ordered = sorted(demand, key=lambda item: (item.sku, item.warehouse))
+    sold = np.zeros((len(ordered), days), dtype=np.int64)
+    on_hand = np.zeros((len(ordered), days), dtype=np.int64)
+    for row, item in enumerate(ordered):
+        if len(item.sold) != days or len(item.on_hand) != days:
+            raise ValueError(f"{item.sku}@{item.warehouse}: not {days} days from {since}")
+        sold[row] = item.sold
+        on_hand[row] = item.on_hand
+    censored = (sold == 0) & (on_hand <= 0)
+    keys = [(item.sku, item.warehouse) for item in ordered]
     return Series(keys, sold, censored, since, until)
 
 

@@ -11,15 +11,15 @@ from sqlalchemy.orm import Session
 
 from storekeeper.reporting import service as reporting_service
 
-DemandRow = tuple[str, str, date, int, int]
-"""(SKU, warehouse, day, units sold that day, on-hand at the end of the day)."""
+SeriesDemand = reporting_service.SeriesDemand
+"""One series: SKU, warehouse, and per day from ``since`` units sold and on-hand at its end."""
 
 
 class DemandSource(Protocol):
     """Daily demand of every series with movements, for every day from ``since`` to ``until``."""
 
-    def __call__(self, session: Session, *, since: date, until: date) -> list[DemandRow]:
-        """Rows in any order; days in UTC."""
+    def __call__(self, session: Session, *, since: date, until: date) -> list[SeriesDemand]:
+        """Series in any order, each with one value per day (UTC) in its arrays."""
         ...
 
 

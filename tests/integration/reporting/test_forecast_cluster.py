@@ -12,6 +12,7 @@ import pytest
 
 from storekeeper.reporting.forecast import service
 from storekeeper.reporting.forecast.engines import DaskEngine, LocalEngine
+from storekeeper.reporting.forecast.source import SeriesDemand
 from tests.compute_cluster import Cluster, dask_cluster
 
 POLICY = service.Policy(
@@ -30,22 +31,13 @@ def _series(count: int, days: int, seed: int) -> service.Series:
     """Random intermittent demand with stock-outs, over three warehouses."""
     rng = np.random.default_rng(seed)
     since = date(2026, 1, 1)
-    rows = []
+    demand = []
     for n in range(count):
         rate = rng.uniform(0.05, 3)
         sold = rng.poisson(rate, days) * (rng.random(days) < rng.uniform(0.2, 1))
-        on_hand = rng.integers(-2, 20, days)
-        rows += [
-            (
-                f"SKU-{n:04d}",
-                ("BER", "HAM", "MUC")[n % 3],
-                since + timedelta(days=d),
-                int(sold[d]),
-                max(0, int(on_hand[d])),
-            )
-            for d in range(days)
-        ]
-    return service.build_series(rows, since=since, until=since + timedelta(days=days - 1))
+        on_hand = np.maximum(rng.integers(-2, 20, days), 0)
+        demand.append(SeriesDemand(f"SKU-{n:04d}", ("BER", "HAM", "MUC")[n % 3], sold, on_hand))
+    return service.build_series(demand, since=since, until=since + timedelta(days=days - 1))
 
 
 def test_the_cluster_gives_exactly_the_local_results(cluster: Cluster) -> None:

@@ -206,7 +206,7 @@ def test_sales_abc_and_daily_demand_match_python(container: Container) -> None:
             expected_abc.append((sku, units, value, klass))
             before += value
 
-        def daily() -> list[tuple[str, str, date, int, int]]:
+        def daily() -> list[tuple[str, str, list[int], list[int]]]:
             opening = _before(facts, balances.midnight(since))
             active = set(opening) | {
                 (f.sku, f.warehouse) for f in facts if since <= _day(f.moved_at) <= until
@@ -214,6 +214,7 @@ def test_sales_abc_and_daily_demand_match_python(container: Container) -> None:
             out = []
             for series in sorted(active):
                 level = opening.get(series, 0)
+                sold_by_day, on_hand = [], []
                 for n in range((until - since).days + 1):
                     day = since + timedelta(days=n)
                     todays = [
@@ -222,8 +223,9 @@ def test_sales_abc_and_daily_demand_match_python(container: Container) -> None:
                         if (f.sku, f.warehouse) == series and _day(f.moved_at) == day
                     ]
                     level += sum(f.delta for f in todays)
-                    units = sum(-f.delta for f in todays if f.reason == "sale")
-                    out.append((series[0], series[1], day, units, level))
+                    sold_by_day.append(sum(-f.delta for f in todays if f.reason == "sale"))
+                    on_hand.append(level)
+                out.append((series[0], series[1], sold_by_day, on_hand))
             return out
 
         def compare() -> None:
@@ -237,7 +239,10 @@ def test_sales_abc_and_daily_demand_match_python(container: Container) -> None:
                 assert [
                     (r.sku, r.units, r.value_cents, r.abc_class) for r in got_abc
                 ] == expected_abc
-                assert service.daily_demand(session, since=since, until=until) == daily()
+                demand = service.daily_demand(session, since=since, until=until)
+                assert [
+                    (d.sku, d.warehouse, d.sold.tolist(), d.on_hand.tolist()) for d in demand
+                ] == daily()
 
         _both_ways(shop, facts, compare)
 
