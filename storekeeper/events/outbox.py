@@ -105,9 +105,14 @@ def _payload(event: Event) -> dict[str, Any]:
         _FIELDS[type(event)] = names
     values = {name: getattr(event, name) for name in names}
     for value in values.values():
+        if type(value) in _FLAT:  # most values: no need to ask whether it is a dataclass
+            continue
         if isinstance(value, (list, tuple, dict, set)) or dataclasses.is_dataclass(value):
             return dataclasses.asdict(event)  # type: ignore[call-overload, no-any-return]
     return values
+
+
+_FLAT = frozenset({str, int, float, bool, type(None)})
 
 
 # --- reading in commit order -----------------------------------------------------------------
