@@ -91,6 +91,14 @@ def event_ids(count: int) -> list[uuid.UUID]:
     return ids
 
 
+def last_id(session: Session) -> int:
+    """The newest event's ``id`` (0 for none). On SQLite, where writers take turns and every
+    state change records its event in its transaction, an unchanged value means nobody wrote
+    anything in between (a bulk writer then skips reading again what it read before). Not on
+    PostgreSQL: there a transaction may commit an id below one already seen."""
+    return int(session.scalar(select(func.coalesce(func.max(_outbox.c.id), 0))) or 0)
+
+
 _FIELDS: dict[type, tuple[str, ...]] = {}
 
 
