@@ -91,6 +91,14 @@ def event_ids(count: int) -> list[uuid.UUID]:
     return ids
 
 
+def last_id(session: Session) -> int:
+    """The newest event's ``id`` (0 for none). On SQLite, where writers take turns and every
+    state change records its event in its transaction, an unchanged value means nobody wrote
+    anything in between (a bulk writer then skips reading again what it read before). Not on
+    PostgreSQL: there a transaction may commit an id below one already seen."""
+    return int(session.scalar(select(func.coalesce(func.max(_outbox.c.id), 0))) or 0)
+
+
 _FIELDS: dict[type, tuple[str, ...]] = {}
 
 
@@ -105,9 +113,14 @@ def _payload(event: Event) -> dict[str, Any]:
         _FIELDS[type(event)] = names
     values = {name: getattr(event, name) for name in names}
     for value in values.values():
+        if type(value) in _FLAT:  # most values: no need to ask whether it is a dataclass
+            continue
         if isinstance(value, (list, tuple, dict, set)) or dataclasses.is_dataclass(value):
             return dataclasses.asdict(event)  # type: ignore[call-overload, no-any-return]
     return values
+
+
+_FLAT = frozenset({str, int, float, bool, type(None)})
 
 
 # --- reading in commit order -----------------------------------------------------------------

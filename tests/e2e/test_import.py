@@ -15,6 +15,8 @@ from sqlalchemy import func, select
 
 from storekeeper.accounts.domain import Role
 from storekeeper.bootstrap import Container
+from storekeeper.catalog import service as catalog
+from storekeeper.catalog.models import Product
 from storekeeper.db import Database
 from storekeeper.events.relay import local_delivery, relay_once
 from storekeeper.imports import service
@@ -396,3 +398,47 @@ def test_imported_stock_reaches_the_reports_through_its_events(container: Contai
     assert copied == ledger_rows
     # TEA-1 and TEA-2 counted (TEA-3 counted 0: no movement), then both received
     assert len(ledger_rows) == 4
+
+
+def test_an_edit_between_the_check_and_a_batch_is_seen_by_that_batch(shop: Database) -> None:
+    """The batches use what the check found only while nothing else has written since; a
+    product created meanwhile with a barcode the file gives a later row is reported on that
+    row, not inserted twice."""
+    rows = "".join(f"NEW-{n:03d},Item {n},{100 + n},CODE-{n:03d}\n" for n in range(300))
+    content = ("sku,name,price_cents,barcodes\n" + rows).encode()
+    with shop.transaction() as session:
+        run_id = service.submit(
+            session,
+            content=content,
+            filename="test.csv",
+            stock_mode=None,
+            warehouse=None,
+            dry_run=False,
+            actor_id=None,
+        )
+    edited: list[int] = []
+
+    def meanwhile(phase: str, done: int, total: int) -> None:
+        if phase == "importing" and not edited and done < 250:
+            with shop.transaction() as session:
+                catalog.create(
+                    session,
+                    data={
+                        "sku": "OTHER",
+                        "name": "x",
+                        "price_cents": 1,
+                        "currency": "EUR",
+                        "barcodes": ["CODE-250"],
+                    },
+                )
+            edited.append(done)
+
+    view = service.run(shop, run_id=run_id, on_progress=meanwhile)
+    assert edited and view.status == "done"
+    assert view.result["counts"]["new"] == 299
+    assert [(r["line"], r["reason"]) for r in view.result["rows"]["invalid"]] == [
+        (252, "barcode CODE-250 belongs to product OTHER")
+    ]
+    with shop.reading() as session:
+        assert session.get(Product, "NEW-250") is None
+        assert session.get(Product, "NEW-251") is not None
