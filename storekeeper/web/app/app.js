@@ -38,6 +38,8 @@ let replica;
 let catalog = [];
 /** @type {Product | null} */
 let chosen = null;
+/** How many products have been chosen: the latest choice alone writes the product panel. */
+let choices = 0;
 /** The SKU whose values the edit form holds, and the values it was filled with: a refresh
  * (after a sync) updates the form only where nothing was typed over them. */
 let editing = "";
@@ -292,15 +294,24 @@ function listMatches() {
 
 /** @param {Product} product @param {boolean} [focus] */
 async function choose(product, focus = false) {
+  // Choices overlap (a scan, then another before the first one's reads finish): only the
+  // latest one may write the panel, or an earlier one's answers land under the later product.
+  const choice = ++choices;
   const shown = (await replica.product(product.sku)) ?? product;
+  if (choice !== choices) return;
   chosen = shown;
   const warehouse = (await replica.warehouse()) ?? "";
   const stock = await replica.store.stock(product.sku, warehouse);
+  const edit = await editState(shown);
+  const server = stock.on_hand - (await pendingDelta(product.sku, warehouse));
+  if (choice !== choices) return;
   $("chosen").hidden = false;
   $("chosen-name").textContent = shown.name;
   $("chosen-sku").textContent = shown.sku;
   $("chosen-price").textContent = `Price ${money(shown.price_cents, shown.currency)}`;
-  await showEditState(shown);
+  const note = $("chosen-edit");
+  note.classList.toggle("lost", edit.lost);
+  note.textContent = edit.text;
   const untouched = input("edit-name").value === filledWith.name && input("edit-price").value === filledWith.price;
   if (editing !== shown.sku || untouched) {
     editing = shown.sku;
@@ -310,7 +321,6 @@ async function choose(product, focus = false) {
     $("edit-price-label").textContent = `Price (${shown.currency})`;
     $("edit-error").textContent = "";
   }
-  const server = stock.on_hand - (await pendingDelta(product.sku, warehouse));
   const pending = stock.pending ? ` (server ${server}, ${stock.pending} pending: ${signed(stock.on_hand - server)})` : "";
   $("chosen-stock").textContent = `On hand ${stock.on_hand}${pending} · available ${stock.available}`;
   if (focus) {
@@ -324,24 +334,20 @@ async function choose(product, focus = false) {
  * Under the product's name: its pending edit over the server copy, else what the server said
  * to the last edit of it from this device (a lost edit stays visible until the next one).
  * @param {Product} shown
+ * @returns {Promise<{text: string, lost: boolean}>}
  */
-async function showEditState(shown) {
-  const note = $("chosen-edit");
-  note.classList.remove("lost");
+async function editState(shown) {
   const pending = (await replica.store.queued()).filter((m) => m.type === "product.update" && m.data.sku === shown.sku);
   if (pending.length) {
     const server = await replica.store.product(shown.sku);
     const was = server ? ` (server: “${server.name}”, ${money(server.price_cents, server.currency)})` : "";
-    note.textContent = `Edit pending: ${pending.map((m) => fieldsText(m.data.fields ?? {})).join("; ")}${was}`;
-    return;
+    return { text: `Edit pending: ${pending.map((m) => fieldsText(m.data.fields ?? {})).join("; ")}${was}`, lost: false };
   }
   const last = (await replica.store.verdicts()).find((v) => v.type === "product.update" && v.data.sku === shown.sku);
-  if (!last) note.textContent = "";
-  else if (last.status === "applied") note.textContent = `Your edit was applied: ${fieldsText(last.data.fields ?? {})}`;
-  else {
-    note.classList.add("lost");
-    note.textContent = last.detail.code === "stale_edit" ? lostText(last.detail) : `Your edit was refused: ${last.detail.message ?? last.status}`;
-  }
+  if (!last) return { text: "", lost: false };
+  if (last.status === "applied") return { text: `Your edit was applied: ${fieldsText(last.data.fields ?? {})}`, lost: false };
+  const text = last.detail.code === "stale_edit" ? lostText(last.detail) : `Your edit was refused: ${last.detail.message ?? last.status}`;
+  return { text, lost: true };
 }
 
 /** A `stale_edit` verdict in words: which fields lost to a later edit, which were applied. @param {import("./store.js").Detail} detail */
